@@ -68,7 +68,9 @@ def list_cmd(as_json: bool) -> None:
         return
     for r in rows:
         r["input"] = "x".join(str(v) for v in r["input_shape"])
-        r["params"] = f"{r['num_params']:,}"
+        r["params"] = f"{r['inference_params']:,}"
+        if r["num_params"] != r["inference_params"]:
+            r["params"] += f" (+{r['num_params'] - r['inference_params']:,} train-only)"
         r["tv"] = "yes" if r["torchvision_compatible"] else "no"
     click.echo(format_table(rows, [("name", "name"), ("family", "family"), ("input", "input"),
                                    ("params", "parameters"), ("tv", "torchvision"),

@@ -1,0 +1,17 @@
+"""The torch reference zoo: one file per family, one registry (``list_models``, ``create_model``)."""
+
+from edgecnn.models import alexnet, googlenet, lenet, resnet, vgg  # noqa: F401  (registers the models)
+from edgecnn.models.googlenet import Inception
+from edgecnn.models.registry import (
+    ModelSpec,
+    count_params,
+    create_model,
+    describe_all,
+    get_spec,
+    inference_params,
+    list_models,
+)
+from edgecnn.models.weights import check_state_dict, load_weights, read_state_dict
+
+__all__ = ["Inception", "ModelSpec", "check_state_dict", "count_params", "create_model", "describe_all",
+           "get_spec", "inference_params", "list_models", "load_weights", "read_state_dict"]

@@ -1,0 +1,131 @@
+"""Model registry: a decorator registers a builder with its spec; listing and creation go through here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from edgecnn.errors import EdgecnnError, unknown_name
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a zoo model is: enough for export metadata, preprocessing and the ``list`` table."""
+
+    name: str
+    family: str
+    builder: Callable[..., nn.Module] = field(repr=False, compare=False)
+    input_size: tuple[int, int] = (224, 224)
+    channels: int = 3
+    num_classes: int = 1000
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    reference: str = ""
+    torchvision_compatible: bool = False
+    notes: str = ""
+    #: submodules used only in training mode (e.g. GoogLeNet's aux heads): absent from exports.
+    train_only: tuple[str, ...] = ()
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of one input image."""
+        return (self.channels, *self.input_size)
+
+    def describe(self, num_params: int | None = None) -> dict[str, Any]:
+        """Plain-data description (JSON-ready)."""
+        d = asdict(self)
+        d.pop("builder")
+        d["input_shape"] = list(self.input_shape)
+        d["input_size"] = list(self.input_size)
+        d["mean"], d["std"] = list(self.mean), list(self.std)
+        d["train_only"] = list(self.train_only)
+        if num_params is not None:
+            d["num_params"] = num_params
+        return d
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register_model(name: str, family: str, **spec: Any) -> Callable[[Callable[..., nn.Module]], Callable]:
+    """Decorator: register ``builder(num_classes=..., **kwargs) -> nn.Module`` under ``name``."""
+
+    def deco(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} registered twice")
+        _REGISTRY[name] = ModelSpec(name=name, family=family, builder=builder, **spec)
+        return builder
+
+    return deco
+
+
+def list_models(family: str | None = None) -> list[str]:
+    """Names of the registered models, in registration order (optionally one family)."""
+    return [n for n, s in _REGISTRY.items() if family is None or s.family == family]
+
+
+def get_spec(name: str) -> ModelSpec:
+    """The spec of a zoo model; an unknown name raises an error suggesting the closest names."""
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise unknown_name("model", name, _REGISTRY) from None
+
+
+def create_model(name: str, num_classes: int | None = None, weights: str | None = None,
+                 **kwargs: Any) -> nn.Module:
+    """Build a zoo model (random init, deterministic under ``torch.manual_seed``).
+
+    ``weights`` is a local ``.pth``/``.pt`` state dict (torchvision's or edgecnn's); nothing is
+    downloaded. The model carries its spec as ``model.spec``.
+    """
+    spec = get_spec(name)
+    n = spec.num_classes if num_classes is None else int(num_classes)
+    if n < 1:
+        raise EdgecnnError(f"num_classes must be >= 1, got {n}")
+    try:
+        model = spec.builder(num_classes=n, **kwargs)
+    except TypeError as e:
+        raise EdgecnnError(f"bad option for model {name!r}: {e}") from None
+    model.spec = spec if n == spec.num_classes else _replace(spec, num_classes=n)
+    if weights is not None:
+        from edgecnn.models.weights import load_weights
+
+        load_weights(model, weights)
+    return model
+
+
+def _replace(spec: ModelSpec, **changes: Any) -> ModelSpec:
+    from dataclasses import replace
+
+    return replace(spec, **changes)
+
+
+def count_params(model: nn.Module, exclude: tuple[str, ...] = ()) -> int:
+    """Number of parameters (buffers excluded), leaving out submodules whose name starts with ``exclude``."""
+    return sum(p.numel() for n, p in model.named_parameters() if not n.startswith(exclude) or not exclude)
+
+
+def inference_params(model: nn.Module) -> int:
+    """Parameters used at inference: without the spec's training-only submodules (aux heads)."""
+    spec = getattr(model, "spec", None)
+    return count_params(model, tuple(f"{m}." for m in spec.train_only) if spec else ())
+
+
+def describe_all() -> list[dict[str, Any]]:
+    """Every model's spec with its parameter count (built on the meta device: no memory, fast)."""
+    rows = []
+    for spec in _REGISTRY.values():
+        with torch.device("meta"):
+            model = spec.builder(num_classes=spec.num_classes)
+        d = spec.describe(count_params(model))
+        d["inference_params"] = count_params(model, tuple(f"{m}." for m in spec.train_only))
+        rows.append(d)
+    return rows
