@@ -1,0 +1,111 @@
+"""edgecnn's runtime: run ``.onnx`` files on ONNX Runtime (CPU, CUDA, TensorRT) without torch.
+
+    from edgecnn.runtime import Engine, load_images, topk
+
+    engine = Engine("resnet18.onnx", provider="auto")
+    x = load_images(["cat.jpg", "dog.jpg"], engine.preprocess_config())
+    print(topk(engine.run(x), k=5))
+
+Only onnxruntime, numpy, Pillow and the standard library are imported, never torch. Names load
+lazily, so ``edgecnn doctor`` still works when onnxruntime itself is broken.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, str] = {
+    # engine
+    "Engine": "engine",
+    "EngineInfo": "engine",
+    "TensorInfo": "engine",
+    "GRAPH_OPTIMIZATIONS": "engine",
+    "default_threads": "engine",
+    # providers
+    "resolve_providers": "providers",
+    "build_providers": "providers",
+    "provider_options": "providers",
+    "check_registered": "providers",
+    "available_providers": "providers",
+    "ort_distributions": "providers",
+    "ProviderConfig": "providers",
+    "Resolution": "providers",
+    "ProviderFallbackWarning": "providers",
+    # batching
+    "Batcher": "batcher",
+    "BatcherStats": "batcher",
+    # preprocessing
+    "PreprocessConfig": "images",
+    "preprocess": "images",
+    "load_images": "images",
+    "open_image": "images",
+    # postprocessing
+    "topk": "postprocess",
+    "softmax": "postprocess",
+    "to_probabilities": "postprocess",
+    "class_names": "postprocess",
+    "imagenet_classes": "postprocess",
+    # predict
+    "predict": "classify",
+}
+
+__all__ = [
+    "Batcher",
+    "BatcherStats",
+    "Engine",
+    "EngineInfo",
+    "GRAPH_OPTIMIZATIONS",
+    "PreprocessConfig",
+    "ProviderConfig",
+    "ProviderFallbackWarning",
+    "Resolution",
+    "TensorInfo",
+    "available_providers",
+    "build_providers",
+    "check_registered",
+    "class_names",
+    "default_threads",
+    "imagenet_classes",
+    "load_images",
+    "open_image",
+    "ort_distributions",
+    "predict",
+    "preprocess",
+    "provider_options",
+    "resolve_providers",
+    "softmax",
+    "to_probabilities",
+    "topk",
+]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from edgecnn.runtime.batcher import Batcher, BatcherStats
+    from edgecnn.runtime.classify import predict
+    from edgecnn.runtime.engine import GRAPH_OPTIMIZATIONS, Engine, EngineInfo, TensorInfo, default_threads
+    from edgecnn.runtime.images import PreprocessConfig, load_images, open_image, preprocess
+    from edgecnn.runtime.postprocess import class_names, imagenet_classes, softmax, to_probabilities, topk
+    from edgecnn.runtime.providers import (
+        ProviderConfig,
+        ProviderFallbackWarning,
+        Resolution,
+        available_providers,
+        build_providers,
+        check_registered,
+        ort_distributions,
+        provider_options,
+        resolve_providers,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'edgecnn.runtime' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"edgecnn.runtime.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
