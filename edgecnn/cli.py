@@ -77,6 +77,105 @@ def list_cmd(as_json: bool) -> None:
                                    ("reference", "reference")]))
 
 
+# --------------------------------------------------------------------------- runtime
+
+_PROVIDER_HELP = ("Execution provider: auto (best available: TensorRT > CUDA > CPU), cpu, cuda or tensorrt. "
+                  "GPU providers need onnxruntime-gpu (see 'edgecnn doctor').")
+
+
+def _model_file(model: str) -> str:
+    """An existing .onnx path as is; otherwise a zoo name exported (and cached) on first use."""
+    import os
+
+    if os.path.isfile(model):
+        return model
+    if os.path.exists(model) or model.endswith(".onnx") or os.sep in model:
+        raise EdgecnnError(f"model file not found: {model}" if not os.path.exists(model)
+                           else f"not a file: {model} (expected an .onnx file or a zoo name)")
+    try:
+        from edgecnn.exporters.cache import cached_export
+    except ImportError:
+        raise EdgecnnError(f"{model!r} is not an .onnx file; zoo names need the export extra: "
+                           "pip install 'edgecnn[export]'") from None
+    return str(cached_export(model, precision="fp32"))
+
+
+def _open_engine(path: str, **kwargs: Any) -> Any:
+    """Build an Engine, printing provider-fallback warnings as one 'warning:' line on stderr."""
+    import warnings
+
+    from edgecnn.runtime import Engine, ProviderFallbackWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ProviderFallbackWarning)
+        engine = Engine(path, **kwargs)
+    for w in caught:
+        if issubclass(w.category, ProviderFallbackWarning):
+            click.echo(f"warning: {w.message}", err=True)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return engine
+
+
+@cli.command("predict")
+@click.argument("model", metavar="MODEL_OR_FILE")
+@click.argument("images", nargs=-1, required=True, metavar="IMAGE...")
+@click.option("--top", "-k", type=click.IntRange(min=1), default=5, show_default=True,
+              help="How many classes to print per image, best first.")
+@click.option("--provider", type=click.Choice(["auto", "cpu", "cuda", "tensorrt"]), default="auto",
+              show_default=True, help=_PROVIDER_HELP)
+@click.option("--fallback", is_flag=True,
+              help="If --provider is not available, warn and run on the best available one instead of failing.")
+@click.option("--batch", type=click.IntRange(min=1), default=None,
+              help="Images per inference run [default: the model's fixed batch, or 32 for a dynamic batch].")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads for ONNX Runtime [default: all CPUs available to this process].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def predict_cmd(model: str, images: tuple[str, ...], top: int, provider: str, fallback: bool,
+                batch: int | None, threads: int | None, as_json: bool) -> None:
+    """Classify IMAGE files with MODEL_OR_FILE (an .onnx file, or a zoo name exported on first use).
+
+    Preprocessing (size, grayscale or RGB, mean/std) comes from the file's metadata; ImageNet class
+    names are shown for 1000-class models, class indices otherwise.
+
+    \b
+    Example:
+      edgecnn predict resnet18.onnx cat.jpg dog.jpg --top 3
+    """
+    from edgecnn.runtime import predict
+
+    path = _model_file(model)
+    engine = _open_engine(path, provider=provider, fallback=fallback, threads=threads,
+                          max_batch=batch or 32)
+    results = predict(engine, list(images), top=top, batch=batch)
+    if as_json:
+        echo_json({"model": path, "providers": list(engine.providers), "results": results})
+        return
+    for i, r in enumerate(results):
+        if i:
+            click.echo("")
+        click.echo(r["image"])
+        rows = [{"rank": p["rank"], "label": p["label"], "index": p["index"],
+                 "prob": f"{p['probability']:.4f}"} for p in r["predictions"]]
+        columns = [("rank", "rank"), ("prob", "probability"), ("index", "class")]
+        if any(p["label"] != str(p["index"]) for p in r["predictions"]):
+            columns.append(("label", "name"))
+        click.echo(format_table(rows, columns))
+
+
+@cli.command("doctor")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def doctor_cmd(as_json: bool) -> None:
+    """Check the install: versions, onnxruntime build and providers, GPU, driver, CPU int8 support, fixes."""
+    from edgecnn.runtime.doctor import collect, format_report
+
+    report = collect()
+    if as_json:
+        echo_json(report)
+    else:
+        click.echo(format_report(report))
+
+
 # --------------------------------------------------------------------------- entry point
 
 
