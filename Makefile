@@ -1,0 +1,21 @@
+# The two quick-start commands (see README): `make demo` and `make test`. Both set everything up first.
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEMO_MODEL ?= resnet18
+
+.PHONY: setup demo test lint
+
+setup:
+	@bash tools/setup.sh
+
+## Export a zoo model to a validated ONNX file, then benchmark it on CPU against its theoretical FLOPs.
+demo: setup
+	$(BIN)/edgecnn export $(DEMO_MODEL) -o artifacts/ --force
+	$(BIN)/edgecnn bench artifacts/$(DEMO_MODEL).onnx --provider cpu --batch 1,8
+
+lint: setup
+	$(BIN)/ruff check edgecnn tests tools
+
+## The whole test suite (what CI runs).
+test: setup lint
+	$(BIN)/python -m pytest
