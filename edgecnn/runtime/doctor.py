@@ -157,7 +157,10 @@ def collect(check_gpu_libraries: bool | None = None) -> dict[str, Any]:
     from edgecnn import __version__
 
     ort_info = onnxruntime_info()
-    torch_present = importlib.util.find_spec("torch") is not None
+    try:  # find_spec locates torch without importing it
+        torch_present = importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):
+        torch_present = False
     torch_version = _version("torch") if torch_present else None
     gpus = gpu_info()
     has_gpu_build = P.CUDA in ort_info["providers"] or P.TENSORRT in ort_info["providers"]
