@@ -556,3 +556,37 @@ def tensorrt_provider_options(table: str | os.PathLike) -> dict[str, Any]:
     """
     return {"trt_int8_enable": True, "trt_int8_calibration_table_name": str(Path(table).resolve()),
             "trt_int8_use_native_calibration_table": False}
+
+
+# --------------------------------------------------------------------------- cached_export(..., precision="int8")
+
+
+def _int8_hook(target: Path, *, name: str, weights: Any = None, batch: int | None = None,
+               input_size: tuple[int, int] | None = None, opset: int | None = None, **options: Any) -> None:
+    """``cached_export(name, precision="int8", calib=..., **quantize_options)``: fp32 export, then quantize.
+
+    ``calib`` defaults to ``random:32`` (warns: speed tests only); keys that are fields of
+    :class:`QuantizeOptions` configure the quantizer; the rest go to the fp32 export.
+    """
+    from dataclasses import fields
+
+    from edgecnn.exporters.cache import cached_export
+
+    qkeys = {f.name for f in fields(QuantizeOptions)}
+    qopts = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items() if k in qkeys}
+    calib = options.get("calib", "random:32")
+    export_opts = {k: v for k, v in options.items() if k not in qkeys and k != "calib"}
+    fp32 = cached_export(name, "fp32", weights, batch, input_size, opset, **export_opts)
+    quantize(fp32, target, calib=None if qopts.get("mode") == "dynamic" else calib,
+             options=QuantizeOptions(**qopts))
+
+
+def _register() -> None:
+    try:
+        from edgecnn.exporters.cache import register_precision_hook
+    except ImportError:  # pragma: no cover - exporters without the cache
+        return
+    register_precision_hook("int8", _int8_hook)
+
+
+_register()
