@@ -410,6 +410,88 @@ def evaluate_cmd(model: str, data: str, provider: str, batch: int, limit: int | 
         click.echo("\n".join(cmp.lines()))
 
 
+# --------------------------------------------------------------------------- scale-out
+
+
+def _triton_options(f: Any) -> Any:
+    """Options shared by 'edgecnn triton' (and the Triton part of 'edgecnn export --triton-repo')."""
+    opts = [
+        click.option("--name", default=None, help="Triton model name (and folder) [default: the file's model name]."),
+        click.option("--version", "model_version", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Model version folder to write."),
+        click.option("--max-batch-size", type=click.IntRange(min=1), default=None,
+                     help="max_batch_size for a dynamic-batch file [default: 32]; a fixed-batch file gets 0."),
+        click.option("--triton-provider", "triton_provider", type=click.Choice(["cuda", "tensorrt", "cpu"]),
+                     default="cuda", show_default=True,
+                     help="How Triton's ONNX Runtime backend runs it: cuda, tensorrt (adds the TensorRT "
+                          "accelerator) or cpu."),
+        click.option("--instances", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="instance_group count (model copies per device)."),
+        click.option("--instance-kind", type=click.Choice(["gpu", "cpu"]), default=None,
+                     help="instance_group kind [default: cpu for --triton-provider cpu, else gpu]."),
+        click.option("--preferred-batch", default=None, metavar="N,N,...",
+                     help="dynamic_batching preferred batch sizes, e.g. 8,16."),
+        click.option("--queue-delay-us", type=click.IntRange(min=0), default=100, show_default=True,
+                     help="dynamic_batching max_queue_delay_microseconds."),
+        click.option("--no-dynamic-batching", is_flag=True, help="Leave out the dynamic_batching block."),
+        click.option("--trt-precision", type=click.Choice(["FP32", "FP16", "INT8"], case_sensitive=False),
+                     default=None, help="TensorRT precision_mode [default: the file's precision]."),
+        click.option("--trt-cache-path", default=None,
+                     help="TensorRT engine cache folder inside the server [default: /tmp/triton_trt_cache/NAME]."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _write_triton(path: str, repo: str, *, force: bool = False, name: str | None = None, model_version: int = 1,
+                  max_batch_size: int | None = None, triton_provider: str = "cuda", instances: int = 1,
+                  instance_kind: str | None = None, preferred_batch: str | None = None, queue_delay_us: int = 100,
+                  no_dynamic_batching: bool = False, trt_precision: str | None = None,
+                  trt_cache_path: str | None = None) -> Any:
+    """Write the Triton repository for ``path`` and print where it went."""
+    from edgecnn.scale.triton import write_triton_repo
+
+    preferred: list[int] = []
+    for part in (preferred_batch or "").split(","):
+        if part.strip():
+            try:
+                preferred.append(int(part))
+            except ValueError:
+                raise EdgecnnError(f"--preferred-batch takes integers like 8,16, got {preferred_batch!r}.") from None
+    result = write_triton_repo(
+        path, repo, version=model_version, force=force, name=name, max_batch_size=max_batch_size,
+        provider=triton_provider, instance_count=instances, instance_kind=instance_kind,
+        dynamic_batching=not no_dynamic_batching, preferred_batch_sizes=preferred, max_queue_delay_us=queue_delay_us,
+        trt_precision=trt_precision.upper() if trt_precision else None, trt_cache_path=trt_cache_path)
+    click.echo(f"wrote Triton model {result.config.name!r} version {result.version_dir.name}: {result.model_file}, "
+               f"{result.config_file} (max_batch_size {result.config.max_batch_size})", err=True)
+    return result
+
+
+@cli.command("triton")
+@click.argument("model", metavar="MODEL_OR_FILE")
+@click.argument("repo", metavar="REPO_DIR")
+@_triton_options
+@click.option("--force", is_flag=True, help="Replace an existing version folder.")
+@click.option("--print-config", is_flag=True, help="Also print the written config.pbtxt.")
+def triton_cmd(model: str, repo: str, force: bool, print_config: bool, **options: Any) -> None:
+    """Write a Triton Inference Server model repository for MODEL_OR_FILE into REPO_DIR.
+
+    Writes REPO_DIR/NAME/VERSION/model.onnx and REPO_DIR/NAME/config.pbtxt for Triton's ONNX Runtime
+    backend (platform onnxruntime_onnx); inputs, outputs, types and dims come from the file.
+
+    \b
+    Example:
+      edgecnn triton resnet18.onnx repo/ --triton-provider tensorrt --trt-precision FP16 --preferred-batch 8,16
+      docker run --gpus=all -p8000:8000 -p8001:8001 -p8002:8002 -v $PWD/repo:/models \\
+          nvcr.io/nvidia/tritonserver:<yy.mm>-py3 tritonserver --model-repository=/models
+    """
+    result = _write_triton(_model_file(model), repo, force=force, **options)
+    if print_config:
+        click.echo(result.config.to_pbtxt(), nl=False)
+
+
 # --------------------------------------------------------------------------- entry point
 
 

@@ -1,0 +1,383 @@
+"""A Triton Inference Server model repository from an edgecnn ``.onnx`` file (onnx only, no torch).
+
+``write_triton_repo("resnet18.onnx", "repo")`` writes Triton's documented layout for the ONNX Runtime
+backend::
+
+    repo/
+      resnet18/
+        config.pbtxt             # platform "onnxruntime_onnx", inputs/outputs, batching, instances
+        imagenet_classes.txt     # only for ImageNet-1k classifiers (output label_filename)
+        1/
+          model.onnx             # the file, byte for byte (plus its external-data files, if any)
+
+Inputs, outputs, data types and dims come from the file's graph. A file with a dynamic batch dim gets
+``max_batch_size`` > 0 (dims without the batch dim) and a ``dynamic_batching`` block; a fixed-batch file
+gets ``max_batch_size: 0`` and full dims, as Triton requires. ``provider="tensorrt"`` adds the ONNX
+Runtime backend's TensorRT execution accelerator (precision mode, workspace, engine cache).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgecnn._io import atomic_path, atomic_write_bytes
+from edgecnn.errors import EdgecnnError
+
+PLATFORM = "onnxruntime_onnx"
+MODEL_FILENAME = "model.onnx"
+LABELS_FILENAME = "imagenet_classes.txt"
+PROVIDERS = ("cuda", "tensorrt", "cpu")
+TRT_PRECISIONS = ("FP32", "FP16", "INT8")
+DEFAULT_MAX_BATCH = 32
+DEFAULT_QUEUE_DELAY_US = 100
+
+#: ONNX TensorProto element type -> Triton DataType name (model_config.proto)
+_TRITON_TYPES: dict[int, str] = {
+    1: "TYPE_FP32", 2: "TYPE_UINT8", 3: "TYPE_INT8", 4: "TYPE_UINT16", 5: "TYPE_INT16", 6: "TYPE_INT32",
+    7: "TYPE_INT64", 8: "TYPE_STRING", 9: "TYPE_BOOL", 10: "TYPE_FP16", 11: "TYPE_FP64", 12: "TYPE_UINT32",
+    13: "TYPE_UINT64", 16: "TYPE_BF16",
+}
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class TritonTensor:
+    """One model input or output as Triton sees it: dims exclude the batch dim when batching."""
+
+    name: str
+    data_type: str
+    dims: tuple[int, ...]
+    label_filename: str | None = None
+
+
+@dataclass(frozen=True)
+class TritonConfig:
+    """Everything ``config.pbtxt`` says; :meth:`to_pbtxt` renders it in protobuf text format."""
+
+    name: str
+    max_batch_size: int
+    inputs: tuple[TritonTensor, ...]
+    outputs: tuple[TritonTensor, ...]
+    instance_count: int = 1
+    instance_kind: str = "KIND_GPU"
+    dynamic_batching: bool = True
+    preferred_batch_sizes: tuple[int, ...] = ()
+    max_queue_delay_us: int = DEFAULT_QUEUE_DELAY_US
+    #: TensorRT accelerator parameters (ordered), or None without TensorRT
+    tensorrt: dict[str, str] | None = None
+    platform: str = PLATFORM
+
+    def to_pbtxt(self) -> str:
+        """The ``config.pbtxt`` text (protobuf text format of Triton's ``inference.ModelConfig``)."""
+        lines = [f'name: "{self.name}"', f'platform: "{self.platform}"', f"max_batch_size: {self.max_batch_size}"]
+        for kind, tensors in (("input", self.inputs), ("output", self.outputs)):
+            lines.append(f"{kind} [")
+            for i, t in enumerate(tensors):
+                lines.append("  {")
+                lines.append(f'    name: "{_escape(t.name)}"')
+                lines.append(f"    data_type: {t.data_type}")
+                lines.append(f"    dims: [ {', '.join(str(d) for d in t.dims)} ]")
+                if t.label_filename:
+                    lines.append(f'    label_filename: "{t.label_filename}"')
+                lines.append("  }" + ("," if i < len(tensors) - 1 else ""))
+            lines.append("]")
+        lines += ["instance_group [", "  {", f"    count: {self.instance_count}", f"    kind: {self.instance_kind}",
+                  "  }", "]"]
+        if self.dynamic_batching:
+            lines.append("dynamic_batching {")
+            if self.preferred_batch_sizes:
+                lines.append(f"  preferred_batch_size: [ {', '.join(str(b) for b in self.preferred_batch_sizes)} ]")
+            lines.append(f"  max_queue_delay_microseconds: {self.max_queue_delay_us}")
+            lines.append("}")
+        if self.tensorrt is not None:
+            lines += ["optimization {", "  execution_accelerators {", "    gpu_execution_accelerator: [",
+                      "      {", '        name: "tensorrt"']
+            lines += [f'        parameters {{ key: "{k}" value: "{_escape(v)}" }}' for k, v in self.tensorrt.items()]
+            lines += ["      }", "    ]", "  }", "}"]
+        return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class TritonRepo:
+    """What :func:`write_triton_repo` wrote."""
+
+    root: Path
+    model_dir: Path
+    version_dir: Path
+    model_file: Path
+    config_file: Path
+    config: TritonConfig
+    extra_files: tuple[Path, ...] = field(default_factory=tuple)
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _dim(d: Any) -> int | None:
+    """A dim's size, or None when dynamic (dim_param, or dim_value unset/0)."""
+    if d.HasField("dim_value") and d.dim_value > 0:
+        return int(d.dim_value)
+    return None
+
+
+def _load_graph(path: Path) -> Any:
+    import onnx
+
+    if not path.exists():
+        raise EdgecnnError(f"model file not found: {path}")
+    if not path.is_file():
+        raise EdgecnnError(f"not a file: {path} (expected an .onnx model file)")
+    try:
+        return onnx.load(str(path), load_external_data=False)
+    except Exception as e:  # onnx raises DecodeError and friends with long text
+        line = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise EdgecnnError(f"cannot read {path}: not a valid ONNX model (corrupt or truncated file?): {line}") from None
+
+
+def _tensors(values: Sequence[Any], graph_inputs: bool) -> list[tuple[str, int, list[int | None]]]:
+    out = []
+    for v in values:
+        tt = v.type.tensor_type
+        if not v.type.HasField("tensor_type"):
+            raise EdgecnnError(f"{'input' if graph_inputs else 'output'} {v.name!r} is not a tensor; Triton's "
+                               "ONNX Runtime backend serves tensor inputs and outputs only.")
+        out.append((v.name, tt.elem_type, [_dim(d) for d in tt.shape.dim]))
+    return out
+
+
+def _triton_type(name: str, elem_type: int) -> str:
+    try:
+        return _TRITON_TYPES[elem_type]
+    except KeyError:
+        raise EdgecnnError(f"tensor {name!r} has ONNX element type {elem_type}, which Triton does not "
+                           "support.") from None
+
+
+def _metadata(model: Any) -> dict[str, Any]:
+    from edgecnn.metadata import decode
+
+    return decode({p.key: p.value for p in model.metadata_props})
+
+
+def _external_files(model: Any, base: Path) -> list[Path]:
+    """Side files (``.onnx.data``) that the graph's initializers point to, relative to the model's folder."""
+    names: set[str] = set()
+    tensors = list(model.graph.initializer)
+    for node in model.graph.node:
+        tensors += [a.t for a in node.attribute if a.HasField("t")]
+    for t in tensors:
+        if t.data_location == 1:  # TensorProto.EXTERNAL
+            for entry in t.external_data:
+                if entry.key == "location":
+                    names.add(entry.value)
+    files = []
+    for name in sorted(names):
+        p = (base / name)
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            raise EdgecnnError(f"external data location {name!r} must be a relative path inside the model's folder.")
+        if not p.is_file():
+            raise EdgecnnError(f"external data file of the model not found: {p}")
+        files.append(Path(name))
+    return files
+
+
+def build_config(
+    model_path: str | os.PathLike,
+    *,
+    name: str | None = None,
+    max_batch_size: int | None = None,
+    provider: str = "cuda",
+    instance_count: int = 1,
+    instance_kind: str | None = None,
+    dynamic_batching: bool = True,
+    preferred_batch_sizes: Sequence[int] = (),
+    max_queue_delay_us: int = DEFAULT_QUEUE_DELAY_US,
+    trt_precision: str | None = None,
+    trt_workspace_bytes: int = 1 << 30,
+    trt_cache_path: str | None = None,
+    trt_profiles: bool = True,
+) -> TritonConfig:
+    """The Triton model configuration that ``model_path`` implies, with the given serving options.
+
+    ``name``: model name (default: the file's ``edgecnn.model`` metadata, else its stem). ``max_batch_size``:
+    for a dynamic-batch file (default 32); a fixed-batch file always gets 0. ``provider``: ``cuda`` (plain
+    GPU), ``tensorrt`` (adds the TensorRT accelerator) or ``cpu``. ``instance_kind``: ``gpu``/``cpu``
+    (default: cpu for provider cpu, else gpu). ``trt_precision``: FP32, FP16 or INT8 (default: the file's
+    precision). ``trt_cache_path``: engine cache folder inside the server (default
+    ``/tmp/triton_trt_cache/<name>``).
+    """
+    path = Path(model_path)
+    model = _load_graph(path)
+    meta = _metadata(model)
+    name = name or str(meta.get("model") or path.stem)
+    if not _NAME_RE.match(name):
+        raise EdgecnnError(f"invalid Triton model name {name!r}: use letters, digits, '_', '-' and '.' "
+                           "(it is also the folder name); pass --name.")
+    provider = provider.lower()
+    if provider not in PROVIDERS:
+        raise EdgecnnError(f"unknown Triton provider {provider!r}: choose one of {', '.join(PROVIDERS)}.")
+    kind = (instance_kind or ("cpu" if provider == "cpu" else "gpu")).lower()
+    if kind not in ("gpu", "cpu"):
+        raise EdgecnnError(f"unknown instance kind {instance_kind!r}: choose gpu or cpu.")
+    if provider != "cpu" and kind == "cpu":
+        raise EdgecnnError(f"provider {provider} runs on GPU instances; use --instance-kind gpu or --provider cpu.")
+    if provider == "cpu" and kind == "gpu":
+        raise EdgecnnError("provider cpu needs --instance-kind cpu (GPU instances use the cuda provider).")
+    if instance_count < 1:
+        raise EdgecnnError(f"instance count must be >= 1, got {instance_count}.")
+    if max_queue_delay_us < 0:
+        raise EdgecnnError(f"queue delay must be >= 0 microseconds, got {max_queue_delay_us}.")
+
+    inits = {i.name for i in model.graph.initializer}
+    inputs = _tensors([v for v in model.graph.input if v.name not in inits], True)
+    outputs = _tensors(list(model.graph.output), False)
+    if not inputs or not outputs:
+        raise EdgecnnError(f"{path}: the graph has no {'inputs' if not inputs else 'outputs'}.")
+    first = inputs[0][2]
+    if not first:
+        raise EdgecnnError(f"{path}: input {inputs[0][0]!r} is a scalar; expected a batched tensor.")
+    batch_dim = first[0]
+    dynamic = batch_dim is None
+
+    if dynamic:
+        mbs = DEFAULT_MAX_BATCH if max_batch_size is None else int(max_batch_size)
+        if mbs < 1:
+            raise EdgecnnError(f"max batch size must be >= 1 for a dynamic-batch model, got {mbs}.")
+        for t_name, _, dims in inputs + outputs:
+            if not dims or dims[0] is not None:
+                raise EdgecnnError(f"{path}: tensor {t_name!r} has no dynamic batch dim like the first input "
+                                   f"({list(dims)}); export it with a fixed batch for Triton, or pass a file "
+                                   "whose inputs and outputs all share the dynamic batch dim.")
+    else:
+        if max_batch_size not in (None, 0):
+            raise EdgecnnError(f"{path} has a fixed batch of {batch_dim}: Triton gets max_batch_size 0 and the batch "
+                               "dim in dims. Export with a dynamic batch to use --max-batch-size.")
+        mbs = 0
+
+    def tensors(items: list[tuple[str, int, list[int | None]]]) -> tuple[TritonTensor, ...]:
+        out = []
+        for t_name, elem, dims in items:
+            shown = dims[1:] if dynamic else dims
+            out.append(TritonTensor(t_name, _triton_type(t_name, elem), tuple(-1 if d is None else d for d in shown)))
+        return tuple(out)
+
+    tin, tout = tensors(inputs), tensors(outputs)
+    if (len(tout) == 1 and tout[0].dims and tout[0].dims[-1] == 1000
+            and meta.get("class_names", "imagenet") == "imagenet" and len(tout[0].dims) == 1):
+        tout = (TritonTensor(tout[0].name, tout[0].data_type, tout[0].dims, LABELS_FILENAME),)
+
+    batching = dynamic and dynamic_batching
+    preferred = tuple(int(b) for b in preferred_batch_sizes)
+    if preferred and not batching:
+        raise EdgecnnError("preferred batch sizes need dynamic batching, which needs a dynamic-batch model "
+                           f"({path} has a fixed batch of {batch_dim})." if not dynamic
+                           else "preferred batch sizes need dynamic batching (drop --no-dynamic-batching).")
+    bad = [b for b in preferred if b < 1 or b > mbs]
+    if bad:
+        raise EdgecnnError(f"preferred batch sizes must be between 1 and max_batch_size {mbs}, got {bad}.")
+
+    trt: dict[str, str] | None = None
+    if provider == "tensorrt":
+        file_precision = str(meta.get("precision") or "fp32").upper()
+        precision = (trt_precision or (file_precision if file_precision in TRT_PRECISIONS else "FP32")).upper()
+        if precision not in TRT_PRECISIONS:
+            raise EdgecnnError(f"unknown TensorRT precision {trt_precision!r}: choose one of "
+                               f"{', '.join(TRT_PRECISIONS)}.")
+        if trt_workspace_bytes < 1:
+            raise EdgecnnError(f"TensorRT workspace must be >= 1 byte, got {trt_workspace_bytes}.")
+        trt = {
+            "precision_mode": precision,
+            "max_workspace_size_bytes": str(int(trt_workspace_bytes)),
+            "trt_engine_cache_enable": "1",
+            "trt_engine_cache_path": trt_cache_path or f"/tmp/triton_trt_cache/{name}",
+        }
+        if dynamic and trt_profiles:
+            # one optimization profile over the whole batch range, so TensorRT builds one engine, not one per size
+            opt = max(preferred) if preferred else mbs
+            sample = inputs[0][2][1:]
+            if all(d is not None for d in sample):
+                def shape(n: int) -> str:
+                    return f"{inputs[0][0]}:" + "x".join(str(d) for d in [n, *sample])
+
+                trt["trt_profile_min_shapes"] = shape(1)
+                trt["trt_profile_opt_shapes"] = shape(opt)
+                trt["trt_profile_max_shapes"] = shape(mbs)
+    elif trt_precision is not None:
+        raise EdgecnnError("--trt-precision applies to --provider tensorrt only.")
+
+    return TritonConfig(
+        name=name, max_batch_size=mbs, inputs=tin, outputs=tout, instance_count=int(instance_count),
+        instance_kind="KIND_GPU" if kind == "gpu" else "KIND_CPU", dynamic_batching=batching,
+        preferred_batch_sizes=preferred, max_queue_delay_us=int(max_queue_delay_us), tensorrt=trt,
+    )
+
+
+def write_triton_repo(
+    model_path: str | os.PathLike,
+    repo: str | os.PathLike,
+    *,
+    version: int = 1,
+    force: bool = False,
+    **options: Any,
+) -> TritonRepo:
+    """Write ``repo/<name>/<version>/model.onnx`` and ``repo/<name>/config.pbtxt`` for ``model_path``.
+
+    ``options`` go to :func:`build_config`. An existing version folder is an error unless ``force``
+    (then it is replaced as a whole). The version folder appears complete or not at all: it is built
+    beside its target and renamed into place; ``config.pbtxt`` is written atomically.
+    """
+    if isinstance(version, bool) or int(version) < 1:
+        raise EdgecnnError(f"Triton model versions are positive integers, got {version!r}.")
+    version = int(version)
+    src = Path(model_path)
+    config = build_config(src, **options)
+    model = _load_graph(src)
+    extras = _external_files(model, src.parent)
+    root = Path(repo)
+    if root.exists() and not root.is_dir():
+        raise EdgecnnError(f"Triton repository must be a folder, got a file: {root}")
+    model_dir = root / config.name
+    version_dir = model_dir / str(version)
+    if version_dir.exists() and not force:
+        raise EdgecnnError(f"{version_dir} already exists; pass --force to replace version {version}, or --version "
+                           f"N for a new one.")
+    try:
+        model_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise EdgecnnError(f"cannot create {model_dir}: {e.strerror}") from None
+
+    staging = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=model_dir))
+    try:
+        shutil.copyfile(src, staging / MODEL_FILENAME)
+        for rel in extras:
+            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src.parent / rel, staging / rel)
+        old = None
+        if version_dir.exists():
+            old = model_dir / f".{version}.old.{os.getpid()}"
+            os.replace(version_dir, old)
+        os.replace(staging, version_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+
+    if any(t.label_filename for t in config.outputs):
+        from importlib import resources
+
+        labels = resources.files("edgecnn").joinpath("data/imagenet_classes.txt").read_bytes()
+        atomic_write_bytes(model_dir / LABELS_FILENAME, labels)
+    config_file = model_dir / "config.pbtxt"
+    with atomic_path(config_file) as tmp:
+        tmp.write_text(config.to_pbtxt(), encoding="utf-8")
+    return TritonRepo(root=root, model_dir=model_dir, version_dir=version_dir, model_file=version_dir / MODEL_FILENAME,
+                      config_file=config_file, config=config, extra_files=tuple(version_dir / p for p in extras))
