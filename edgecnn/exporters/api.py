@@ -1,0 +1,329 @@
+"""``edgecnn.export``: torch model -> validated, simplified, self-describing ``.onnx`` file.
+
+Steps: build (zoo name, ``module:factory``/``file.py:factory``, or an ``nn.Module``) and load weights;
+export in eval mode keeping the first output only (training-only heads such as GoogLeNet's aux
+classifiers vanish) and prune unreachable initializers; simplify with onnxsim (checked, reverted on
+failure); convert to fp16 if asked; write metadata; write atomically; validate against torch fp32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+from torch import nn
+
+from edgecnn import __version__
+from edgecnn._io import atomic_path
+from edgecnn.errors import EdgecnnError
+from edgecnn.exporters import describe as _describe
+from edgecnn.exporters import onnx_export
+from edgecnn.exporters import validate as _validate
+from edgecnn.exporters.onnx_export import DEFAULT_OPSET
+from edgecnn.metadata import IMAGENET_MEAN, IMAGENET_STD
+
+PRECISIONS = ("fp32", "fp16")
+IO_DTYPES = {"fp32": "float32", "float32": "float32", "fp16": "float16", "float16": "float16"}
+
+
+@dataclass
+class ExportResult:
+    """What an export produced; ``to_dict()`` is JSON-ready."""
+
+    path: str
+    model: str
+    family: str
+    source: str
+    precision: str
+    io_dtype: str
+    opset: int
+    batch: str
+    input_shape: list[int]
+    num_classes: int
+    num_params: int
+    macs: int
+    size_bytes: int
+    external_data: bool
+    nodes_before: int
+    nodes_after: int
+    initializers: int
+    simplified: bool
+    simplify_note: str | None
+    weights_sha256: str
+    validation: dict[str, Any] | None
+    timings: dict[str, float] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        """True unless validation ran and failed."""
+        return self.validation is None or bool(self.validation.get("passed"))
+
+    @property
+    def size_mb(self) -> float:
+        return self.size_bytes / 1e6
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["passed"] = self.passed
+        return d
+
+
+class ValidationFailed(EdgecnnError):
+    """The exported file does not match torch; it was kept as ``*.FAILED.onnx``. ``.result`` has the figures."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, result: ExportResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class Progress:
+    """Step-by-step progress on stderr (only when enabled: a TTY and not --json)."""
+
+    def __init__(self, enabled: bool, label: str = "") -> None:
+        self.enabled = enabled
+        self.label = label
+
+    @contextlib.contextmanager
+    def step(self, name: str, timings: dict[str, float], key: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        if self.enabled:
+            print(f"  {self.label}{name} ...", end="", file=sys.stderr, flush=True)
+        try:
+            yield
+        except BaseException:
+            if self.enabled:
+                print(" failed", file=sys.stderr, flush=True)
+            raise
+        timings[key] = round(time.perf_counter() - t0, 3)
+        if self.enabled:
+            print(f"\r  {self.label}{name} {timings[key]:.1f} s", file=sys.stderr, flush=True)
+
+
+def default_filename(name: str, precision: str, io_dtype: str = "float32") -> str:
+    """``<model>[-fp16].onnx`` (``-fp16io`` when inputs and outputs are float16 too)."""
+    suffix = "" if precision == "fp32" else "-fp16io" if io_dtype == "float16" else f"-{precision}"
+    return f"{name}{suffix}.onnx"
+
+
+def failed_path(target: Path) -> Path:
+    """Where a file that failed validation is kept: ``resnet18.onnx`` -> ``resnet18.FAILED.onnx``."""
+    return target.with_name(f"{target.stem}.FAILED{target.suffix or '.onnx'}")
+
+
+def resolve_output(output: str | os.PathLike | None, filename: str, force: bool) -> Path:
+    """Target file for ``output`` (file, folder or None = current folder); refuses to overwrite unless ``force``."""
+    if output is None:
+        target = Path.cwd() / filename
+    else:
+        out = Path(output).expanduser()
+        if out.is_dir() or str(output).endswith(("/", os.sep)):
+            if not out.is_dir():
+                raise EdgecnnError(f"output folder does not exist: {out}")
+            target = out / filename
+        else:
+            target = out
+    parent = target.parent
+    if not parent.is_dir():
+        raise EdgecnnError(f"output folder does not exist: {parent} (create it first)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise EdgecnnError(f"cannot write to {parent}: permission denied; choose another path with -o")
+    if target.is_dir():
+        raise EdgecnnError(f"output path {target} is a folder")
+    if target.exists() and not force:
+        raise EdgecnnError(f"{target} already exists; use --force (force=True) to overwrite it")
+    return target
+
+
+@dataclass
+class _Built:
+    model: nn.Module
+    name: str
+    family: str
+    source: str
+    input_shape: tuple[int, int, int]
+    mean: list[float]
+    std: list[float]
+    num_classes: int | None
+    train_only: tuple[str, ...]
+    zoo: bool
+
+
+def _build(model: str | nn.Module | Callable[[], nn.Module], name: str | None, weights: str | os.PathLike | None,
+           input_size: tuple[int, int] | None, channels: int | None, num_classes: int | None) -> _Built:
+    from edgecnn.exporters.user_model import is_user_ref, load_factory_model
+    from edgecnn.models import check_state_dict, create_model, get_spec, read_state_dict
+
+    if isinstance(model, str) and not is_user_ref(model):
+        spec = get_spec(model)
+        if channels is not None and channels != spec.channels:
+            raise EdgecnnError(f"{model} takes {spec.channels}-channel input; --channels is for user models")
+        m = create_model(model, num_classes=num_classes, weights=str(weights) if weights is not None else None)
+        size = tuple(input_size) if input_size else spec.input_size
+        return _Built(m, name or spec.name, spec.family, "zoo", (spec.channels, int(size[0]), int(size[1])),
+                      list(spec.mean), list(spec.std), m.spec.num_classes, tuple(spec.train_only), True)
+    if isinstance(model, str):
+        m, factory = load_factory_model(model)
+        source = model
+        default_name = factory
+    elif isinstance(model, nn.Module):
+        m, source, default_name = model, f"{type(model).__module__}:{type(model).__name__}", type(model).__name__
+    elif callable(model):
+        m = model()
+        if not isinstance(m, nn.Module):
+            raise EdgecnnError(f"the factory returned {type(m).__name__}, not a torch nn.Module")
+        source, default_name = getattr(model, "__qualname__", "factory"), getattr(model, "__name__", "model")
+    else:
+        raise EdgecnnError(f"cannot export {type(model).__name__}: give a zoo name, module:factory or an nn.Module")
+    if weights is not None:
+        state = read_state_dict(weights)
+        check_state_dict(m, state, source=str(weights))
+        m.load_state_dict(state, strict=True)
+    c = int(channels or 3)
+    size = tuple(input_size) if input_size else (224, 224)
+    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if c == 3 else ([0.5] * c, [0.5] * c)
+    user_name = (name or default_name).lower().replace(" ", "_")
+    return _Built(m, user_name, "custom", source, (c, int(size[0]), int(size[1])), list(mean), list(std),
+                  num_classes, (), False)
+
+
+def export(model: str | nn.Module | Callable[[], nn.Module], output: str | os.PathLike | None = None, *,
+           weights: str | os.PathLike | None = None, precision: str = "fp32", io_dtype: str = "float32",
+           opset: int = DEFAULT_OPSET, batch: int | None = None, input_size: tuple[int, int] | None = None,
+           channels: int | None = None, num_classes: int | None = None, name: str | None = None,
+           simplify: bool = True, validate: bool = True, force: bool = False,
+           progress: bool | None = None) -> ExportResult:
+    """Export a model to one validated, self-describing ONNX file and return what was done.
+
+    ``model``: a zoo name (``"resnet18"``), ``"package.module:factory"``, ``"path/file.py:factory"``, an
+    ``nn.Module`` or a factory. ``output``: file or folder (default ``./<model>[-fp16].onnx``).
+    ``precision``: ``"fp32"`` or ``"fp16"``; ``io_dtype``: ``"float32"`` (default, callers need no
+    change) or ``"float16"``. ``batch``: fixed batch size, or None for a dynamic batch dimension.
+    ``input_size``: (H, W); ``channels``/``num_classes`` describe user models (num_classes also
+    re-heads zoo models). Raises :class:`EdgecnnError` on user errors and :class:`ValidationFailed`
+    (exit code 1) when the file does not match torch; that file is kept as ``*.FAILED.onnx``.
+    """
+    t_start = time.perf_counter()
+    if precision == "int8":
+        raise EdgecnnError("int8 is produced by 'edgecnn quantize' (static QDQ), not by export")
+    if precision not in PRECISIONS:
+        raise EdgecnnError(f"unknown precision {precision!r}: use fp32 or fp16")
+    if io_dtype not in IO_DTYPES:
+        raise EdgecnnError(f"unknown io dtype {io_dtype!r}: use float32 or float16")
+    io = IO_DTYPES[io_dtype]
+    if io == "float16" and precision != "fp16":
+        raise EdgecnnError("float16 inputs/outputs need precision fp16 (--fp16 --io fp16)")
+    opset = onnx_export.check_opset(opset)
+    if batch is not None and int(batch) < 1:
+        raise EdgecnnError(f"batch must be >= 1 (or dynamic), got {batch}")
+    if input_size is not None and (len(input_size) != 2 or min(int(v) for v in input_size) < 1):
+        raise EdgecnnError(f"input size must be two positive integers (H, W), got {input_size}")
+    if isinstance(model, str) and ":" not in model:
+        from edgecnn.models import get_spec
+
+        get_spec(model)  # unknown name: fail before touching the output path
+        early = resolve_output(output, default_filename(name or model, precision, io), force)
+    else:
+        early = None
+    progress = sys.stderr.isatty() if progress is None else progress
+    prog = Progress(progress)
+    timings: dict[str, float] = {}
+
+    with prog.step("build model", timings, "build"):
+        built = _build(model, name, weights, input_size, channels, num_classes)
+    target = early or resolve_output(output, default_filename(built.name, precision, io), force)
+    m = built.model.eval()
+    example = torch.randn(batch or 1, *built.input_shape, generator=torch.Generator().manual_seed(0))
+    try:
+        with torch.no_grad():
+            out = onnx_export.first_output(m(example))
+    except EdgecnnError:
+        raise
+    except Exception as e:  # noqa: BLE001
+        h, w = built.input_shape[1:]
+        raise EdgecnnError(f"{built.name} cannot run on a {built.input_shape[0]}x{h}x{w} input "
+                           f"({type(e).__name__}: {str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}); "
+                           "check --input-size/--channels") from None
+    classes = int(out.shape[1]) if out.dim() >= 2 else int(out.shape[-1])
+    if built.num_classes is not None and classes != built.num_classes:
+        raise EdgecnnError(f"{built.name} outputs {classes} classes, not {built.num_classes} (--num-classes)")
+
+    with prog.step("export to ONNX", timings, "export"):
+        onx = onnx_export.torch_to_onnx(m, example, opset=opset, dynamic_batch=batch is None)
+        onnx_export.prune_initializers(onx)
+    leftovers = onnx_export.find_names(onx, built.train_only)
+    if leftovers:  # pragma: no cover - guards the aux-stripping contract
+        raise EdgecnnError(f"training-only modules leaked into the graph: {', '.join(leftovers[:3])}")
+    nodes_before = len(onx.graph.node)
+    note = None
+    if simplify:
+        with prog.step("simplify", timings, "simplify"):
+            from edgecnn.exporters.simplify import simplify as _simplify
+
+            onx, note = _simplify(onx)
+        if note and progress:
+            print(f"  note: {note}", file=sys.stderr)
+    nodes_after = len(onx.graph.node)
+    macs = _describe.count_macs(onx) if batch is None else _describe.count_macs(onx) // int(batch)
+    if precision == "fp16":
+        with prog.step("convert to fp16", timings, "fp16"):
+            from edgecnn.exporters.fp16 import to_fp16
+
+            onx = to_fp16(onx, keep_io_types=io == "float32")
+    written_opset = onnx_export.model_opset(onx)
+    if written_opset != opset:
+        raise EdgecnnError(f"the exported graph has opset {written_opset}, not the requested {opset}")
+
+    num_params = (__import__("edgecnn.models", fromlist=["inference_params"]).inference_params(m) if built.zoo
+                  else onnx_export.used_params(m, example))
+    wsha = onnx_export.weights_sha256(m, exclude=built.train_only)
+    meta = {
+        "model": built.name, "family": built.family, "input_layout": "NCHW",
+        "input_size": list(built.input_shape[1:]), "channels": built.input_shape[0],
+        "mean": built.mean, "std": built.std, "num_classes": classes,
+        "class_names": "imagenet" if built.zoo and classes == 1000 else "",
+        "precision": precision, "io_dtype": io, "opset": written_opset, "num_params": num_params, "macs": macs,
+        "batch": "dynamic" if batch is None else str(int(batch)), "edgecnn_version": __version__,
+        "torch_version": torch.__version__.split("+")[0], "weights_sha256": wsha, "source": built.source,
+    }
+    _describe.set_metadata(onx, meta)
+    onx.producer_name, onx.producer_version = "edgecnn", __version__
+
+    result = ExportResult(
+        path=str(target), model=built.name, family=built.family, source=built.source, precision=precision,
+        io_dtype=io, opset=written_opset, batch=meta["batch"], input_shape=list(built.input_shape),
+        num_classes=classes, num_params=num_params, macs=macs, size_bytes=0, external_data=False,
+        nodes_before=nodes_before, nodes_after=nodes_after, initializers=len(onx.graph.initializer),
+        simplified=simplify and note is None, simplify_note=note, weights_sha256=wsha, validation=None,
+        timings=timings, metadata=meta)
+
+    with atomic_path(target, suffix=".onnx") as tmp:
+        with prog.step("write", timings, "write"):
+            big = onx.ByteSize() >= onnx.checker.MAXIMUM_PROTOBUF
+            result.external_data = onnx_export.save_model(onx, tmp, f"{target.name}.data" if big else None)
+            del onx
+            result.size_bytes = tmp.stat().st_size + (
+                (target.parent / f"{target.name}.data").stat().st_size if result.external_data else 0)
+        if validate:
+            with prog.step("validate", timings, "validate"):
+                v = _validate.validate(tmp, m, built.input_shape, precision, batch=batch)
+            result.validation = v.to_dict()
+            if not v.passed:
+                bad = failed_path(target)
+                os.replace(tmp, bad)
+                result.path = str(bad)
+                timings["total"] = round(time.perf_counter() - t_start, 3)
+                raise ValidationFailed(f"validation failed for {built.name} ({precision}): "
+                                       f"{'; '.join(v.failures)}. Kept for inspection: {bad}", result)
+    timings["total"] = round(time.perf_counter() - t_start, 3)
+    return result

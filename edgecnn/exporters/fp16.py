@@ -1,0 +1,82 @@
+"""fp32 -> fp16 conversion of an ONNX graph (weights and compute), float32 or float16 at the edges.
+
+Converter: ``onnxruntime.transformers.float16.convert_float_to_float16``. It ships inside the
+``onnxruntime`` wheel every edgecnn install already has (onnxconverter-common carries the same code as
+an extra dependency), and it knows ONNX Runtime's kernels. Known traps handled here:
+
+* ``Resize``/``Upsample`` (and ORT's default block list: TopK, Range, Min/Max...) stay in fp32 with
+  Casts around them: their ``scales``/``roi`` inputs must be float32.
+* ``Cast`` nodes that cast *to* float32 inside the graph are retargeted to float16 by the converter.
+* With ``keep_io_types`` the converter appends the input/output Casts at the end of the node list; the
+  graph is re-sorted topologically so that ONNX's checker and every runtime accept it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import deque
+
+import onnx
+
+#: Ops kept in fp32 on top of ORT's default block list.
+EXTRA_BLOCK_LIST = ("Resize", "Upsample", "RandomNormal", "RandomUniform", "RandomNormalLike")
+
+
+def to_fp16(model: onnx.ModelProto, keep_io_types: bool = True) -> onnx.ModelProto:
+    """Convert weights and compute to fp16; inputs/outputs stay float32 when ``keep_io_types``."""
+    from onnxruntime.transformers import float16
+
+    block = sorted(set(float16.DEFAULT_OP_BLOCK_LIST) | set(EXTRA_BLOCK_LIST))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # clamping of out-of-range weights is expected and reported below
+        converted = float16.convert_float_to_float16(model, keep_io_types=keep_io_types, op_block_list=block,
+                                                     disable_shape_infer=False)
+    topological_sort(converted.graph)
+    return converted
+
+
+def topological_sort(graph: onnx.GraphProto) -> None:
+    """Reorder ``graph.node`` in place so that every node comes after the producers of its inputs."""
+    available = {i.name for i in graph.input} | {t.name for t in graph.initializer} | {""}
+    producers: dict[str, int] = {}
+    for idx, node in enumerate(graph.node):
+        for out in node.output:
+            producers[out] = idx
+    deps: list[set[int]] = []
+    users: dict[int, list[int]] = {i: [] for i in range(len(graph.node))}
+    for idx, node in enumerate(graph.node):
+        d = {producers[n] for n in _node_inputs(node) if n not in available and n in producers}
+        deps.append(d)
+        for p in d:
+            users[p].append(idx)
+    pending = [len(d) for d in deps]
+    queue = deque(i for i, n in enumerate(pending) if n == 0)
+    order: list[int] = []
+    while queue:
+        i = queue.popleft()
+        order.append(i)
+        for u in users[i]:
+            pending[u] -= 1
+            if pending[u] == 0:
+                queue.append(u)
+    if len(order) != len(graph.node):
+        raise ValueError("graph has a cycle; cannot sort it topologically")
+    if order == list(range(len(graph.node))):
+        return
+    nodes = [graph.node[i] for i in order]
+    copies = [onnx.NodeProto() for _ in nodes]
+    for c, n in zip(copies, nodes, strict=True):
+        c.CopyFrom(n)
+    del graph.node[:]
+    graph.node.extend(copies)
+
+
+def _node_inputs(node: onnx.NodeProto) -> list[str]:
+    """Inputs of a node, including names its subgraphs read from the enclosing scope."""
+    names = list(node.input)
+    for attr in node.attribute:
+        for sub in ([attr.g] if attr.HasField("g") else []) + list(attr.graphs):
+            local = {o for n in sub.node for o in n.output} | {i.name for i in sub.input} | \
+                {t.name for t in sub.initializer}
+            names += [i for n in sub.node for i in _node_inputs(n) if i not in local]
+    return names

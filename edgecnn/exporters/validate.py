@@ -1,0 +1,187 @@
+"""Validation of an exported file: ONNX's full checker, then ONNX Runtime (CPU) against torch fp32.
+
+Figures (all computed in float64 over every random input):
+
+* ``max_abs_diff``: max |onnx - torch|.
+* ``max_rel_diff``: ``max_abs_diff`` / max |torch logit|.
+* ``centered_rel_diff``: the same on the input-dependent part of the logits (logits minus their mean over
+  the batch), at the batch size > 1. Random-weight CNNs (GoogLeNet especially) give nearly the same
+  logits for every input, so a small ``max_rel_diff`` alone could hide a wrong graph; this cannot.
+* ``cosine``: smallest per-sample cosine similarity; ``centered_cosine``: on the centered logits.
+* ``input_dependence``: max |centered torch logit| / max |torch logit|; near 0 means the model gives
+  the same logits for every input (random-init GoogLeNet) and the centered figures are n/a.
+* ``top1_agreement`` / ``top5_agreement``: share of samples with the same top-1 class / the same top-5
+  set. Reported, not judged: random-weight models often give one class for every input.
+
+A file passes when the checker accepts it and every judged figure is within :data:`TOLERANCES`
+(fp16 rounds weights and activations to 11-bit mantissas, hence its looser bounds).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import torch
+from torch import nn
+
+from edgecnn.exporters.onnx_export import INPUT_NAME, first_output
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    """Bounds a validated export must meet."""
+
+    max_rel_diff: float
+    centered_rel_diff: float
+    min_cosine: float
+    min_centered_cosine: float
+
+
+#: fp32: kernel-order rounding only. fp16: 11-bit mantissas through 10..150 layers.
+TOLERANCES: dict[str, Tolerances] = {
+    "fp32": Tolerances(max_rel_diff=1e-4, centered_rel_diff=1e-3, min_cosine=0.99999, min_centered_cosine=0.99999),
+    "fp16": Tolerances(max_rel_diff=1e-2, centered_rel_diff=5e-2, min_cosine=0.999, min_centered_cosine=0.999),
+}
+
+
+@dataclass
+class Validation:
+    """Result of :func:`validate`; ``to_dict()`` is JSON-ready."""
+
+    passed: bool
+    checker: str
+    batch_sizes: list[int]
+    num_inputs: int
+    max_abs_diff: float | None = None
+    max_rel_diff: float | None = None
+    centered_rel_diff: float | None = None
+    cosine: float | None = None
+    centered_cosine: float | None = None
+    input_dependence: float | None = None
+    top1_agreement: float | None = None
+    top5_agreement: float | None = None
+    tolerances: dict[str, float] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        """One line with the figures."""
+        def f(v: float | None, fmt: str) -> str:
+            return "n/a" if v is None else format(v, fmt)
+
+        return (f"max abs diff {f(self.max_abs_diff, '.2e')}, max rel diff {f(self.max_rel_diff, '.2e')}, "
+                f"centered rel diff {f(self.centered_rel_diff, '.2e')}, cosine {f(self.cosine, '.6f')}, "
+                f"centered cosine {f(self.centered_cosine, '.6f')}, top-1 {f(self.top1_agreement, '.0%')}, "
+                f"top-5 {f(self.top5_agreement, '.0%')} over {self.num_inputs} inputs at batch "
+                + "/".join(map(str, self.batch_sizes)))
+
+
+def check_file(path: str | Path) -> str:
+    """ONNX's full checker (strict shape inference) on a file; returns 'ok' or the error's first line."""
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as e:  # noqa: BLE001 - ValidationError, InferenceError...
+        text = str(e).strip()
+        return (text.splitlines()[0] if text else type(e).__name__)[:300]
+    return "ok"
+
+
+def validate(path: str | Path, model: nn.Module, input_shape: tuple[int, int, int], precision: str,
+             batch: int | None = None, seed: int = 0, tolerances: Tolerances | None = None) -> Validation:
+    """Check ``path`` and compare ONNX Runtime CPU with torch fp32 ``model`` on random inputs.
+
+    Dynamic batch: batch sizes 1 and 3. Fixed batch ``N``: two draws at batch N.
+    """
+    import time
+
+    import onnxruntime as ort
+
+    t0 = time.perf_counter()
+    tol = tolerances or TOLERANCES["fp16" if precision == "fp16" else "fp32"]
+    sizes = [1, 3] if batch is None else [batch, batch]
+    result = Validation(passed=False, checker=check_file(path), batch_sizes=sizes, num_inputs=sum(sizes),
+                        tolerances=asdict(tol))
+    if result.checker != "ok":
+        result.failures.append(f"ONNX checker: {result.checker}")
+        result.seconds = time.perf_counter() - t0
+        return result
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    try:
+        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001
+        result.failures.append(f"ONNX Runtime cannot load the file: {str(e).strip().splitlines()[0][:300]}")
+        result.seconds = time.perf_counter() - t0
+        return result
+    in_type = sess.get_inputs()[0].type
+    rng = np.random.default_rng(seed)
+    ref, got, centered = [], [], []
+    model.eval()
+    for n in sizes:
+        x = rng.standard_normal((n, *input_shape)).astype(np.float32)
+        with torch.no_grad():
+            r = first_output(model(torch.from_numpy(x))).double().numpy()
+        feed = x.astype(np.float16) if "float16" in in_type else x
+        g = np.asarray(sess.run(None, {INPUT_NAME: feed})[0]).astype(np.float64)
+        if g.shape != r.shape:
+            result.failures.append(f"output shape {list(g.shape)} differs from torch's {list(r.shape)}")
+            result.seconds = time.perf_counter() - t0
+            return result
+        ref.append(r.reshape(n, -1))
+        got.append(g.reshape(n, -1))
+        if n > 1:
+            centered.append((r.reshape(n, -1) - r.reshape(n, -1).mean(0), g.reshape(n, -1) - g.reshape(n, -1).mean(0)))
+    _figures(result, np.concatenate(ref), np.concatenate(got), centered)
+    _judge(result, tol)
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _figures(res: Validation, ref: np.ndarray, got: np.ndarray,
+             centered: list[tuple[np.ndarray, np.ndarray]]) -> None:
+    diff = np.abs(got - ref)
+    res.max_abs_diff = float(diff.max())
+    res.max_rel_diff = float(diff.max() / max(float(np.abs(ref).max()), 1e-30))
+    res.cosine = float(min(_cos(a, b) for a, b in zip(ref, got, strict=True)))
+    if centered:
+        cr = np.concatenate([c for c, _ in centered])
+        cg = np.concatenate([c for _, c in centered])
+        scale = float(np.abs(cr).max())
+        res.input_dependence = scale / max(float(np.abs(ref).max()), 1e-30)
+        if scale > 0:
+            res.centered_rel_diff = float(np.abs(cg - cr).max() / scale)
+            res.centered_cosine = _cos(cr.ravel(), cg.ravel())
+    if ref.shape[1] > 1:
+        res.top1_agreement = float(np.mean(ref.argmax(1) == got.argmax(1)))
+    if ref.shape[1] >= 5:
+        t5r = np.argsort(-ref, 1)[:, :5]
+        t5g = np.argsort(-got, 1)[:, :5]
+        res.top5_agreement = float(np.mean([set(a) == set(b) for a, b in zip(t5r, t5g, strict=True)]))
+
+
+def _cos(a: np.ndarray, b: np.ndarray) -> float:
+    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
+    if na == 0 or nb == 0:
+        return 1.0 if na == nb else 0.0
+    return float(np.dot(a, b) / (na * nb))
+
+
+def _judge(res: Validation, tol: Tolerances) -> None:
+    checks = [("max rel diff", res.max_rel_diff, tol.max_rel_diff, "<="),
+              ("centered rel diff", res.centered_rel_diff, tol.centered_rel_diff, "<="),
+              ("cosine", res.cosine, tol.min_cosine, ">="),
+              ("centered cosine", res.centered_cosine, tol.min_centered_cosine, ">=")]
+    for name, value, bound, op in checks:
+        if value is None:
+            continue
+        ok = value <= bound if op == "<=" else value >= bound
+        if not ok or not np.isfinite(value):
+            res.failures.append(f"{name} {value:.3g} not {op} {bound:g}")
+    res.passed = not res.failures
