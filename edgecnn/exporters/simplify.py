@@ -29,6 +29,11 @@ def simplify(model: onnx.ModelProto, check: bool = True) -> tuple[onnx.ModelProt
         return model, "onnxsim could not verify the simplified graph; kept the unsimplified graph"
     if _batch_dim(simplified) != _batch_dim(model):
         return model, "onnxsim fixed the dynamic batch dimension; kept the unsimplified graph"
+    # onnxsim >= 0.5 records its run in metadata_props (removed node lists...): noise in a shipped file.
+    keep = [(p.key, p.value) for p in simplified.metadata_props if not p.key.startswith("onnxsim.")]
+    del simplified.metadata_props[:]
+    for k, v in keep:
+        simplified.metadata_props.add(key=k, value=v)
     if check:
         reason = compare_outputs(model, simplified)
         if reason:
