@@ -492,6 +492,174 @@ def triton_cmd(model: str, repo: str, force: bool, print_config: bool, **options
         click.echo(result.config.to_pbtxt(), nl=False)
 
 
+# --------------------------------------------------------------------------- exporters
+
+
+def _parse_size(_ctx: Any, _param: Any, value: str | None) -> tuple[int, int] | None:
+    """'224', '224x224' or '224,224' -> (H, W)."""
+    if value is None:
+        return None
+    parts = value.lower().replace(",", "x").split("x")
+    try:
+        nums = [int(p) for p in parts if p.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: use N or HxW, e.g. 224 or 224x224") from None
+    if len(nums) not in (1, 2) or min(nums) < 1:
+        raise click.BadParameter(f"{value!r}: use N or HxW with positive integers")
+    return (nums[0], nums[-1])
+
+
+def _parse_batch(_ctx: Any, _param: Any, value: str | None) -> int | None:
+    if value is None or value.lower() == "dynamic":
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: use a positive integer or 'dynamic'") from None
+    if n < 1:
+        raise click.BadParameter(f"{value!r}: batch must be >= 1")
+    return n
+
+
+def _fmt_validation(v: dict[str, Any]) -> list[str]:
+    def f(key: str, fmt: str) -> str:
+        return "n/a" if v.get(key) is None else format(v[key], fmt)
+
+    tol = v.get("tolerances", {})
+    lines = [f"validation: {'passed' if v['passed'] else 'FAILED'} (ONNX checker: {v['checker']}; "
+             f"ONNX Runtime CPU vs torch fp32, {v['num_inputs']} random inputs at batch "
+             f"{'/'.join(map(str, v['batch_sizes']))})"]
+    if v.get("max_abs_diff") is not None:
+        lines += [
+            f"  max abs diff {f('max_abs_diff', '.3e')}   max rel diff {f('max_rel_diff', '.3e')} "
+            f"(tol {tol.get('max_rel_diff', 0):g})   cosine {f('cosine', '.6f')} (min {tol.get('min_cosine', 0):g})",
+            f"  centered rel diff {f('centered_rel_diff', '.3e')} (tol {tol.get('centered_rel_diff', 0):g})   "
+            f"centered cosine {f('centered_cosine', '.6f')} (min {tol.get('min_centered_cosine', 0):g})   "
+            f"input dependence {f('input_dependence', '.2e')}",
+            f"  top-1 agreement {f('top1_agreement', '.0%')}   top-5 agreement {f('top5_agreement', '.0%')}"]
+    lines += [f"  failed: {x}" for x in v.get("failures", [])]
+    return lines
+
+
+def _print_export(r: dict[str, Any]) -> None:
+    extra = " + external data file" if r["external_data"] else ""
+    click.echo(f"wrote {r['path']} ({r['size_bytes'] / 1e6:.1f} MB{extra}; {r['precision']}, io {r['io_dtype']}, "
+               f"opset {r['opset']}, batch {r['batch']}, input {'x'.join(map(str, r['input_shape']))})")
+    if r["external_data"]:
+        click.echo(f"  weights over ONNX's 2 GB limit: stored in {r['path']}.data next to the file; keep them together")
+    simp = "onnxsim" if r["simplified"] else "not simplified"
+    click.echo(f"graph: {r['nodes_before']} -> {r['nodes_after']} nodes ({simp}), {r['initializers']} initializers, "
+               f"{r['num_params']:,} parameters, {r['macs'] / 1e9:.3f} GMACs/image")
+    if r["simplify_note"]:
+        click.echo(f"note: {r['simplify_note']}")
+    if r["validation"]:
+        for line in _fmt_validation(r["validation"]):
+            click.echo(line)
+    else:
+        click.echo("validation: skipped (--no-validate)")
+    t = r["timings"]
+    click.echo("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in t.items()))
+
+
+@cli.command("export")
+@click.argument("model", metavar="MODEL")
+@click.option("-o", "--output", type=click.Path(), default=None,
+              help="Output file or existing folder [default: ./<model>[-fp16].onnx].")
+@click.option("--weights", type=click.Path(dir_okay=False), default=None, metavar="PATH",
+              help="Local state dict (.pth/.pt; torchvision's or edgecnn's). Nothing is downloaded.")
+@click.option("--fp16", is_flag=True, help="fp16 weights and compute (about half the file size).")
+@click.option("--io", "io", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
+              help="dtype of the graph's input/output; fp16 (with --fp16) suits GPU pipelines.")
+@click.option("--opset", type=int, default=None,
+              help="ONNX opset [default: 17, run by ONNX Runtime, TensorRT 10 and onnxruntime-web].")
+@click.option("--batch", default=None, callback=_parse_batch, metavar="N|dynamic",
+              help="Fixed batch size, or 'dynamic' [default: dynamic].")
+@click.option("--input-size", default=None, callback=_parse_size, metavar="HxW",
+              help="Input height x width (e.g. 224 or 160x160) [default: the model's].")
+@click.option("--channels", type=click.IntRange(min=1), default=None, help="Input channels of a user model [3].")
+@click.option("--num-classes", type=click.IntRange(min=1), default=None,
+              help="Output classes (re-heads a zoo model; checked against a user model's output).")
+@click.option("--name", default=None, help="Model name stored in the file [default: zoo name or factory name].")
+@click.option("--no-simplify", is_flag=True, help="Skip onnxsim simplification.")
+@click.option("--no-validate", is_flag=True, help="Skip the checker and the ONNX Runtime vs torch comparison.")
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (no progress).")
+def export_cmd(model: str, output: str | None, weights: str | None, fp16: bool, io: str, opset: int | None,
+               batch: int | None, input_size: tuple[int, int] | None, channels: int | None,
+               num_classes: int | None, name: str | None, no_simplify: bool, no_validate: bool, force: bool,
+               as_json: bool) -> None:
+    """Export MODEL to a validated, simplified, self-describing ONNX file.
+
+    MODEL is a zoo name (see 'edgecnn list'), or your own model as package.module:factory or
+    path/to/file.py:factory (a callable returning an nn.Module; describe it with --input-size,
+    --channels, --num-classes). Training-only heads (GoogLeNet's aux classifiers) are left out.
+
+    \b
+    Examples:
+      edgecnn export resnet18                       # ./resnet18.onnx, fp32, dynamic batch
+      edgecnn export googlenet --fp16 -o models/    # models/googlenet-fp16.onnx
+      edgecnn export resnet50 --weights r50.pth --batch 8 --json
+      edgecnn export mynet.py:build --input-size 64 --num-classes 10
+
+    Exit codes: 0 ok, 1 validation failed (file kept as *.FAILED.onnx), 2 usage/user error.
+    """
+    from edgecnn.exporters import DEFAULT_OPSET, ValidationFailed, export
+
+    if io == "fp16" and not fp16:
+        raise EdgecnnError("--io fp16 needs --fp16 (fp16 inputs/outputs go with fp16 compute)")
+    try:
+        result = export(model, output, weights=weights, precision="fp16" if fp16 else "fp32",
+                        io_dtype="float16" if io == "fp16" else "float32",
+                        opset=DEFAULT_OPSET if opset is None else opset, batch=batch, input_size=input_size,
+                        channels=channels, num_classes=num_classes, name=name, simplify=not no_simplify,
+                        validate=not no_validate, force=force, progress=not as_json and sys.stderr.isatty())
+    except ValidationFailed as e:
+        if as_json:
+            echo_json(e.result.to_dict())
+        else:
+            _print_export(e.result.to_dict())
+        click.echo(f"error: {e}", err=True)
+        sys.exit(e.exit_code)
+    if as_json:
+        echo_json(result.to_dict())
+    else:
+        _print_export(result.to_dict())
+
+
+@cli.command("inspect")
+@click.argument("file", type=click.Path(dir_okay=False), metavar="FILE.onnx")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def inspect_cmd(file: str, as_json: bool) -> None:
+    """Show an ONNX file's edgecnn metadata, inputs, outputs, opset, size and op histogram."""
+    from edgecnn.exporters.describe import describe
+
+    d = describe(file)
+    if as_json:
+        echo_json(d)
+        return
+    click.echo(f"{d['path']}: {d['size_bytes'] / 1e6:.2f} MB, opset "
+               + ", ".join(f"{k} {v}" for k, v in d["opset"].items())
+               + f", IR {d['ir_version']}, producer {d['producer'] or '?'}")
+    if d["external_data"]:
+        click.echo(f"external data: {', '.join(d['external_data'])}")
+    for kind in ("inputs", "outputs"):
+        for v in d[kind]:
+            click.echo(f"{kind[:-1]:6s}  {v['name']}: {v['dtype']} [{', '.join(map(str, v['shape']))}]")
+    meta = d["metadata"]
+    if meta:
+        click.echo("metadata:")
+        width = max(len(k) for k in meta)
+        for k, v in meta.items():
+            shown = json.dumps(v) if isinstance(v, (list, dict)) else f"{v:,}" if isinstance(v, int) else v
+            click.echo(f"  {k.ljust(width)}  {shown}")
+    else:
+        click.echo("metadata: none from edgecnn (a foreign file)")
+    for k, v in d["other_metadata"].items():
+        click.echo(f"  {k}: {v}")
+    click.echo(f"ops ({d['num_nodes']} nodes, {d['num_initializers']} initializers): "
+               + ", ".join(f"{op} {n}" for op, n in d["ops"].items()))
+
+
 # --------------------------------------------------------------------------- entry point
 
 
