@@ -1,0 +1,229 @@
+// edgecnn_classify: run an edgecnn .onnx file with the ONNX Runtime C++ API and print the top-k classes.
+//
+//   edgecnn_classify MODEL.onnx IMAGE.ppm [--top 5] [--json] [--provider cpu|cuda] [--threads N]
+//                    [--labels FILE] [--dump-input FILE]
+//   edgecnn_classify MODEL.onnx INPUT.raw ...      # a preprocessed float32 NCHW tensor (.raw/.f32/.bin or --raw)
+//
+// Preprocessing (size, channels, mean/std) comes from the file's edgecnn.* metadata and matches the Python
+// runtime (edgecnn/runtime/images.py). Errors print one line on stderr and exit with status 1 (2 for usage).
+#include <onnxruntime_cxx_api.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "metadata.hpp"
+#include "preprocess.hpp"
+
+namespace {
+
+struct Args {
+  std::string model, input, provider = "cpu", labels, dump_input;
+  int top = 5, threads = 0;
+  bool json = false, raw = false;
+};
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+const char* kUsage =
+    "usage: edgecnn_classify MODEL.onnx IMAGE.ppm|INPUT.raw [--top K] [--json] [--provider cpu|cuda]\n"
+    "                        [--threads N] [--labels FILE] [--raw] [--dump-input FILE]\n";
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+int to_int(const std::string& flag, const std::string& v) {
+  char* end = nullptr;
+  const long n = std::strtol(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || n < 0) throw UsageError(flag + " expects a non-negative integer, got '" + v + "'");
+  return static_cast<int>(n);
+}
+
+Args parse_args(int argc, char** argv) {
+  Args a;
+  std::vector<std::string> positional;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    const auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw UsageError(arg + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "-h" || arg == "--help") {
+      std::cout << kUsage;
+      std::exit(0);
+    } else if (arg == "--json") {
+      a.json = true;
+    } else if (arg == "--raw") {
+      a.raw = true;
+    } else if (arg == "--top" || arg == "-k") {
+      a.top = std::max(1, to_int(arg, value()));
+    } else if (arg == "--threads") {
+      a.threads = to_int(arg, value());
+    } else if (arg == "--provider") {
+      a.provider = value();
+      if (a.provider != "cpu" && a.provider != "cuda")
+        throw UsageError("--provider must be cpu or cuda, got '" + a.provider + "'");
+    } else if (arg == "--labels") {
+      a.labels = value();
+    } else if (arg == "--dump-input") {
+      a.dump_input = value();
+    } else if (!arg.empty() && arg[0] == '-') {
+      throw UsageError("unknown option " + arg);
+    } else {
+      positional.push_back(arg);
+    }
+  }
+  if (positional.size() != 2) throw UsageError("expected MODEL.onnx and one IMAGE or INPUT file");
+  a.model = positional[0];
+  a.input = positional[1];
+  a.raw = a.raw || ends_with(a.input, ".raw") || ends_with(a.input, ".f32") || ends_with(a.input, ".bin");
+  return a;
+}
+
+// Session options for the requested provider; CUDA only when this ONNX Runtime library was built with it.
+Ort::SessionOptions session_options(const Args& a) {
+  Ort::SessionOptions so;
+  if (a.threads > 0) so.SetIntraOpNumThreads(a.threads);
+  so.SetGraphOptimizationLevel(GraphOptimizationLevel::ORT_ENABLE_ALL);
+  if (a.provider == "cuda") {
+    const auto available = Ort::GetAvailableProviders();
+    if (std::find(available.begin(), available.end(), "CUDAExecutionProvider") == available.end())
+      throw std::runtime_error(
+          "provider cuda is not available in this ONNX Runtime library; use --provider cpu, or build against a "
+          "GPU release (ORT_ROOT=.../onnxruntime-linux-x64-gpu-<version>)");
+    OrtCUDAProviderOptions cuda{};
+    so.AppendExecutionProvider_CUDA(cuda);
+  }
+  return so;
+}
+
+std::vector<std::string> read_labels(const std::string& path) {
+  std::vector<std::string> names;
+  if (path.empty()) return names;
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("labels file not found: " + path);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) names.push_back(line);
+  return names;
+}
+
+// Softmax in double (unless the scores already are probabilities), as edgecnn.runtime.postprocess does.
+std::vector<float> probabilities(const std::vector<float>& s) {
+  const double sum = std::accumulate(s.begin(), s.end(), 0.0);
+  const bool already = std::all_of(s.begin(), s.end(), [](float v) { return v >= 0.f && v <= 1.f; }) &&
+                       std::fabs(sum - 1.0) <= 1e-3 + 1e-5;
+  if (already) return s;
+  const double mx = *std::max_element(s.begin(), s.end());
+  std::vector<double> e(s.size());
+  double total = 0;
+  for (size_t i = 0; i < s.size(); ++i) total += e[i] = std::exp(static_cast<double>(s[i]) - mx);
+  std::vector<float> p(s.size());
+  for (size_t i = 0; i < s.size(); ++i) p[i] = static_cast<float>(e[i] / total);
+  return p;
+}
+
+std::string json_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  return out;
+}
+
+int run(const Args& a) {
+  Ort::Env env(ORT_LOGGING_LEVEL_ERROR, "edgecnn");
+  std::ifstream probe(a.model, std::ios::binary);
+  if (!probe) throw std::runtime_error("model file not found: " + a.model);
+  Ort::Session session(env, a.model.c_str(), session_options(a));
+
+  if (session.GetInputCount() != 1) throw std::runtime_error("expected a model with one input");
+  Ort::AllocatorWithDefaultOptions alloc;
+  const std::string input_name = session.GetInputNameAllocated(0, alloc).get();
+  const std::string output_name = session.GetOutputNameAllocated(0, alloc).get();
+  const Ort::TypeInfo type_info = session.GetInputTypeInfo(0);  // owns what input_info points into
+  const auto input_info = type_info.GetTensorTypeAndShapeInfo();
+  if (input_info.GetElementType() != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT)
+    throw std::runtime_error("model input is not float32; this example feeds float32 (export with fp32 input/output)");
+  std::vector<int64_t> shape = input_info.GetShape();
+  if (shape.size() != 4) throw std::runtime_error("expected an NCHW image input of rank 4");
+
+  const auto meta = edgecnn::read_metadata(session);
+  const edgecnn::PreprocessConfig cfg = edgecnn::config_from_metadata(meta, shape);
+  shape = {1, cfg.channels, cfg.height, cfg.width};
+  const size_t count = static_cast<size_t>(cfg.channels) * cfg.height * cfg.width;
+  std::vector<float> x = a.raw ? edgecnn::read_raw_f32(a.input, count)
+                               : edgecnn::preprocess(edgecnn::read_pnm(a.input), cfg);
+  if (!a.dump_input.empty()) {
+    std::ofstream out(a.dump_input, std::ios::binary);
+    out.write(reinterpret_cast<const char*>(x.data()), static_cast<std::streamsize>(x.size() * sizeof(float)));
+    if (!out) throw std::runtime_error("cannot write " + a.dump_input);
+  }
+
+  const auto mem = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
+  Ort::Value input = Ort::Value::CreateTensor<float>(mem, x.data(), x.size(), shape.data(), shape.size());
+  const char* in_names[] = {input_name.c_str()};
+  const char* out_names[] = {output_name.c_str()};
+  const auto t0 = std::chrono::steady_clock::now();
+  auto outputs = session.Run(Ort::RunOptions{nullptr}, in_names, &input, 1, out_names, 1);
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+
+  const auto out_info = outputs[0].GetTensorTypeAndShapeInfo();
+  const float* data = outputs[0].GetTensorData<float>();
+  const std::vector<float> logits(data, data + out_info.GetElementCount());
+  const std::vector<float> probs = probabilities(logits);
+  std::vector<size_t> order(probs.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t i, size_t j) { return probs[i] > probs[j]; });
+  order.resize(std::min<size_t>(a.top, order.size()));
+  const auto names = read_labels(a.labels);
+  const auto label = [&](size_t i) { return i < names.size() ? names[i] : std::to_string(i); };
+  const std::string provider = a.provider == "cuda" ? "CUDAExecutionProvider" : "CPUExecutionProvider";
+
+  if (a.json) {
+    std::printf("{\"model\": \"%s\", \"provider\": \"%s\", \"ort_version\": \"%s\", \"latency_ms\": %.4f,\n",
+                json_escape(a.model).c_str(), provider.c_str(), Ort::GetVersionString().c_str(), ms);
+    std::printf(" \"top\": [");
+    for (size_t r = 0; r < order.size(); ++r)
+      std::printf("%s{\"rank\": %zu, \"index\": %zu, \"label\": \"%s\", \"probability\": %.9g}", r ? ", " : "", r + 1,
+                  order[r], json_escape(label(order[r])).c_str(), probs[order[r]]);
+    std::printf("],\n \"logits\": [");
+    for (size_t i = 0; i < logits.size(); ++i) std::printf("%s%.9g", i ? ", " : "", logits[i]);
+    std::printf("]}\n");
+  } else {
+    std::printf("%s  (%s, %.2f ms)\nrank  probability  class\n", a.input.c_str(), provider.c_str(), ms);
+    for (size_t r = 0; r < order.size(); ++r)
+      std::printf("%4zu  %11.4f  %s\n", r + 1, probs[order[r]], label(order[r]).c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(parse_args(argc, argv));
+  } catch (const UsageError& e) {
+    std::cerr << "error: " << e.what() << "\n" << kUsage;
+    return 2;
+  } catch (const Ort::Exception& e) {
+    std::string msg = e.what();
+    msg = msg.substr(0, msg.find('\n'));
+    std::cerr << "error: onnxruntime: " << msg << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,225 @@
+// See preprocess.hpp. The resampling code follows Pillow's libImaging/Resample.c (8 bits per channel).
+#include "preprocess.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <iterator>
+#include <stdexcept>
+
+namespace edgecnn {
+
+namespace {
+
+constexpr int kPrecisionBits = 32 - 8 - 2;  // Pillow's fixed-point precision for 8-bit images
+
+[[noreturn]] void fail(const std::string& msg) { throw std::runtime_error(msg); }
+
+// Next whitespace-separated token of a PNM header, skipping '#' comments.
+std::string pnm_token(std::istream& in) {
+  std::string tok;
+  int c;
+  while ((c = in.get()) != EOF) {
+    if (c == '#') {
+      while ((c = in.get()) != EOF && c != '\n') {
+      }
+    } else if (std::isspace(c)) {
+      if (!tok.empty()) return tok;
+    } else {
+      tok.push_back(static_cast<char>(c));
+    }
+  }
+  return tok;
+}
+
+int pnm_int(std::istream& in, const std::string& path) {
+  const std::string tok = pnm_token(in);
+  try {
+    size_t used = 0;
+    const int v = std::stoi(tok, &used);
+    if (used == tok.size() && v > 0) return v;
+  } catch (const std::exception&) {
+  }
+  fail("cannot read image " + path + ": bad PPM/PGM header value '" + tok + "'");
+}
+
+// Pillow's triangle filter.
+double bilinear_filter(double x) {
+  x = std::fabs(x);
+  return x < 1.0 ? 1.0 - x : 0.0;
+}
+
+// Pillow's precompute_coeffs + normalize_coeffs_8bpc for a full-image box [0, in_size).
+struct Coeffs {
+  int ksize = 0;
+  std::vector<int> bounds;  // (xmin, count) per output pixel
+  std::vector<int32_t> k;   // ksize fixed-point weights per output pixel
+};
+
+Coeffs precompute_coeffs(int in_size, int out_size) {
+  const double in0 = 0.0, in1 = static_cast<float>(in_size);  // Pillow passes the box as floats
+  const double scale = (in1 - in0) / out_size;
+  const double filterscale = std::max(scale, 1.0);
+  const double support = 1.0 * filterscale;  // bilinear support is 1
+  Coeffs c;
+  c.ksize = static_cast<int>(std::ceil(support)) * 2 + 1;
+  c.bounds.resize(static_cast<size_t>(out_size) * 2);
+  c.k.assign(static_cast<size_t>(out_size) * c.ksize, 0);
+  std::vector<double> w(c.ksize);
+  for (int xx = 0; xx < out_size; ++xx) {
+    const double center = in0 + (xx + 0.5) * scale;
+    const double ss = 1.0 / filterscale;
+    const int xmin = std::max(static_cast<int>(center - support + 0.5), 0);
+    const int xmax = std::min(static_cast<int>(center + support + 0.5), in_size) - xmin;
+    double ww = 0.0;
+    for (int x = 0; x < xmax; ++x) {
+      w[x] = bilinear_filter((x + xmin - center + 0.5) * ss);
+      ww += w[x];
+    }
+    for (int x = 0; x < xmax; ++x) {
+      const double v = ww != 0.0 ? w[x] / ww : w[x];
+      const double scaled = v * (1 << kPrecisionBits);
+      c.k[static_cast<size_t>(xx) * c.ksize + x] = static_cast<int32_t>(v < 0 ? -0.5 + scaled : 0.5 + scaled);
+    }
+    c.bounds[xx * 2] = xmin;
+    c.bounds[xx * 2 + 1] = xmax;
+  }
+  return c;
+}
+
+uint8_t clip8(int32_t v) {
+  if (v >= (1 << kPrecisionBits << 8)) return 255;
+  if (v <= 0) return 0;
+  return static_cast<uint8_t>(v >> kPrecisionBits);
+}
+
+}  // namespace
+
+int PreprocessConfig::resize() const {
+  // Python: int(round(min(size) * 256 / 224)); round half to even, as std::nearbyint does by default.
+  return static_cast<int>(std::nearbyint(std::min(height, width) * 256.0 / 224.0));
+}
+
+Image read_pnm(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("image not found or unreadable: " + path);
+  const std::string magic = pnm_token(in);
+  if (magic != "P6" && magic != "P5")
+    fail("cannot read image " + path + ": expected a binary PPM (P6) or PGM (P5) file, or a raw float32 tensor");
+  Image img;
+  img.channels = magic == "P6" ? 3 : 1;
+  img.width = pnm_int(in, path);
+  img.height = pnm_int(in, path);
+  if (pnm_int(in, path) != 255) fail("cannot read image " + path + ": only 8-bit files (maxval 255) are supported");
+  // pnm_token consumed exactly one whitespace byte after maxval, as the format requires.
+  img.pixels.resize(static_cast<size_t>(img.width) * img.height * img.channels);
+  in.read(reinterpret_cast<char*>(img.pixels.data()), static_cast<std::streamsize>(img.pixels.size()));
+  if (in.gcount() != static_cast<std::streamsize>(img.pixels.size()))
+    fail("cannot read image " + path + ": file is truncated");
+  return img;
+}
+
+Image convert(const Image& img, int channels) {
+  if (img.channels == channels) return img;
+  Image out{img.width, img.height, channels, {}};
+  const size_t n = static_cast<size_t>(img.width) * img.height;
+  out.pixels.resize(n * channels);
+  for (size_t i = 0; i < n; ++i) {
+    const uint8_t* p = &img.pixels[i * img.channels];
+    if (channels == 1) {  // Pillow's L24: (r*19595 + g*38470 + b*7471 + 0x8000) >> 16
+      out.pixels[i] = static_cast<uint8_t>((p[0] * 19595 + p[1] * 38470 + p[2] * 7471 + 0x8000) >> 16);
+    } else {
+      std::fill_n(&out.pixels[i * 3], 3, p[0]);
+    }
+  }
+  return out;
+}
+
+Image resize_bilinear(const Image& img, int width, int height) {
+  const int nc = img.channels;
+  const Coeffs ch = precompute_coeffs(img.width, width);
+  Coeffs cv = precompute_coeffs(img.height, height);
+  // Pillow first resizes horizontally, only the rows the vertical pass will read.
+  const int y_first = cv.bounds[0];
+  const int y_last = cv.bounds[height * 2 - 2] + cv.bounds[height * 2 - 1];
+  Image tmp = img;
+  if (width != img.width) {
+    for (int i = 0; i < height; ++i) cv.bounds[i * 2] -= y_first;
+    tmp = Image{width, y_last - y_first, nc, {}};
+    tmp.pixels.resize(static_cast<size_t>(tmp.width) * tmp.height * nc);
+    for (int yy = 0; yy < tmp.height; ++yy) {
+      const uint8_t* src = img.row(yy + y_first);
+      uint8_t* dst = tmp.row(yy);
+      for (int xx = 0; xx < width; ++xx) {
+        const int xmin = ch.bounds[xx * 2], xmax = ch.bounds[xx * 2 + 1];
+        const int32_t* k = &ch.k[static_cast<size_t>(xx) * ch.ksize];
+        for (int c = 0; c < nc; ++c) {
+          int32_t ss = 1 << (kPrecisionBits - 1);
+          for (int x = 0; x < xmax; ++x) ss += src[(x + xmin) * nc + c] * k[x];
+          dst[xx * nc + c] = clip8(ss);
+        }
+      }
+    }
+  }
+  if (height == img.height) return tmp;
+  Image out{tmp.width, height, nc, {}};
+  out.pixels.resize(static_cast<size_t>(out.width) * height * nc);
+  for (int yy = 0; yy < height; ++yy) {
+    const int ymin = cv.bounds[yy * 2], ymax = cv.bounds[yy * 2 + 1];
+    const int32_t* k = &cv.k[static_cast<size_t>(yy) * cv.ksize];
+    uint8_t* dst = out.row(yy);
+    for (int i = 0; i < out.width * nc; ++i) {
+      int32_t ss = 1 << (kPrecisionBits - 1);
+      for (int y = 0; y < ymax; ++y) ss += tmp.row(y + ymin)[i] * k[y];
+      dst[i] = clip8(ss);
+    }
+  }
+  return out;
+}
+
+std::vector<float> preprocess(const Image& input, const PreprocessConfig& cfg) {
+  Image img = convert(input, cfg.channels);
+  // Resize the shorter side (Python: int(short * h / w) for the longer side).
+  const int short_side = cfg.resize();
+  int w = img.width, h = img.height;
+  const int new_w = w <= h ? short_side : static_cast<int>(static_cast<double>(short_side) * w / h);
+  const int new_h = w <= h ? static_cast<int>(static_cast<double>(short_side) * h / w) : short_side;
+  if (new_w != w || new_h != h) img = resize_bilinear(img, new_w, new_h);
+  w = img.width;
+  h = img.height;
+  // Center crop; pixels outside the image are zero (torchvision pads a too-small image with zeros).
+  const int th = cfg.height, tw = cfg.width;
+  const int pad_x = std::max(tw - w, 0) / 2, pad_y = std::max(th - h, 0) / 2;
+  const int cw = std::max(w, tw), chh = std::max(h, th);
+  const int top = static_cast<int>(std::nearbyint((chh - th) / 2.0)) - pad_y;
+  const int left = static_cast<int>(std::nearbyint((cw - tw) / 2.0)) - pad_x;
+  const int nc = cfg.channels;
+  std::vector<float> out(static_cast<size_t>(nc) * th * tw);
+  for (int c = 0; c < nc; ++c) {
+    for (int y = 0; y < th; ++y) {
+      for (int x = 0; x < tw; ++x) {
+        const int sy = y + top, sx = x + left;
+        const uint8_t v = (sy >= 0 && sy < h && sx >= 0 && sx < w) ? img.row(sy)[sx * nc + c] : 0;
+        // Same float32 operations as numpy: (v / 255) - mean, then / std.
+        const float scaled = static_cast<float>(v) / 255.0f;
+        out[(static_cast<size_t>(c) * th + y) * tw + x] = (scaled - cfg.mean[c]) / cfg.std[c];
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<float> read_raw_f32(const std::string& path, size_t count) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  if (!in) fail("input not found or unreadable: " + path);
+  const auto size = static_cast<size_t>(in.tellg());
+  if (size != count * sizeof(float))
+    fail("raw input " + path + " has " + std::to_string(size) + " bytes; expected " +
+         std::to_string(count * sizeof(float)) + " (one float32 NCHW image of the model's input shape)");
+  std::vector<float> data(count);
+  in.seekg(0);
+  in.read(reinterpret_cast<char*>(data.data()), static_cast<std::streamsize>(size));
+  return data;
+}
+
+}  // namespace edgecnn
