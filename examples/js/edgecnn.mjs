@@ -1,0 +1,292 @@
+// edgecnn for JavaScript (Node.js and browsers): read a model's edgecnn.* metadata, read PPM/PGM images,
+// preprocess exactly as the Python runtime does (edgecnn/runtime/images.py), and turn logits into a top-k.
+// No dependencies: onnxruntime-node / onnxruntime-web run the model; this module only prepares and reads.
+//
+// Preprocessing: RGB (or Pillow's "L" grayscale for 1-channel models) -> resize the shorter side to
+// round(size * 256 / 224) with Pillow's BILINEAR filter (antialiased triangle filter in 8-bit fixed point,
+// reproduced bit for bit) -> center crop -> /255 -> (x - mean) / std in float32 -> CHW Float32Array.
+
+const PRECISION_BITS = 32 - 8 - 2; // Pillow's fixed-point precision for 8-bit images
+const IMAGENET_MEAN = [0.485, 0.456, 0.406];
+const IMAGENET_STD = [0.229, 0.224, 0.225];
+
+// ---- metadata: ModelProto.metadata_props (field 14) read straight from the protobuf bytes
+
+function readVarint(buf, pos) {
+  let value = 0;
+  let scale = 1;
+  for (;;) {
+    const b = buf[pos++];
+    if (b === undefined) throw new Error('not an ONNX file: truncated protobuf');
+    value += (b & 0x7f) * scale; // Number arithmetic: safe beyond 2^31 (large initializers)
+    if (b < 0x80) return [value, pos];
+    scale *= 128;
+  }
+}
+
+/** All metadata_props of an .onnx file (Uint8Array) as {key: value}; ONNX Runtime's JS API doesn't expose them. */
+export function readOnnxMetadata(bytes) {
+  const buf = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  const text = new TextDecoder();
+  const meta = {};
+  let pos = 0;
+  while (pos < buf.length) {
+    let tag;
+    [tag, pos] = readVarint(buf, pos);
+    const field = Math.floor(tag / 8);
+    const wire = tag % 8;
+    if (wire === 0) {
+      [, pos] = readVarint(buf, pos);
+    } else if (wire === 1) {
+      pos += 8;
+    } else if (wire === 5) {
+      pos += 4;
+    } else if (wire === 2) {
+      let len;
+      [len, pos] = readVarint(buf, pos);
+      if (field === 14) {
+        // StringStringEntryProto { key = 1; value = 2; }
+        const entry = buf.subarray(pos, pos + len);
+        let p = 0;
+        let key = '';
+        let value = '';
+        while (p < entry.length) {
+          let t;
+          let n;
+          [t, p] = readVarint(entry, p);
+          [n, p] = readVarint(entry, p);
+          const s = text.decode(entry.subarray(p, p + n));
+          if (t >> 3 === 1) key = s;
+          else if (t >> 3 === 2) value = s;
+          p += n;
+        }
+        meta[key] = value;
+      }
+      pos += len;
+    } else {
+      throw new Error(`not an ONNX file: unexpected protobuf wire type ${wire}`);
+    }
+  }
+  return meta;
+}
+
+/** Preprocessing settings from edgecnn metadata, filling gaps from the NCHW input shape, like the Python runtime. */
+export function configFromMetadata(meta, inputShape = []) {
+  const get = (k) => meta[`edgecnn.${k}`];
+  const dims = inputShape.map((d) => (typeof d === 'number' && d > 0 ? d : null));
+  let channels = get('channels') !== undefined ? Number(get('channels')) : dims[1] ?? 3;
+  if (channels !== 1 && channels !== 3) throw new Error(`unsupported channel count ${channels} (expected 1 or 3)`);
+  let size = get('input_size') !== undefined ? JSON.parse(get('input_size')) : [dims[2], dims[3]];
+  if (typeof size === 'number') size = [size, size];
+  if (!size[0] || !size[1]) size = [224, 224];
+  const sum = (a) => a.reduce((x, y) => x + y, 0);
+  let mean = channels === 1 ? [sum(IMAGENET_MEAN) / 3] : IMAGENET_MEAN;
+  let std = channels === 1 ? [sum(IMAGENET_STD) / 3] : IMAGENET_STD;
+  if (get('mean') !== undefined) mean = JSON.parse(get('mean'));
+  if (get('std') !== undefined) std = JSON.parse(get('std'));
+  if (mean.length !== channels || std.length !== channels) {
+    throw new Error(`metadata mean/std have ${mean.length}/${std.length} values for a ${channels}-channel model`);
+  }
+  return { height: size[0], width: size[1], channels, mean, std, model: get('model') ?? '', classNames: get('class_names') };
+}
+
+// ---- images: {width, height, channels, pixels: Uint8Array (interleaved)}
+
+function pnmHeader(buf) {
+  const tokens = [];
+  let pos = 0;
+  while (tokens.length < 4 && pos < buf.length) {
+    const c = buf[pos];
+    if (c === 0x23) { // '#' comment to end of line
+      while (pos < buf.length && buf[pos] !== 0x0a) pos++;
+    } else if (c === 0x20 || (c >= 0x09 && c <= 0x0d)) {
+      pos++;
+    } else {
+      let tok = '';
+      while (pos < buf.length && buf[pos] > 0x20) tok += String.fromCharCode(buf[pos++]);
+      tokens.push(tok);
+    }
+  }
+  return [tokens, pos + 1]; // exactly one whitespace byte follows maxval
+}
+
+/** A binary PPM (P6) or PGM (P5) file, maxval 255. */
+export function readPnm(bytes) {
+  const buf = bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes);
+  const [[magic, w, h, maxval], start] = pnmHeader(buf);
+  if (magic !== 'P6' && magic !== 'P5') throw new Error('expected a binary PPM (P6) or PGM (P5) image');
+  if (Number(maxval) !== 255) throw new Error('only 8-bit PPM/PGM files (maxval 255) are supported');
+  const img = { width: Number(w), height: Number(h), channels: magic === 'P6' ? 3 : 1 };
+  const n = img.width * img.height * img.channels;
+  if (!(n > 0) || start + n > buf.length) throw new Error('PPM/PGM file is truncated or has a bad header');
+  img.pixels = buf.slice(start, start + n);
+  return img;
+}
+
+/** RGBA pixels (a canvas ImageData) -> RGB image. */
+export function fromRgba(data, width, height) {
+  const pixels = new Uint8Array(width * height * 3);
+  for (let i = 0, j = 0; i < pixels.length; i += 3, j += 4) {
+    pixels[i] = data[j];
+    pixels[i + 1] = data[j + 1];
+    pixels[i + 2] = data[j + 2];
+  }
+  return { width, height, channels: 3, pixels };
+}
+
+/** Pillow's Image.convert: RGB -> L (16-bit fixed-point luma), L -> RGB (replicate). */
+export function convert(img, channels) {
+  if (img.channels === channels) return img;
+  const n = img.width * img.height;
+  const out = new Uint8Array(n * channels);
+  for (let i = 0; i < n; i++) {
+    if (channels === 1) {
+      const p = i * 3;
+      out[i] = (img.pixels[p] * 19595 + img.pixels[p + 1] * 38470 + img.pixels[p + 2] * 7471 + 0x8000) >>> 16;
+    } else {
+      out.fill(img.pixels[i], i * 3, i * 3 + 3);
+    }
+  }
+  return { width: img.width, height: img.height, channels, pixels: out };
+}
+
+// Pillow's precompute_coeffs + normalize_coeffs_8bpc (bilinear, whole-image box).
+function coeffs(inSize, outSize) {
+  const scale = inSize / outSize;
+  const filterscale = Math.max(scale, 1);
+  const support = filterscale;
+  const ksize = Math.ceil(support) * 2 + 1;
+  const bounds = new Int32Array(outSize * 2);
+  const k = new Int32Array(outSize * ksize);
+  const w = new Float64Array(ksize);
+  for (let xx = 0; xx < outSize; xx++) {
+    const center = (xx + 0.5) * scale;
+    const ss = 1 / filterscale;
+    const xmin = Math.max(Math.trunc(center - support + 0.5), 0);
+    const xmax = Math.min(Math.trunc(center + support + 0.5), inSize) - xmin;
+    let ww = 0;
+    for (let x = 0; x < xmax; x++) {
+      const d = Math.abs((x + xmin - center + 0.5) * ss);
+      w[x] = d < 1 ? 1 - d : 0;
+      ww += w[x];
+    }
+    for (let x = 0; x < xmax; x++) {
+      const v = ww !== 0 ? w[x] / ww : w[x];
+      const scaled = v * (1 << PRECISION_BITS);
+      k[xx * ksize + x] = Math.trunc(v < 0 ? -0.5 + scaled : 0.5 + scaled);
+    }
+    bounds[xx * 2] = xmin;
+    bounds[xx * 2 + 1] = xmax;
+  }
+  return { ksize, bounds, k };
+}
+
+function clip8(v) {
+  if (v >= 1 << PRECISION_BITS << 8) return 255;
+  if (v <= 0) return 0;
+  return v >> PRECISION_BITS;
+}
+
+/** Pillow's Image.resize((width, height), BILINEAR) for 8-bit images. */
+export function resizeBilinear(img, width, height) {
+  const nc = img.channels;
+  const ch = coeffs(img.width, width);
+  const cv = coeffs(img.height, height);
+  let tmp = img;
+  if (width !== img.width) { // horizontal pass over the rows the vertical pass reads
+    const yFirst = cv.bounds[0];
+    const yLast = cv.bounds[height * 2 - 2] + cv.bounds[height * 2 - 1];
+    for (let i = 0; i < height; i++) cv.bounds[i * 2] -= yFirst;
+    tmp = { width, height: yLast - yFirst, channels: nc, pixels: new Uint8Array(width * (yLast - yFirst) * nc) };
+    for (let yy = 0; yy < tmp.height; yy++) {
+      const src = (yy + yFirst) * img.width * nc;
+      const dst = yy * width * nc;
+      for (let xx = 0; xx < width; xx++) {
+        const xmin = ch.bounds[xx * 2];
+        const xmax = ch.bounds[xx * 2 + 1];
+        const kk = xx * ch.ksize;
+        for (let c = 0; c < nc; c++) {
+          let ss = 1 << (PRECISION_BITS - 1);
+          for (let x = 0; x < xmax; x++) ss += img.pixels[src + (x + xmin) * nc + c] * ch.k[kk + x];
+          tmp.pixels[dst + xx * nc + c] = clip8(ss);
+        }
+      }
+    }
+  }
+  if (height === img.height) return tmp;
+  const rowLen = tmp.width * nc;
+  const out = { width: tmp.width, height, channels: nc, pixels: new Uint8Array(rowLen * height) };
+  for (let yy = 0; yy < height; yy++) {
+    const ymin = cv.bounds[yy * 2];
+    const ymax = cv.bounds[yy * 2 + 1];
+    const kk = yy * cv.ksize;
+    for (let i = 0; i < rowLen; i++) {
+      let ss = 1 << (PRECISION_BITS - 1);
+      for (let y = 0; y < ymax; y++) ss += tmp.pixels[(y + ymin) * rowLen + i] * cv.k[kk + y];
+      out.pixels[yy * rowLen + i] = clip8(ss);
+    }
+  }
+  return out;
+}
+
+/** Python's round(): half to even. */
+function roundHalfEven(x) {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}
+
+/** Image -> normalized CHW Float32Array of the model's input size (resize, center crop, mean/std). */
+export function preprocess(input, cfg) {
+  const img0 = convert(input, cfg.channels);
+  const short = roundHalfEven((Math.min(cfg.height, cfg.width) * 256) / 224);
+  const { width: w0, height: h0 } = img0;
+  const newW = w0 <= h0 ? short : Math.trunc((short * w0) / h0);
+  const newH = w0 <= h0 ? Math.trunc((short * h0) / w0) : short;
+  const img = newW !== w0 || newH !== h0 ? resizeBilinear(img0, newW, newH) : img0;
+  const { width: w, height: h } = img;
+  const th = cfg.height;
+  const tw = cfg.width;
+  const nc = cfg.channels;
+  // center crop on a zero-padded canvas when the crop is larger than the image (as torchvision does)
+  const padX = Math.floor(Math.max(tw - w, 0) / 2);
+  const padY = Math.floor(Math.max(th - h, 0) / 2);
+  const top = roundHalfEven((Math.max(h, th) - th) / 2) - padY;
+  const left = roundHalfEven((Math.max(w, tw) - tw) / 2) - padX;
+  const mean = cfg.mean.map(Math.fround);
+  const std = cfg.std.map(Math.fround);
+  const out = new Float32Array(nc * th * tw);
+  for (let c = 0; c < nc; c++) {
+    for (let y = 0; y < th; y++) {
+      for (let x = 0; x < tw; x++) {
+        const sy = y + top;
+        const sx = x + left;
+        const v = sy >= 0 && sy < h && sx >= 0 && sx < w ? img.pixels[(sy * w + sx) * nc + c] : 0;
+        // float32 arithmetic, as numpy does: (v / 255 - mean) / std
+        out[(c * th + y) * tw + x] = Math.fround(Math.fround(Math.fround(v / 255) - mean[c]) / std[c]);
+      }
+    }
+  }
+  return out;
+}
+
+// ---- scores
+
+/** Softmax in double (unless the scores already are probabilities), as edgecnn.runtime.postprocess does. */
+export function probabilities(scores) {
+  const s = Array.from(scores);
+  const sum = s.reduce((a, b) => a + b, 0);
+  if (s.every((v) => v >= 0 && v <= 1) && Math.abs(sum - 1) <= 1e-3 + 1e-5) return s;
+  const max = Math.max(...s);
+  const e = s.map((v) => Math.exp(v - max));
+  const total = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => Math.fround(v / total));
+}
+
+/** Top-k [{rank, index, label, probability}], best first (stable for ties). */
+export function topk(scores, k = 5, names = null) {
+  const probs = probabilities(scores);
+  const order = probs.map((p, i) => i).sort((a, b) => probs[b] - probs[a] || a - b);
+  return order.slice(0, Math.max(1, Math.min(k, probs.length))).map((index, r) => ({
+    rank: r + 1, index, label: names && names[index] !== undefined ? names[index] : String(index), probability: probs[index],
+  }));
+}
