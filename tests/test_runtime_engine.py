@@ -127,7 +127,7 @@ def test_options_validated(models):
 def test_info_and_options(models, tmp_path):
     opt = tmp_path / "opt.onnx"
     engine = Engine(models["dynamic"], "cpu", threads=1, graph_optimization="basic",
-                    optimized_model_path=opt)
+                    optimized_model_path=opt, spinning=False)
     info = engine.info
     assert opt.is_file()
     assert info.inputs[0].name == "input" and info.inputs[0].shape == ("batch", 3, 32, 32)

@@ -91,7 +91,8 @@ class Engine:
     GPU options (``device_id``, ``fp16``, ``int8``, ``cache_dir``, ``workspace_size``,
     ``cudnn_conv_algo_search``, ``arena_extend_strategy``) build ONNX Runtime's provider options;
     ``provider_options={"cuda": {...}, "tensorrt": {...}}`` overrides any of them.
-    ``threads``: intra-op threads (default: the CPUs available); ``graph_optimization``: one of
+    ``threads``: intra-op threads (default: the CPUs available); ``spinning=False`` lets idle intra-op
+    threads sleep instead of spin (for CPUs shared with other work); ``graph_optimization``: one of
     ``disable``, ``basic``, ``extended``, ``all``; ``optimized_model_path``: where ONNX Runtime saves the
     optimized graph. ``max_batch``: chunk size for models with a dynamic batch.
     """
@@ -112,6 +113,7 @@ class Engine:
         provider_options: Mapping[str, Mapping[str, Any]] | None = None,
         threads: int | None = None,
         inter_op_threads: int = 1,
+        spinning: bool = True,
         graph_optimization: str = "all",
         optimized_model_path: str | os.PathLike | None = None,
         max_batch: int = 32,
@@ -147,6 +149,8 @@ class Engine:
         so.intra_op_num_threads = int(threads) if threads else default_threads()
         so.inter_op_num_threads = int(inter_op_threads)
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        if not spinning:  # idle intra-op threads sleep instead of spinning: better on shared/oversubscribed CPUs
+            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.graph_optimization_level = _OPT_LEVELS[graph_optimization]
         if optimized_model_path is not None:
             so.optimized_model_filepath = str(optimized_model_path)
