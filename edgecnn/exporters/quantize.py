@@ -525,7 +525,9 @@ def write_tensorrt_calibration(model: str | os.PathLike, calib: Any, out_dir: st
         calibrator = create_calibrator(str(src), [], augmented_model_path=str(Path(tmpdir) / "augmented.onnx"),
                                        calibrate_method=_calib_method(method),
                                        providers=["CPUExecutionProvider"],
-                                       extra_options={"symmetric": True} if method != "minmax" else {})
+                                       # symmetric ranges: the table stores max(highest, lowest), which
+                                       # is the max-abs TensorRT's dynamic range needs only when symmetric
+                                       extra_options={"symmetric": True})
         arr = data.data
         if fixed and len(arr) % fixed:
             arr = np.resize(arr, (max(fixed, len(arr) - len(arr) % fixed), *arr.shape[1:])).astype(arr.dtype)
