@@ -198,3 +198,15 @@ def test_doctor_cpu_flags_and_fixes(monkeypatch):
     fix = [f for f in doctor.fixes(report) if "several onnxruntime" in f]
     assert fix and "pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu" in fix[0]
     assert "CONFLICT" in doctor.format_report(report)
+
+
+def test_predict_api_single_image_and_pil(files):
+    from edgecnn.runtime import Engine, predict
+
+    engine = Engine(files["tiny"], "cpu")
+    one = predict(engine, files["images"][0], top=2)
+    assert len(one) == 1 and one[0]["image"] == files["images"][0] and len(one[0]["predictions"]) == 2
+    pil = predict(engine, [Image.open(files["images"][1])], top=1)
+    assert pil[0]["image"] == files["images"][1]
+    by_path = predict(engine, files["images"][1:2], top=1)
+    assert pil[0]["predictions"][0]["index"] == by_path[0]["predictions"][0]["index"]

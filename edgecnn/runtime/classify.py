@@ -17,6 +17,8 @@ def predict(engine: Engine, images: Sequence[ImageLike], *, top: int = 5, batch:
     """Top-``top`` classes for each image: ``[{"image", "predictions": [{rank, index, label,
     probability}]}]`` in input order. Images are preprocessed and run ``batch`` at a time
     (default: the engine's chunk size)."""
+    if isinstance(images, str | os.PathLike) or hasattr(images, "getpixel"):  # one image, not a list
+        images = [images]
     if top < 1:
         raise EdgecnnError(f"--top must be >= 1, got {top}.")
     if batch is not None and batch < 1:

@@ -94,7 +94,9 @@ class Engine:
     ``threads``: intra-op threads (default: the CPUs available); ``spinning=False`` lets idle intra-op
     threads sleep instead of spin (for CPUs shared with other work); ``graph_optimization``: one of
     ``disable``, ``basic``, ``extended``, ``all``; ``optimized_model_path``: where ONNX Runtime saves the
-    optimized graph. ``max_batch``: chunk size for models with a dynamic batch.
+    optimized graph. ``max_batch``: chunk size for models with a dynamic batch. ``io_binding``: bind
+    inputs/outputs (default: on for CUDA/TensorRT). ``available``: the provider list to resolve against
+    (default: what this onnxruntime build reports; tests pass a stub).
     """
 
     def __init__(
