@@ -410,6 +410,90 @@ def evaluate_cmd(model: str, data: str, provider: str, batch: int, limit: int | 
         click.echo("\n".join(cmp.lines()))
 
 
+# --------------------------------------------------------------------------- profiler
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise EdgecnnError(f"{what} must be comma-separated integers like 1,8,32, got {text!r}") from None
+    if not values or any(v < 1 for v in values):
+        raise EdgecnnError(f"{what} must be integers >= 1, got {text!r}")
+    return values
+
+
+@cli.command("profile")
+@click.argument("model_or_file")
+@click.option("--batch", type=int, default=None,
+              help="Batch size the costs are computed at (default: the file's fixed batch, else 1).")
+@click.option("--per-layer", is_flag=True, help="Print the per-layer table (a conv with its activation is one row).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (totals and layers).")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the per-layer table as CSV to this file ('-' for stdout).")
+@click.option("--nodes", is_flag=True, help="With --json: include every ONNX node.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True,
+              help="For zoo names: which export to profile.")
+@click.option("--measure", is_flag=True,
+              help="Also run the model with ONNX Runtime's profiler and join measured time per layer.")
+@click.option("--provider", default="cpu", show_default=True, help="With --measure: cpu, cuda, tensorrt or auto.")
+@click.option("--threads", type=int, default=None, help="With --measure: intra-op threads (default: all CPUs).")
+@click.option("--iters", type=int, default=10, show_default=True, help="With --measure: profiled runs.")
+@click.option("--peak-gflops", type=float, default=None, help="With --measure: peak GFLOP/s for %% of peak.")
+def profile_cmd(model_or_file: str, batch: int, per_layer: bool, as_json: bool, csv_path: str | None, nodes: bool,
+                precision: str, measure: bool, provider: str, threads: int | None, iters: int,
+                peak_gflops: float | None) -> None:
+    """Theoretical cost of MODEL_OR_FILE (a zoo name or an .onnx file) from its ONNX graph.
+
+    Parameters, MACs and FLOPs (1 MAC = 2 FLOPs), weight and activation memory, peak live activation
+    memory and arithmetic intensity, per layer and in total. With --measure, also the time ONNX Runtime
+    spends in each layer and the GFLOP/s it reaches there.
+
+    \b
+    Examples:
+      edgecnn profile vgg16 --per-layer
+      edgecnn profile model.onnx --batch 8 --json
+      edgecnn profile resnet50 --measure --per-layer
+    """
+    from edgecnn.profiler import report
+    from edgecnn.profiler.source import resolve_model
+
+    if batch is not None and batch < 1:
+        raise EdgecnnError(f"--batch must be >= 1, got {batch}")
+    path = resolve_model(model_or_file, precision)
+    if measure:
+        from edgecnn.profiler.perlayer import profile
+
+        result = profile(path, batch=batch, measure=True, provider=provider, threads=threads, iters=iters,
+                         peak_gflops=peak_gflops)
+        cost = result.cost
+    else:
+        from edgecnn.profiler.cost import graph_cost
+
+        result = None
+        cost = graph_cost(path, batch)
+    if csv_path:
+        text = report.cost_csv(cost, result.csv_extra() if result else None)
+        if csv_path == "-":
+            click.echo(text, nl=False)
+        else:
+            from edgecnn._io import atomic_write_bytes
+
+            atomic_write_bytes(csv_path, text.encode())
+    if as_json:
+        d = result.to_dict(nodes=nodes) if result else cost.to_dict(nodes=nodes)
+        echo_json(d)
+        return
+    if csv_path == "-":
+        return
+    if per_layer:
+        click.echo(result.layer_table() if result else report.layer_table(cost))
+        click.echo("")
+    click.echo(report.totals_text(cost))
+    if result:
+        click.echo(result.summary())
+
+
 # --------------------------------------------------------------------------- scale-out
 
 
