@@ -205,6 +205,30 @@ def _explain_rows(rows: list[Any], top: int) -> list[dict[str, Any]]:
              "in": f(r.input_sqnr_db), "out": f(r.output_sqnr_db)} for i, r in enumerate(rows[:top])]
 
 
+def _export_int8(fp32_path: str, calib: str | None, quiet: bool) -> dict[str, Any]:
+    """'edgecnn export NAME --int8': quantize the fresh fp32 export beside it; quantize + report as a dict."""
+    import warnings
+
+    from edgecnn.exporters import quantize as Q
+    from edgecnn.exporters.calibration import show_progress
+    from edgecnn.profiler.accuracy import compare_models
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = Q.quantize(fp32_path, calib=calib or "random:32", progress=show_progress(quiet))
+        rep = compare_models(fp32_path, res.output, res.calib_data, quiet=True,
+                             note="measured on the calibration data (use 'edgecnn quantize --eval DIR')")
+    _echo_warnings(caught)
+    return {"quantize": res.as_dict(), "report": rep.as_dict()}
+
+
+def _print_export_int8(quant: dict[str, Any]) -> None:
+    q, r = quant["quantize"], quant["report"]
+    click.echo(f"int8: {q['output']} ({q['size_output'] / 1e6:.2f} MB, {q['compression']:.2f}x smaller), "
+               f"top-1 agreement {100 * r['top1_agreement']:.1f}%, SQNR {r['sqnr_db']} dB on {r['samples']} "
+               f"calibration inputs{' (random: speed tests only)' if q['calibration_random'] else ''}")
+
+
 @cli.command("quantize")
 @click.argument("model", metavar="MODEL_OR_FILE")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
@@ -652,6 +676,10 @@ def _print_export(r: dict[str, Any]) -> None:
 @click.option("--weights", type=click.Path(dir_okay=False), default=None, metavar="PATH",
               help="Local state dict (.pth/.pt; torchvision's or edgecnn's). Nothing is downloaded.")
 @click.option("--fp16", is_flag=True, help="fp16 weights and compute (about half the file size).")
+@click.option("--int8", is_flag=True,
+              help="Then quantize to int8 (static QDQ, like 'edgecnn quantize'): writes <output>.int8.onnx too.")
+@click.option("--calib", default=None, metavar="DIR|FILE.npy|random:N",
+              help="Calibration data for --int8 [default: random:32, for speed tests only].")
 @click.option("--io", "io", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
               help="dtype of the graph's input/output; fp16 (with --fp16) suits GPU pipelines.")
 @click.option("--opset", type=int, default=None,
@@ -671,7 +699,7 @@ def _print_export(r: dict[str, Any]) -> None:
 def export_cmd(model: str, output: str | None, weights: str | None, fp16: bool, io: str, opset: int | None,
                batch: int | None, input_size: tuple[int, int] | None, channels: int | None,
                num_classes: int | None, name: str | None, no_simplify: bool, no_validate: bool, force: bool,
-               as_json: bool) -> None:
+               as_json: bool, int8: bool = False, calib: str | None = None) -> None:
     """Export MODEL to a validated, simplified, self-describing ONNX file.
 
     MODEL is a zoo name (see 'edgecnn list'), or your own model as package.module:factory or
@@ -691,6 +719,8 @@ def export_cmd(model: str, output: str | None, weights: str | None, fp16: bool, 
 
     if io == "fp16" and not fp16:
         raise EdgecnnError("--io fp16 needs --fp16 (fp16 inputs/outputs go with fp16 compute)")
+    if int8 and fp16:
+        raise EdgecnnError("--int8 quantizes the fp32 export: leave out --fp16")
     try:
         result = export(model, output, weights=weights, precision="fp16" if fp16 else "fp32",
                         io_dtype="float16" if io == "fp16" else "float32",
@@ -704,10 +734,13 @@ def export_cmd(model: str, output: str | None, weights: str | None, fp16: bool, 
             _print_export(e.result.to_dict())
         click.echo(f"error: {e}", err=True)
         sys.exit(e.exit_code)
+    quant = _export_int8(result.path, calib, as_json) if int8 else None
     if as_json:
-        echo_json(result.to_dict())
+        echo_json(result.to_dict() if quant is None else {**result.to_dict(), "int8": quant})
     else:
         _print_export(result.to_dict())
+        if quant is not None:
+            _print_export_int8(quant)
 
 
 @cli.command("inspect")

@@ -260,3 +260,23 @@ def test_cli_quantize_json_and_errors(tiny: Path, tmp_path: Path, capsys: pytest
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: static quantization needs calibration data") and "\n" not in err
+
+
+def test_export_int8_and_cached_export_hook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("edgecnn.exporters.api")
+    from edgecnn.cli import main
+    from edgecnn.exporters.cache import cached_export
+
+    main(["export", "lenet5", "-o", str(tmp_path / "lenet5.onnx"), "--int8", "--calib", "random:8", "--json"])
+    cap = capsys.readouterr()
+    out = json.loads(cap.out)
+    assert out["int8"]["quantize"]["output"] == str(tmp_path / "lenet5.int8.onnx")
+    assert "QuantizeLinear" in ops(tmp_path / "lenet5.int8.onnx")
+    assert out["int8"]["report"]["samples"] == 8 and "WARNING: random calibration" in cap.err
+    monkeypatch.setenv("EDGECNN_CACHE_DIR", str(tmp_path / "cache"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        path = cached_export("lenet5", precision="int8", calib="random:8")
+    assert path.is_file() and "int8" in path.name and "QuantizeLinear" in ops(path)
+    assert cached_export("lenet5", precision="int8", calib="random:8") == path  # cached
