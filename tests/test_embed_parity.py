@@ -1,0 +1,306 @@
+"""One exported model, the same answer everywhere: Python Engine, the C++ example, Node.js, a browser page, ORT format.
+
+Every runtime gets the same preprocessed float32 NCHW tensor (a raw file) for the logits check: same top-5, and
+max |logits - python| / max |python logits| <= 1e-4. Separately, the C++, Node and browser preprocessing of PPM/PGM
+images is compared with Python's (it is meant to be bit-exact). Measured numbers go to artifacts/embed_parity.json;
+a failing browser test keeps its screenshot under artifacts/.
+
+These tests need toolchains (a built examples/cpp, npm packages, Chromium): ``tools/setup_parity.sh`` installs
+them. Without them the tests skip with the reason, unless EDGECNN_REQUIRE_PARITY=1 (CI), where they fail.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.parity
+
+ROOT = Path(__file__).resolve().parents[1]
+CPP_BIN = ROOT / "examples" / "cpp" / "build" / "edgecnn_classify"
+NODE_DIR = ROOT / "examples" / "node"
+WEB_DIR = ROOT / "examples" / "web"
+ARTIFACTS = ROOT / "artifacts"
+MAX_REL = 1e-4
+MEASURED: dict[str, dict] = {}  # runtime -> measured differences, written at the end of the module
+
+
+def need(ok: bool, reason: str) -> None:
+    """Skip (or fail, when EDGECNN_REQUIRE_PARITY=1) unless a toolchain is there."""
+    if ok:
+        return
+    message = f"{reason}; run tools/setup_parity.sh"
+    if os.environ.get("EDGECNN_REQUIRE_PARITY") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def rel_diff(a: np.ndarray, ref: np.ndarray) -> float:
+    """Max absolute difference over the max absolute reference logit."""
+    return float(np.abs(a.astype(np.float64) - ref).max() / np.abs(ref).max())
+
+
+def top5(logits: np.ndarray) -> list[int]:
+    return [int(i) for i in np.argsort(-logits, kind="stable")[:5]]
+
+
+def synthetic_image(width: int, height: int, seed: int) -> np.ndarray:
+    """A deterministic RGB image with structure (gradients) and noise, HxWx3 uint8."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    img = np.stack([(x * 2.6) % 256, (y * 3.5) % 256, ((x + y) * 1.7) % 256], -1)
+    return np.clip(img + rng.integers(0, 60, (height, width, 3)), 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Export resnet18 at 64x64 and lenet5 (grayscale); images; Python's tensors and logits as the reference."""
+    pytest.importorskip("torch")
+    from PIL import Image
+
+    from edgecnn.exporters import export
+    from edgecnn.runtime import Engine, load_images
+
+    d = tmp_path_factory.mktemp("embed")
+    models = {
+        "resnet18": export("resnet18", d / "resnet18.onnx", input_size=(64, 64), batch=1, force=True,
+                           progress=False).path,
+        "lenet5": export("lenet5", d / "lenet5.onnx", batch=1, force=True, progress=False).path,
+    }
+    images = {  # landscape downscale, portrait upscale, grayscale PGM
+        "land.ppm": Image.fromarray(synthetic_image(97, 71, 0)),
+        "port.ppm": Image.fromarray(synthetic_image(41, 53, 1)),
+        "gray.pgm": Image.fromarray(synthetic_image(45, 39, 2)).convert("L"),
+    }
+    for name, img in images.items():
+        img.save(d / name)
+    ref: dict = {}
+    for model, path in models.items():
+        engine = Engine(path, provider="cpu")
+        for name in images:
+            x = load_images([d / name], engine.preprocess_config())
+            x.tofile(d / f"{model}-{name}.raw")
+            ref[(model, name)] = {"input": x[0], "logits": engine.run(x)[0].astype(np.float64)}
+    return {"dir": d, "models": {k: Path(v) for k, v in models.items()}, "images": list(images), "ref": ref}
+
+
+def run_cli(cmd: list[str], cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def record(runtime: str, **values: float) -> None:
+    MEASURED.setdefault(runtime, {}).update(values)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def write_measurements():
+    yield
+    if MEASURED:
+        ARTIFACTS.mkdir(exist_ok=True)
+        (ARTIFACTS / "embed_parity.json").write_text(json.dumps(MEASURED, indent=2, sort_keys=True))
+
+
+# ---------------------------------------------------------------------------------------- runners
+
+def cpp_cmd(model: Path, inp: Path, *extra: str) -> list[str]:
+    return [str(CPP_BIN), str(model), str(inp), "--json", *extra]
+
+
+def node_cmd(model: Path, inp: Path, *extra: str) -> list[str]:
+    return ["node", str(NODE_DIR / "classify.mjs"), str(model), str(inp), "--json", *extra]
+
+
+RUNNERS = {"cpp": cpp_cmd, "node": node_cmd}
+
+
+def check_toolchain(runtime: str) -> None:
+    if runtime == "cpp":
+        need(CPP_BIN.is_file(), f"C++ example not built ({CPP_BIN.relative_to(ROOT)} missing)")
+    else:
+        need(shutil.which("node") is not None, "node not found")
+        need((NODE_DIR / "node_modules" / "onnxruntime-node").is_dir(), "onnxruntime-node not installed")
+
+
+# ---------------------------------------------------------------------------------------- C++ and Node
+
+@pytest.mark.parametrize("runtime", ["cpp", "node"])
+@pytest.mark.parametrize("model", ["resnet18", "lenet5"])
+def test_logits_match_python_on_the_same_tensor(work: dict, runtime: str, model: str) -> None:
+    check_toolchain(runtime)
+    worst = 0.0
+    for name in work["images"]:
+        raw = work["dir"] / f"{model}-{name}.raw"
+        p = run_cli(RUNNERS[runtime](work["models"][model], raw))
+        assert p.returncode == 0, p.stderr
+        out = json.loads(p.stdout)
+        logits = np.asarray(out["logits"], dtype=np.float32)
+        ref = work["ref"][(model, name)]["logits"]
+        assert logits.shape == ref.shape
+        assert [t["index"] for t in out["top"]] == top5(ref), f"{runtime} top-5 differs from Python on {name}"
+        diff = rel_diff(logits, ref)
+        assert diff <= MAX_REL, f"{runtime} logits differ from Python by {diff:.2e} (relative) on {name}"
+        worst = max(worst, diff)
+    record(runtime, **{f"logits_rel_diff_{model}": worst})
+
+
+@pytest.mark.parametrize("runtime", ["cpp", "node"])
+@pytest.mark.parametrize("model", ["resnet18", "lenet5"])
+def test_image_preprocessing_matches_python(work: dict, runtime: str, model: str) -> None:
+    check_toolchain(runtime)
+    worst = 0.0
+    for name in work["images"]:
+        dumped = work["dir"] / f"{runtime}-{model}-{name}.dump"
+        p = run_cli(RUNNERS[runtime](work["models"][model], work["dir"] / name, "--dump-input", str(dumped)))
+        assert p.returncode == 0, p.stderr
+        ref = work["ref"][(model, name)]
+        x = np.fromfile(dumped, dtype=np.float32).reshape(ref["input"].shape)
+        diff = float(np.abs(x - ref["input"]).max())
+        assert diff <= 1e-6, f"{runtime} preprocessing of {name} differs from Python by {diff}"
+        assert top5(np.asarray(json.loads(p.stdout)["logits"])) == top5(ref["logits"])
+        worst = max(worst, diff)
+    record(runtime, **{f"preprocess_max_abs_diff_{model}": worst})
+
+
+@pytest.mark.parametrize("runtime", ["cpp", "node"])
+def test_errors_are_one_line(work: dict, runtime: str) -> None:
+    check_toolchain(runtime)
+    model = work["models"]["lenet5"]
+    cases = [
+        (RUNNERS[runtime](work["dir"] / "missing.onnx", work["dir"] / "gray.pgm"), "not found"),
+        (RUNNERS[runtime](model, work["dir"] / "missing.ppm"), "not found"),
+        (RUNNERS[runtime](model, work["dir"] / "resnet18-land.ppm.raw"), "expected"),  # wrong size
+        (RUNNERS[runtime](model, work["dir"] / "gray.pgm", "--provider", "tpu"), "--provider"),
+    ]
+    for cmd, needle in cases:
+        p = run_cli(cmd)
+        assert p.returncode != 0
+        first = p.stderr.strip().splitlines()[0]
+        assert first.startswith("error: ") and needle in first, p.stderr
+        assert "Traceback" not in p.stderr and "    at " not in p.stderr
+
+
+def test_cpp_cuda_provider_is_refused_clearly_without_cuda(work: dict) -> None:
+    check_toolchain("cpp")
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this ONNX Runtime has CUDA")
+    p = run_cli(cpp_cmd(work["models"]["lenet5"], work["dir"] / "gray.pgm", "--provider", "cuda"))
+    assert p.returncode == 1 and p.stderr.startswith("error: provider cuda is not available"), p.stderr
+
+
+# ---------------------------------------------------------------------------------------- browser
+
+
+@pytest.fixture(scope="module")
+def web_server(work: dict):
+    need((WEB_DIR / "node_modules" / "onnxruntime-web").is_dir(), "onnxruntime-web not installed")
+    need((WEB_DIR / "node_modules" / "playwright-core").is_dir(), "playwright-core not installed")
+    need(shutil.which("chromium") is not None, "chromium not found (apt-get install chromium)")
+    proc = subprocess.Popen([sys.executable, str(WEB_DIR / "serve.py"), "--port", "0", "--files", str(work["dir"])],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
+        assert m, f"server did not start: {line}{proc.stderr.read() if proc.poll() is not None else ''}"
+        yield f"http://127.0.0.1:{m.group(1)}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def run_page(url: str, shot: Path) -> dict:
+    """Open the page in headless Chromium; keep the screenshot under artifacts/ only when something fails."""
+    p = run_cli(["node", str(WEB_DIR / "run_page.mjs"), url, "--screenshot", str(shot)], cwd=WEB_DIR, timeout=180)
+    if p.returncode != 0:
+        ARTIFACTS.mkdir(exist_ok=True)
+        if shot.is_file():
+            shutil.copy(shot, ARTIFACTS / shot.name)
+        pytest.fail(f"page failed ({p.stderr.strip() or p.stdout[:300]}); screenshot: artifacts/{shot.name}")
+    return json.loads(p.stdout)
+
+
+@pytest.mark.parametrize("model", ["resnet18", "lenet5"])
+def test_browser_page_matches_python(work: dict, web_server: str, model: str) -> None:
+    shot = work["dir"] / f"web-{model}.png"
+    worst = worst_prep = 0.0
+    try:
+        for name in work["images"]:
+            for kind in ("raw", "image"):
+                image = f"{model}-{name}.raw" if kind == "raw" else name
+                out = run_page(f"{web_server}/?model=/files/{model}.onnx&image=/files/{image}&runs=1", shot)
+                result = out["result"]
+                ref = work["ref"][(model, name)]
+                assert result["cross_origin_isolated"] is True and result["threads"] >= 1
+                assert [t["index"] for t in result["top"]] == top5(ref["logits"]), f"browser top-5 differs on {image}"
+                logits = np.asarray(result["logits"], dtype=np.float32)
+                if kind == "raw":
+                    diff = rel_diff(logits, ref["logits"])
+                    assert diff <= MAX_REL, f"browser logits differ from Python by {diff:.2e} on {image}"
+                    worst = max(worst, diff)
+                else:
+                    x = np.asarray(result["input"], dtype=np.float32).reshape(ref["input"].shape)
+                    prep = float(np.abs(x - ref["input"]).max())
+                    assert prep <= 1e-6, f"browser preprocessing of {name} differs from Python by {prep}"
+                    worst_prep = max(worst_prep, prep)
+                assert not out["console_errors"], out["console_errors"]
+    except AssertionError:
+        ARTIFACTS.mkdir(exist_ok=True)
+        if shot.is_file():
+            shutil.copy(shot, ARTIFACTS / shot.name)
+        raise
+    record("web", **{f"logits_rel_diff_{model}": worst, f"preprocess_max_abs_diff_{model}": worst_prep,
+                     f"threads_{model}": result["threads"]})
+
+
+def test_browser_sample_image_and_page_render(work: dict, web_server: str) -> None:
+    """The bundled sample (generated by serve.py) classifies, and the page shows five rows and a latency."""
+    import urllib.request
+
+    from PIL import Image
+
+    from edgecnn.runtime import Engine, load_images
+
+    shot = ARTIFACTS / "web-sample.png"
+    ARTIFACTS.mkdir(exist_ok=True)
+    out = run_page(f"{web_server}/?model=/files/resnet18.onnx&image=/sample.ppm&runs=1", shot)
+    with urllib.request.urlopen(f"{web_server}/sample.ppm", timeout=10) as r:
+        (work["dir"] / "sample.ppm").write_bytes(r.read())
+    engine = Engine(work["models"]["resnet18"], provider="cpu")
+    ref = engine.run(load_images([Image.open(work["dir"] / "sample.ppm")], engine.preprocess_config()))[0]
+    assert [t["index"] for t in out["result"]["top"]] == top5(ref)
+    assert out["result"]["top"][0]["label"] != str(out["result"]["top"][0]["index"])  # ImageNet names shown
+    assert out["result"]["latency_ms"] > 0
+    shot.unlink(missing_ok=True)  # kept only when the page fails
+
+
+# ---------------------------------------------------------------------------------------- ORT format
+
+
+def test_ort_format_matches_python(work: dict) -> None:
+    import onnxruntime as ort
+
+    from edgecnn.exporters.ort_format import to_ort_format
+
+    t0 = time.perf_counter()
+    paths = to_ort_format(work["models"]["resnet18"], work["dir"] / "ort")
+    seconds = time.perf_counter() - t0
+    sess = ort.InferenceSession(str(paths["ort"]), providers=["CPUExecutionProvider"])
+    assert sess.get_modelmeta().custom_metadata_map["edgecnn.input_size"] == "[64, 64]"
+    worst = 0.0
+    for name in work["images"]:
+        ref = work["ref"][("resnet18", name)]
+        logits = sess.run(None, {sess.get_inputs()[0].name: ref["input"][None]})[0][0]
+        assert top5(logits) == top5(ref["logits"])
+        worst = max(worst, rel_diff(logits, ref["logits"]))
+    assert worst <= MAX_REL
+    record("ort_format", logits_rel_diff_resnet18=worst, convert_seconds=round(seconds, 2))
