@@ -518,6 +518,64 @@ def profile_cmd(model_or_file: str, batch: int, per_layer: bool, as_json: bool, 
         click.echo(result.summary())
 
 
+@cli.command("bench")
+@click.argument("model_or_file")
+@click.option("--provider", default="cpu", show_default=True, help="cpu, cuda, tensorrt or auto (best available).")
+@click.option("--batch", "batch_text", default="1", show_default=True, help="Batch sizes to sweep, e.g. 1,8,32.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True,
+              help="For zoo names: export (fp16) or quantize (int8) as needed; cached.")
+@click.option("--warmup", type=int, default=5, show_default=True, help="Untimed runs before timing each batch size.")
+@click.option("--iters", type=int, default=None, help="Timed runs per batch size (default: run for --duration).")
+@click.option("--duration", type=float, default=None, help="Seconds of timed runs per batch size (default 2).")
+@click.option("--threads", type=int, default=None, help="Intra-op threads for ORT and torch (default: all CPUs).")
+@click.option("--compare", type=click.Choice(["torch"]), default=None,
+              help="Also time the same model in torch eager (same threads, same inputs).")
+@click.option("--per-layer", is_flag=True, help="Add ORT's per-layer profile: time, GFLOP/s, % of peak, provider.")
+@click.option("--peak-gflops", type=float, default=None, help="Peak GFLOP/s for efficiency (default: measured once "
+              "per machine and provider by a large MatMul in ORT, cached).")
+@click.option("--refresh-peak", is_flag=True, help="Measure the peak again instead of using the cached value.")
+@click.option("--fallback", is_flag=True, help="Fall back to another provider instead of failing.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (no progress bar).")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="Write latency/throughput vs batch size (and a roofline with --per-layer) to this PNG.")
+def bench_cmd(model_or_file: str, provider: str, batch_text: str, precision: str, warmup: int, iters: int | None,
+              duration: float | None, threads: int | None, compare: str | None, per_layer: bool,
+              peak_gflops: float | None, refresh_peak: bool, fallback: bool, as_json: bool,
+              plot_path: str | None) -> None:
+    """Measure latency, throughput, memory and efficiency of MODEL_OR_FILE on ONNX Runtime.
+
+    For each batch size: latency mean/std/min/p50/p90/p95/p99/max (ms), throughput (images/s), the
+    coefficient of variation (warns when too noisy), process RSS peak and growth, theoretical GFLOPs per
+    image, achieved GFLOP/s (FLOPs / p50 latency) and efficiency = achieved / peak.
+
+    \b
+    Examples:
+      edgecnn bench resnet50 --batch 1,8 --compare torch
+      edgecnn bench model.onnx --provider cuda --batch 1,8,32 --json
+      edgecnn bench vgg16 --per-layer --plot vgg16.png
+    """
+    from edgecnn.profiler import report
+    from edgecnn.profiler.measure import bench
+
+    batches = _int_list(batch_text, "--batch")
+    if duration is not None and duration <= 0:
+        raise EdgecnnError(f"--duration must be > 0, got {duration}")
+    result = bench(model_or_file, batches, provider=provider, precision=precision, warmup=warmup, iters=iters,
+                   duration=duration, threads=threads, compare=compare, per_layer=per_layer,
+                   peak_gflops=peak_gflops, refresh_peak=refresh_peak, fallback=fallback,
+                   progress=False if as_json else None)
+    if plot_path:
+        from edgecnn.profiler.plot import plot_bench
+
+        plot_bench(result, plot_path)
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    click.echo(report.bench_text(result))
+    if plot_path:
+        click.echo(f"plot: {plot_path}")
+
+
 # --------------------------------------------------------------------------- scale-out
 
 

@@ -111,3 +111,57 @@ def cost_csv(cost: GraphCost, extra: dict[int, dict[str, Any]] | None = None) ->
         row.update((extra or {}).get(lay.index, {}))
         w.writerow(row)
     return buf.getvalue()
+
+
+def bench_text(result: Any) -> str:
+    """The ``bench`` report: header, one row per batch size, per-layer tables, warnings."""
+    peak = result.peak
+    head = [f"model: {result.model}  ({result.path})",
+            f"provider: {', '.join(result.providers)} (requested {result.provider})  precision: {result.precision}"
+            f"  threads: {result.threads}",
+            f"session created in {result.session_s:.2f} s"
+            + (f"; TensorRT engine build {result.engine_build_s:.2f} s (not in the latencies)"
+               if result.engine_build_s is not None else "")]
+    if peak is not None:
+        bw = f", memory bandwidth {peak.bandwidth_gbs:.1f} GB/s" if peak.bandwidth_gbs else ""
+        head.append(f"peak: {peak.gflops:.1f} GFLOP/s{bw} ({peak.source}: large MatMul in ORT on "
+                    f"{peak.provider}, {peak.threads} threads)")
+    rows = []
+    for b in result.batches:
+        lat = b.latency_ms
+        rows.append([b.batch, b.iters, f"{lat['mean']:.2f}", f"{lat['std']:.2f}", f"{lat['min']:.2f}",
+                     f"{lat['p50']:.2f}", f"{lat['p90']:.2f}", f"{lat['p95']:.2f}", f"{lat['p99']:.2f}",
+                     f"{lat['max']:.2f}", f"{b.throughput:.1f}", f"{100 * b.cv:.1f}" + ("!" if b.noisy else ""),
+                     human_bytes(b.rss_peak_bytes), human_bytes(b.rss_growth_bytes),
+                     f"{b.gflops_per_image:.3f}", f"{b.achieved_gflops:.1f}",
+                     f"{100 * b.efficiency:.0f}%" if b.efficiency is not None else ""])
+    cols = ["batch", "runs", "mean ms", "std", "min", "p50", "p90", "p95", "p99", "max", "img/s", "cv %",
+            "RSS peak", "RSS growth", "GFLOPs/img", "GFLOP/s", "eff."]
+    parts = ["\n".join(head), "", table(rows, cols, [True] * len(cols))]
+    gpu = [b for b in result.batches if b.gpu_memory_bytes is not None]
+    if gpu:
+        parts.append("GPU memory used: " + ", ".join(f"batch {b.batch}: {human_bytes(b.gpu_memory_bytes)}"
+                                                     for b in gpu))
+    torch_rows = [[b.batch, f"{b.torch['latency_ms']['p50']:.2f}", f"{b.latency_ms['p50']:.2f}",
+                   f"{b.torch['throughput']:.1f}", f"{b.torch['achieved_gflops']:.1f}",
+                   f"{b.torch['speedup_ort_vs_torch']:.2f}x"] for b in result.batches if b.torch]
+    if torch_rows:
+        parts += ["", "torch eager (same threads, same inputs):",
+                  table(torch_rows, ["batch", "torch p50 ms", "ORT p50 ms", "torch img/s", "torch GFLOP/s",
+                                     "ORT speedup"], [True] * 6)]
+    for b in result.batches:
+        if b.layers:
+            lrows = [[x["index"], x["name"], x["kind"], f"{x['time_ms']:.3f}" if x["kernels"] else "fused",
+                      f"{100 * x['share']:.1f}", human(x["flops"]),
+                      f"{x['achieved_gflops']:.1f}" if x["achieved_gflops"] is not None else "",
+                      f"{x['pct_peak']:.0f}" if x["pct_peak"] is not None else "",
+                      ",".join(p.replace("ExecutionProvider", "") for p in x["providers"])] for x in b.layers]
+            parts += ["", f"per layer, batch {b.batch} (ORT profiler):",
+                      table(lrows, ["#", "layer", "kind", "time ms", "share %", "FLOPs", "GFLOP/s", "% peak",
+                                    "provider"], [True, False, False, True, True, True, True, True, False])]
+            if b.provider_check:
+                parts.append(("provider check: " if b.provider_check["ok"] else "warning: ")
+                             + b.provider_check["message"])
+    for w in result.warnings:
+        parts.append(f"warning: {w}")
+    return "\n".join(parts)

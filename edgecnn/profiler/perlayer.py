@@ -1,0 +1,234 @@
+"""Per-layer measured time joined with per-layer theoretical FLOPs (``profile --measure``, ``bench --per-layer``).
+
+Runs the model in a session with ONNX Runtime's profiler on (same provider and threads as ``bench``),
+parses the trace (:mod:`edgecnn.profiler.trace`), maps every executed kernel to a layer of the
+theoretical table, and reports per layer: mean time per run, share of the total, theoretical FLOPs,
+achieved GFLOP/s, % of peak, and the execution provider(s) that ran it.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+
+from edgecnn.profiler.cost import GraphCost, graph_cost
+from edgecnn.profiler.peak import Peak, measure_peak
+from edgecnn.profiler.report import human, table
+from edgecnn.profiler.trace import map_to_layers, parse_trace, provider_check
+
+
+@dataclass
+class LayerTiming:
+    """Measured time of one layer (mean per run) next to its theoretical FLOPs."""
+
+    index: int
+    name: str
+    kind: str
+    time_ms: float
+    share: float
+    flops: int
+    achieved_gflops: float | None
+    pct_peak: float | None
+    providers: list[str]
+    kernels: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class LayerTimings:
+    """All layers' timings of one profiled run set."""
+
+    layers: list[LayerTiming]
+    total_ms: float
+    runs: int
+    unattributed_ms: float
+    unattributed: list[str]
+    provider_check: dict[str, Any]
+    trace_path: str | None = None
+
+
+@dataclass
+class ProfileResult:
+    """``profile()``: the theoretical cost, and with ``measure=True`` the measured per-layer timings."""
+
+    cost: GraphCost
+    timings: LayerTimings | None = None
+    peak: Peak | None = None
+    providers: list[str] = field(default_factory=list)
+
+    def to_dict(self, nodes: bool = False) -> dict[str, Any]:
+        d = self.cost.to_dict(nodes=nodes)
+        if self.timings is not None:
+            t = self.timings
+            d["measured"] = {"total_ms": t.total_ms, "runs": t.runs, "unattributed_ms": t.unattributed_ms,
+                             "unattributed": t.unattributed, "provider_check": t.provider_check,
+                             "providers": self.providers, "peak": self.peak.to_dict() if self.peak else None,
+                             "layers": [x.to_dict() for x in t.layers]}
+        return d
+
+    def csv_extra(self) -> dict[int, dict[str, Any]]:
+        """Measured columns for the CSV, by layer index."""
+        if self.timings is None:
+            return {}
+        return {x.index: {"time_ms": x.time_ms, "share": x.share, "achieved_gflops": x.achieved_gflops,
+                          "pct_peak": x.pct_peak, "providers": "+".join(x.providers)} for x in self.timings.layers}
+
+    def layer_table(self) -> str:
+        """Measured vs theoretical, one row per layer."""
+        if self.timings is None:
+            from edgecnn.profiler.report import layer_table
+
+            return layer_table(self.cost)
+        return timing_table(self.timings, self.cost)
+
+    def summary(self) -> str:
+        if self.timings is None:
+            return ""
+        t = self.timings
+        achieved = self.cost.flops / (t.total_ms / 1e3) / 1e9 if t.total_ms else 0.0
+        lines = [f"measured: {t.total_ms:.3f} ms per run in kernels ({t.runs} profiled runs), "
+                 f"{achieved:.1f} GFLOP/s" + (f" = {100 * achieved / self.peak.gflops:.0f}% of the "
+                                               f"{self.peak.gflops:.0f} GFLOP/s peak ({self.peak.source})"
+                                               if self.peak else "")]
+        if t.unattributed:
+            lines.append(f"unattributed kernels: {t.unattributed_ms:.3f} ms ({', '.join(t.unattributed[:5])})")
+        lines.append(("provider check: " if t.provider_check["ok"] else "warning: ") + t.provider_check["message"])
+        return "\n".join(lines)
+
+
+def timing_table(timings: LayerTimings, cost: GraphCost) -> str:
+    """Text table: layer, output, time, share, FLOPs, GFLOP/s, % of peak, provider."""
+    by_index = {x.index: x for x in timings.layers}
+    rows = []
+    for lay in cost.layers[1:]:
+        x = by_index.get(lay.index)
+        if x is None:
+            continue
+        rows.append([lay.index, lay.name, lay.kind, lay.shape_hwc, f"{x.time_ms:.3f}" if x.kernels else "fused",
+                     f"{100 * x.share:.1f}", human(lay.flops),
+                     f"{x.achieved_gflops:.1f}" if x.achieved_gflops is not None else "",
+                     f"{x.pct_peak:.0f}" if x.pct_peak is not None else "",
+                     ",".join(p.replace("ExecutionProvider", "") for p in x.providers)])
+    rows.append(["", "TOTAL", "", "", f"{timings.total_ms:.3f}", "100.0", human(cost.flops), "", "", ""])
+    return table(rows, ["#", "layer", "kind", "output (HxWxC)", "time ms", "share %", "FLOPs", "GFLOP/s",
+                        "% peak", "provider"], [True, False, False, True, True, True, True, True, True, False])
+
+
+def measure_layers(path: str | os.PathLike, cost: GraphCost, *, provider: str = "cpu", threads: int | None = None,
+                   iters: int = 10, peak: Peak | None = None, fallback: bool = False,
+                   x: np.ndarray | None = None, keep_trace: str | os.PathLike | None = None) -> LayerTimings:
+    """Profile ``iters`` runs (after one warm-up run) with ONNX Runtime's profiler and join them to ``cost``."""
+    import onnxruntime as ort
+
+    from edgecnn.runtime import Engine
+    from edgecnn.runtime.engine import default_threads
+
+    threads = int(threads or default_threads())
+    engine = Engine(path, provider=provider, threads=threads, fallback=fallback, max_batch=max(1, cost.batch))
+    info = engine.info
+    with tempfile.TemporaryDirectory(prefix="edgecnn-trace-") as tmp:
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.enable_profiling = True
+        so.profile_file_prefix = str(Path(tmp) / "trace")
+        so.log_severity_level = 3
+        opt_path = Path(tmp) / "optimized.onnx"
+        so.optimized_model_filepath = str(opt_path)
+        so.add_session_config_entry("session.optimized_model_external_initializers_file_name", "optimized.data")
+        so.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes", "1024")
+        providers = list(info.providers)
+        opts = [dict(info.provider_options.get(p, {})) for p in providers]
+        sess = ort.InferenceSession(str(path), sess_options=so, providers=providers, provider_options=opts)
+        if x is None:
+            shape = [cost.batch, *cost.input_shape[1:]]
+            x = np.random.default_rng(0).standard_normal(shape).astype(engine.input_dtype)
+        feed = {sess.get_inputs()[0].name: x}
+        for _ in range(iters + 1):
+            sess.run(None, feed)
+        trace_file = sess.end_profiling()
+        events, runs = parse_trace(trace_file)
+        if keep_trace:
+            Path(keep_trace).write_bytes(Path(trace_file).read_bytes())
+        try:
+            optimized = onnx.load(str(opt_path), load_external_data=False) if opt_path.is_file() else None
+        except Exception:
+            optimized = None
+    original = onnx.load(str(path), load_external_data=False)
+    node_layer = {n.name: n.layer for n in cost.nodes}
+    _fill_unnamed(original, cost)
+    mapping = map_to_layers(sorted({e.node for e in events}), original, node_layer, optimized)
+    return join(cost, events, runs, mapping, peak, provider_check(events, providers[0]),
+                str(keep_trace) if keep_trace else None)
+
+
+def _fill_unnamed(model: onnx.ModelProto, cost: GraphCost) -> None:
+    """Give unnamed nodes the names graph_cost used (``<op>_<index>``)."""
+    for i, nd in enumerate(model.graph.node):
+        if not nd.name:
+            nd.name = f"{nd.op_type}_{i}"
+
+
+def join(cost: GraphCost, events: list, runs: int, mapping: dict[str, int | None], peak: Peak | None,
+         check: dict[str, Any], trace_path: str | None = None) -> LayerTimings:
+    """Sum kernel time per layer (mean per run) and compute GFLOP/s and % of peak."""
+    runs = max(1, runs)
+    per_layer: dict[int, float] = defaultdict(float)
+    kernels: dict[int, set[str]] = defaultdict(set)
+    provs: dict[int, set[str]] = defaultdict(set)
+    unattributed: dict[str, float] = defaultdict(float)
+    for e in events:
+        layer = mapping.get(e.node)
+        if layer is None:
+            unattributed[e.node] += e.dur_us
+            continue
+        per_layer[layer] += e.dur_us
+        kernels[layer].add(e.node)
+        provs[layer].add(e.provider)
+    total_us = sum(e.dur_us for e in events)
+    out = []
+    for lay in cost.layers[1:]:
+        us = per_layer.get(lay.index, 0.0) / runs
+        ms = us / 1e3
+        achieved = lay.flops / (us / 1e6) / 1e9 if us > 0 and lay.flops else None
+        out.append(LayerTiming(
+            index=lay.index, name=lay.name, kind=lay.kind, time_ms=ms,
+            share=(per_layer.get(lay.index, 0.0) / total_us) if total_us else 0.0, flops=lay.flops,
+            achieved_gflops=achieved,
+            pct_peak=100 * achieved / peak.gflops if achieved is not None and peak and peak.gflops else None,
+            providers=sorted(provs.get(lay.index, ())), kernels=sorted(kernels.get(lay.index, ()))))
+    return LayerTimings(layers=out, total_ms=total_us / runs / 1e3, runs=runs,
+                        unattributed_ms=sum(unattributed.values()) / runs / 1e3, unattributed=sorted(unattributed),
+                        provider_check=check, trace_path=trace_path)
+
+
+def profile(model: str | os.PathLike, batch: int | None = None, *, measure: bool = False, provider: str = "cpu",
+            threads: int | None = None, iters: int = 10, peak_gflops: float | None = None,
+            precision: str = "fp32", fallback: bool = False) -> ProfileResult:
+    """Theoretical per-layer cost of ``model`` (file or zoo name); with ``measure=True`` also the measured
+    time of each layer on ``provider`` (ONNX Runtime's profiler) and the GFLOP/s reached there."""
+    from edgecnn.profiler.source import resolve_model
+
+    path = resolve_model(model, precision)
+    cost = graph_cost(path, batch)
+    if not measure:
+        return ProfileResult(cost)
+    from edgecnn.runtime import Engine
+    from edgecnn.runtime.engine import default_threads
+
+    threads = int(threads or default_threads())
+    info = Engine(path, provider=provider, threads=threads, fallback=fallback).info
+    peak = measure_peak(info.providers[0], threads, providers=list(info.providers), gflops=peak_gflops)
+    timings = measure_layers(path, cost, provider=provider, threads=threads, iters=iters, peak=peak,
+                             fallback=fallback)
+    return ProfileResult(cost, timings, peak, list(info.providers))
