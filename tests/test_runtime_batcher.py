@@ -63,7 +63,7 @@ def test_errors_reach_exactly_their_batch(engine, monkeypatch):
     xs = np.random.default_rng(1).standard_normal((12, 3, 32, 32)).astype(np.float32)
     xs[5, 0, 0, 0] = -999
     monkeypatch.setattr(engine, "run", flaky)
-    with Batcher(engine, max_batch=4, max_wait_ms=500) as batcher:
+    with Batcher(engine, max_batch=4, max_wait_ms=500, workers=1) as batcher:
         futures = [batcher.submit(x) for x in xs]  # one thread, FIFO: batches are [0-3], [4-7], [8-11]
         done = [f.exception(timeout=10) for f in futures]
     failed = [i for i, e in enumerate(done) if e is not None]
@@ -106,9 +106,20 @@ def test_submit_checks_and_helpers(engine):
 
 
 def test_waits_for_max_wait_when_idle(engine):
-    with Batcher(engine, max_batch=64, max_wait_ms=30) as batcher:
+    with Batcher(engine, max_batch=64, max_wait_ms=30, workers=1) as batcher:
         x = np.zeros((3, 32, 32), np.float32)
         t0 = time.perf_counter()
         batcher.infer(x)
         elapsed = time.perf_counter() - t0
     assert elapsed >= 0.025  # a lone request waits for company up to max_wait_ms
+
+
+def test_default_workers_fill_the_cpus(engine, tmp_path):
+    from edgecnn.runtime import default_threads
+
+    single = Engine(make_classifier(tmp_path / "m.onnx"), "cpu", threads=1)
+    with Batcher(single) as b:
+        assert b.workers == default_threads()
+        assert b.infer(np.zeros((3, 32, 32), np.float32)).shape == (10,)
+    with Batcher(Engine(tmp_path / "m.onnx", "cpu")) as b:
+        assert b.workers == 1  # an engine already using every CPU gets one worker

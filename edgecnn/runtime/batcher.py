@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import EdgecnnError
-from edgecnn.runtime.engine import Engine
+from edgecnn.runtime.engine import Engine, default_threads
 
 _STOP = object()
 
@@ -37,18 +37,23 @@ class Batcher:
     arrived, whichever comes first (a request that already waited that long while the engine was busy
     runs at once with whatever else is queued). Each request's :class:`~concurrent.futures.Future`
     gets its own output row; if a batch fails, exactly that batch's requests get the exception.
-    ``workers`` > 1 runs several batches at once (useful on GPUs). ``close()`` (or leaving a ``with``
+    ``workers`` batches run at once; the default fills the CPUs on CPU (CPUs // ``engine.threads``, so an
+    ``Engine(threads=1)`` gets one worker per core) and is 1 on GPUs. ``close()`` (or leaving a ``with``
     block) runs everything queued, then stops the workers.
     """
 
     def __init__(self, engine: Engine, *, max_batch: int | None = None, max_wait_ms: float = 2.0,
-                 workers: int = 1) -> None:
+                 workers: int | None = None) -> None:
         if max_batch is not None and max_batch < 1:
             raise EdgecnnError(f"max_batch must be >= 1, got {max_batch}.")
         if max_wait_ms < 0:
             raise EdgecnnError(f"max_wait_ms must be >= 0, got {max_wait_ms}.")
+        if workers is None:
+            on_cpu = engine.providers[0] == "CPUExecutionProvider"
+            workers = max(1, default_threads() // max(1, getattr(engine, "threads", 1))) if on_cpu else 1
         if workers < 1:
             raise EdgecnnError(f"workers must be >= 1, got {workers}.")
+        self.workers = int(workers)
         self.engine = engine
         self.max_batch = int(max_batch or engine.chunk_size)
         self.max_wait_ms = float(max_wait_ms)

@@ -148,7 +148,8 @@ class Engine:
         names, opts = P.build_providers(self.resolution, config)
 
         so = ort.SessionOptions()
-        so.intra_op_num_threads = int(threads) if threads else default_threads()
+        self.threads = int(threads) if threads else default_threads()
+        so.intra_op_num_threads = self.threads
         so.inter_op_num_threads = int(inter_op_threads)
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         if not spinning:  # idle intra-op threads sleep instead of spinning: better on shared/oversubscribed CPUs
