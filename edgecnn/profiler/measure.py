@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -137,6 +138,16 @@ class _Progress:
             self.bar.close()
 
 
+class _RssSampler:
+    """Callable that records the peak resident set size of ``proc``."""
+
+    def __init__(self, proc: psutil.Process, start: int) -> None:
+        self.proc, self.peak = proc, start
+
+    def __call__(self) -> None:
+        self.peak = max(self.peak, self.proc.memory_info().rss)
+
+
 def time_runs(run: Callable[[], Any], *, warmup: int, iters: int | None, duration: float | None,
               tick: Callable[[], None] | None = None,
               sample: Callable[[], None] | None = None) -> list[float]:
@@ -227,16 +238,13 @@ def bench(model: str | os.PathLike, batches: Sequence[int] = (1,), *, provider: 
         total = iters if iters is not None else None
         bar = _Progress(total, f"{Path(path).stem} batch {b}", show)
         rss0 = proc.memory_info().rss
-        peak_rss = [rss0]
-
-        def sample() -> None:
-            peak_rss[0] = max(peak_rss[0], proc.memory_info().rss)
-
+        sampler = _RssSampler(proc, rss0)
         try:
-            lat = time_runs(lambda: engine.run(x), warmup=warmup, iters=iters, duration=duration, tick=bar.tick,
-                            sample=sample)
+            lat = time_runs(partial(engine.run, x), warmup=warmup, iters=iters, duration=duration, tick=bar.tick,
+                            sample=sampler)
         finally:
             bar.close()
+        peak_rss = [sampler.peak]
         stats = latency_stats(lat)
         rss1 = proc.memory_info().rss
         if running == "TensorrtExecutionProvider" and engine_build_s is None:
