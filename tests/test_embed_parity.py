@@ -218,48 +218,47 @@ def web_server(work: dict):
         proc.wait(timeout=10)
 
 
-def run_page(url: str, shot: Path) -> dict:
-    """Open the page in headless Chromium; keep the screenshot under artifacts/ only when something fails."""
-    p = run_cli(["node", str(WEB_DIR / "run_page.mjs"), url, "--screenshot", str(shot)], cwd=WEB_DIR, timeout=180)
+def run_pages(urls: list[str], shot: Path) -> list[dict]:
+    """Open each page in one headless Chromium; keep the screenshot under artifacts/ only when something fails."""
+    p = run_cli(["node", str(WEB_DIR / "run_page.mjs"), *urls, "--screenshot", str(shot)], cwd=WEB_DIR, timeout=300)
     if p.returncode != 0:
         ARTIFACTS.mkdir(exist_ok=True)
         if shot.is_file():
             shutil.copy(shot, ARTIFACTS / shot.name)
-        pytest.fail(f"page failed ({p.stderr.strip() or p.stdout[:300]}); screenshot: artifacts/{shot.name}")
-    return json.loads(p.stdout)
+        pytest.fail(f"page failed ({p.stderr.strip() or p.stdout[-300:]}); screenshot: artifacts/{shot.name}")
+    return [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
 
 
 @pytest.mark.parametrize("model", ["resnet18", "lenet5"])
 def test_browser_page_matches_python(work: dict, web_server: str, model: str) -> None:
     shot = work["dir"] / f"web-{model}.png"
+    cases = [(name, f"{model}-{name}.raw" if raw else name) for name in work["images"] for raw in (True, False)]
+    urls = [f"{web_server}/?model=/files/{model}.onnx&image=/files/{image}&runs=5" for _, image in cases]
     worst = worst_prep = 0.0
+    latencies = []
     try:
-        for name in work["images"]:
-            for kind in ("raw", "image"):
-                image = f"{model}-{name}.raw" if kind == "raw" else name
-                out = run_page(f"{web_server}/?model=/files/{model}.onnx&image=/files/{image}&runs=1", shot)
-                result = out["result"]
-                ref = work["ref"][(model, name)]
-                assert result["cross_origin_isolated"] is True and result["threads"] >= 1
-                assert [t["index"] for t in result["top"]] == top5(ref["logits"]), f"browser top-5 differs on {image}"
-                logits = np.asarray(result["logits"], dtype=np.float32)
-                if kind == "raw":
-                    diff = rel_diff(logits, ref["logits"])
-                    assert diff <= MAX_REL, f"browser logits differ from Python by {diff:.2e} on {image}"
-                    worst = max(worst, diff)
-                else:
-                    x = np.asarray(result["input"], dtype=np.float32).reshape(ref["input"].shape)
-                    prep = float(np.abs(x - ref["input"]).max())
-                    assert prep <= 1e-6, f"browser preprocessing of {name} differs from Python by {prep}"
-                    worst_prep = max(worst_prep, prep)
-                assert not out["console_errors"], out["console_errors"]
+        for (name, image), out in zip(cases, run_pages(urls, shot), strict=True):
+            result, ref = out["result"], work["ref"][(model, name)]
+            assert result["cross_origin_isolated"] is True and result["threads"] >= 1
+            assert [t["index"] for t in result["top"]] == top5(ref["logits"]), f"browser top-5 differs on {image}"
+            assert not out["console_errors"], out["console_errors"]
+            if image.endswith(".raw"):  # the shared tensor: logits
+                diff = rel_diff(np.asarray(result["logits"], dtype=np.float32), ref["logits"])
+                assert diff <= MAX_REL, f"browser logits differ from Python by {diff:.2e} on {image}"
+                worst = max(worst, diff)
+            else:  # the image file: the page's preprocessing
+                x = np.asarray(result["input"], dtype=np.float32).reshape(ref["input"].shape)
+                prep = float(np.abs(x - ref["input"]).max())
+                assert prep <= 1e-6, f"browser preprocessing of {name} differs from Python by {prep}"
+                worst_prep = max(worst_prep, prep)
+            latencies.append(result["latency_ms"])
     except AssertionError:
         ARTIFACTS.mkdir(exist_ok=True)
         if shot.is_file():
             shutil.copy(shot, ARTIFACTS / shot.name)
         raise
     record("web", **{f"logits_rel_diff_{model}": worst, f"preprocess_max_abs_diff_{model}": worst_prep,
-                     f"threads_{model}": result["threads"]})
+                     f"median_latency_ms_{model}": float(np.median(latencies)), "threads": result["threads"]})
 
 
 def test_browser_sample_image_and_page_render(work: dict, web_server: str) -> None:
@@ -272,7 +271,7 @@ def test_browser_sample_image_and_page_render(work: dict, web_server: str) -> No
 
     shot = ARTIFACTS / "web-sample.png"
     ARTIFACTS.mkdir(exist_ok=True)
-    out = run_page(f"{web_server}/?model=/files/resnet18.onnx&image=/sample.ppm&runs=1", shot)
+    (out,) = run_pages([f"{web_server}/?model=/files/resnet18.onnx&image=/sample.ppm&runs=5"], shot)
     with urllib.request.urlopen(f"{web_server}/sample.ppm", timeout=10) as r:
         (work["dir"] / "sample.ppm").write_bytes(r.read())
     engine = Engine(work["models"]["resnet18"], provider="cpu")

@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // Open the edgecnn page in headless Chromium (playwright-core driving the system's browser), wait for the
-// result, print it as JSON on stdout. Used by the parity tests; handy to check a page by hand too.
+// result, print it as one JSON line on stdout; several URLs run one after the other in one browser.
+// Used by the parity tests; handy to check a page by hand too.
 //
-//   node run_page.mjs URL [--screenshot FILE] [--timeout MS] [--chromium PATH]
+//   node run_page.mjs URL... [--screenshot FILE] [--timeout MS] [--chromium PATH]
 //
 // The browser is the Debian `chromium` package (found with `which chromium`, or --chromium / $CHROMIUM);
-// `npx playwright install` is not needed. Exit status 0 when the page reached 'done', 1 otherwise.
+// `npx playwright install` is not needed. --screenshot is taken of each page (the last one stays).
+// Exit status 0 when every page reached 'done'; 1 at the first that did not.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,8 +20,8 @@ const { values: opts, positionals } = parseArgs({
   allowPositionals: true,
   options: { screenshot: { type: 'string' }, timeout: { type: 'string', default: '120000' }, chromium: { type: 'string' } },
 });
-if (positionals.length !== 1) {
-  console.error('usage: node run_page.mjs URL [--screenshot FILE] [--timeout MS] [--chromium PATH]');
+if (positionals.length < 1) {
+  console.error('usage: node run_page.mjs URL... [--screenshot FILE] [--timeout MS] [--chromium PATH]');
   process.exit(2);
 }
 
@@ -49,14 +51,23 @@ try {
   const page = context.pages()[0] ?? await context.newPage();
   page.on('console', (m) => { if (m.type() === 'error') logs.push(m.text()); });
   page.on('pageerror', (e) => logs.push(String(e)));
-  await page.goto(positionals[0]);
-  await page.waitForFunction(() => ['done', 'error'].includes(window.edgecnn?.state), null,
-    { timeout: Number(opts.timeout), polling: 100 });
-  const out = await page.evaluate(() => window.edgecnn);
-  if (opts.screenshot) await page.screenshot({ path: opts.screenshot, fullPage: true });
-  console.log(JSON.stringify({ ...out, console_errors: logs }));
-  status = out.state === 'done' ? 0 : 1;
+  status = 0;
+  for (const url of positionals) {
+    logs.length = 0;
+    await page.goto(url);
+    await page.waitForFunction(() => ['done', 'error'].includes(window.edgecnn?.state), null,
+      { timeout: Number(opts.timeout), polling: 100 });
+    const out = await page.evaluate(() => window.edgecnn);
+    if (opts.screenshot) await page.screenshot({ path: opts.screenshot, fullPage: true });
+    console.log(JSON.stringify({ url, ...out, console_errors: [...logs] }));
+    if (out.state !== 'done') {
+      console.error(`error: ${url}: ${out.error}`);
+      status = 1;
+      break;
+    }
+  }
 } catch (e) {
+  status = 1;
   console.error(`error: ${String(e.message).split('\n')[0]}${logs.length ? ` (page: ${logs[0]})` : ''}`);
   if (opts.screenshot && context) {
     await context.pages()[0]?.screenshot({ path: opts.screenshot, fullPage: true }).catch(() => {});
