@@ -29,6 +29,7 @@ from edgecnn.exporters import onnx_export
 from edgecnn.exporters import validate as _validate
 from edgecnn.exporters.onnx_export import DEFAULT_OPSET
 from edgecnn.metadata import IMAGENET_MEAN, IMAGENET_STD
+from edgecnn.models import inference_params
 
 PRECISIONS = ("fp32", "fp16")
 IO_DTYPES = {"fp32": "float32", "float32": "float32", "fp16": "float16", "float16": "float16"}
@@ -197,6 +198,62 @@ def _build(model: str | nn.Module | Callable[[], nn.Module], name: str | None, w
                   num_classes, (), False)
 
 
+def _finish(graph: onnx.ModelProto, precision: str, io: str, opset: int, meta: dict[str, Any], prog: Progress,
+            timings: dict[str, float]) -> onnx.ModelProto:
+    """fp16 conversion if asked, opset check, metadata: the model as it will be written."""
+    if precision == "fp16":
+        with prog.step("convert to fp16", timings, "fp16"):
+            from edgecnn.exporters.fp16 import to_fp16
+
+            copy = onnx.ModelProto()
+            copy.CopyFrom(graph)  # the converter works in place; keep the fp32 graph for a fallback
+            graph = to_fp16(copy, keep_io_types=io == "float32")
+    written = onnx_export.model_opset(graph)
+    if written != opset:
+        raise EdgecnnError(f"the exported graph has opset {written}, not the requested {opset}")
+    _describe.set_metadata(graph, meta)
+    graph.producer_name, graph.producer_version = "edgecnn", __version__
+    return graph
+
+
+class _NotValid(Exception):
+    """Internal: the written candidate failed validation (aborts the atomic rename)."""
+
+
+def _write_and_validate(final: onnx.ModelProto, target: Path, result: ExportResult, m: nn.Module, built: _Built,
+                        precision: str, batch: int | None, validate: bool, prog: Progress,
+                        timings: dict[str, float], last: bool) -> bool:
+    """Write ``final`` atomically onto ``target``, validating it before the rename.
+
+    Returns True when the file is in place. When validation fails it returns False and leaves nothing,
+    except on the ``last`` candidate, whose file is kept as ``*.FAILED.onnx``.
+    """
+    data_file = target.parent / f"{target.name}.data"
+    try:
+        with atomic_path(target, suffix=".onnx") as tmp:
+            with prog.step("write", timings, "write"):
+                big = final.ByteSize() >= onnx.checker.MAXIMUM_PROTOBUF
+                result.external_data = onnx_export.save_model(final, tmp, data_file.name if big else None)
+                result.size_bytes = tmp.stat().st_size + (data_file.stat().st_size if result.external_data else 0)
+            if validate:
+                with prog.step("validate", timings, "validate"):
+                    v = _validate.validate(tmp, m, built.input_shape, precision, batch=batch)
+                result.validation = v.to_dict()
+                if not v.passed:
+                    if last:
+                        bad = failed_path(target)
+                        os.replace(tmp, bad)
+                        result.path = str(bad)
+                    raise _NotValid
+    except _NotValid:
+        return False
+    except BaseException:
+        if result.external_data and data_file.exists():
+            data_file.unlink()
+        raise
+    return True
+
+
 def export(model: str | nn.Module | Callable[[], nn.Module], output: str | os.PathLike | None = None, *,
            weights: str | os.PathLike | None = None, precision: str = "fp32", io_dtype: str = "float32",
            opset: int = DEFAULT_OPSET, batch: int | None = None, input_size: tuple[int, int] | None = None,
@@ -265,65 +322,55 @@ def export(model: str | nn.Module | Callable[[], nn.Module], output: str | os.Pa
     if leftovers:  # pragma: no cover - guards the aux-stripping contract
         raise EdgecnnError(f"training-only modules leaked into the graph: {', '.join(leftovers[:3])}")
     nodes_before = len(onx.graph.node)
+    raw = onx
     note = None
     if simplify:
         with prog.step("simplify", timings, "simplify"):
             from edgecnn.exporters.simplify import simplify as _simplify
 
-            onx, note = _simplify(onx)
+            # With validation on, onnxsim's graph is checked against torch below (and dropped if it fails);
+            # without it, simplify() compares it with the unsimplified graph itself.
+            onx, note = _simplify(onx, check=not validate)
         if note and progress:
             print(f"  note: {note}", file=sys.stderr)
-    nodes_after = len(onx.graph.node)
-    macs = _describe.count_macs(onx) if batch is None else _describe.count_macs(onx) // int(batch)
-    if precision == "fp16":
-        with prog.step("convert to fp16", timings, "fp16"):
-            from edgecnn.exporters.fp16 import to_fp16
-
-            onx = to_fp16(onx, keep_io_types=io == "float32")
-    written_opset = onnx_export.model_opset(onx)
-    if written_opset != opset:
-        raise EdgecnnError(f"the exported graph has opset {written_opset}, not the requested {opset}")
-
-    num_params = (__import__("edgecnn.models", fromlist=["inference_params"]).inference_params(m) if built.zoo
-                  else onnx_export.used_params(m, example))
+    macs = _describe.count_macs(onx) // int(batch or 1)
+    num_params = (inference_params(m) if built.zoo else onnx_export.used_params(m, example))
     wsha = onnx_export.weights_sha256(m, exclude=built.train_only)
     meta = {
         "model": built.name, "family": built.family, "input_layout": "NCHW",
         "input_size": list(built.input_shape[1:]), "channels": built.input_shape[0],
         "mean": built.mean, "std": built.std, "num_classes": classes,
         "class_names": "imagenet" if built.zoo and classes == 1000 else "",
-        "precision": precision, "io_dtype": io, "opset": written_opset, "num_params": num_params, "macs": macs,
+        "precision": precision, "io_dtype": io, "opset": opset, "num_params": num_params, "macs": macs,
         "batch": "dynamic" if batch is None else str(int(batch)), "edgecnn_version": __version__,
         "torch_version": torch.__version__.split("+")[0], "weights_sha256": wsha, "source": built.source,
     }
-    _describe.set_metadata(onx, meta)
-    onx.producer_name, onx.producer_version = "edgecnn", __version__
-
     result = ExportResult(
         path=str(target), model=built.name, family=built.family, source=built.source, precision=precision,
-        io_dtype=io, opset=written_opset, batch=meta["batch"], input_shape=list(built.input_shape),
+        io_dtype=io, opset=opset, batch=meta["batch"], input_shape=list(built.input_shape),
         num_classes=classes, num_params=num_params, macs=macs, size_bytes=0, external_data=False,
-        nodes_before=nodes_before, nodes_after=nodes_after, initializers=len(onx.graph.initializer),
+        nodes_before=nodes_before, nodes_after=len(onx.graph.node), initializers=0,
         simplified=simplify and note is None, simplify_note=note, weights_sha256=wsha, validation=None,
         timings=timings, metadata=meta)
 
-    with atomic_path(target, suffix=".onnx") as tmp:
-        with prog.step("write", timings, "write"):
-            big = onx.ByteSize() >= onnx.checker.MAXIMUM_PROTOBUF
-            result.external_data = onnx_export.save_model(onx, tmp, f"{target.name}.data" if big else None)
-            del onx
-            result.size_bytes = tmp.stat().st_size + (
-                (target.parent / f"{target.name}.data").stat().st_size if result.external_data else 0)
-        if validate:
-            with prog.step("validate", timings, "validate"):
-                v = _validate.validate(tmp, m, built.input_shape, precision, batch=batch)
-            result.validation = v.to_dict()
-            if not v.passed:
-                bad = failed_path(target)
-                os.replace(tmp, bad)
-                result.path = str(bad)
-                timings["total"] = round(time.perf_counter() - t_start, 3)
-                raise ValidationFailed(f"validation failed for {built.name} ({precision}): "
-                                       f"{'; '.join(v.failures)}. Kept for inspection: {bad}", result)
+    candidates = [onx] if onx is raw else [onx, raw]
+    for attempt, graph in enumerate(candidates):
+        final = _finish(graph, precision, io, opset, meta, prog, timings)
+        result.nodes_after, result.initializers = len(graph.graph.node), len(final.graph.initializer)
+        last = attempt == len(candidates) - 1
+        passed = _write_and_validate(final, target, result, m, built, precision, batch, validate, prog, timings, last)
+        del final
+        if passed:
+            break
+        v = result.validation or {}
+        if last:
+            timings["total"] = round(time.perf_counter() - t_start, 3)
+            raise ValidationFailed(f"validation failed for {built.name} ({precision}): "
+                                   f"{'; '.join(v.get('failures', []))}. Kept for inspection: {result.path}", result)
+        result.simplified = False
+        result.simplify_note = note = ("the simplified graph failed validation (" + "; ".join(v.get("failures", []))
+                                       + "); kept the unsimplified graph")
+        if progress:
+            print(f"  note: {note}", file=sys.stderr)
     timings["total"] = round(time.perf_counter() - t_start, 3)
     return result

@@ -66,6 +66,7 @@ class Validation:
     top5_agreement: float | None = None
     tolerances: dict[str, float] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -140,6 +141,9 @@ def validate(path: str | Path, model: nn.Module, input_shape: tuple[int, int, in
             centered.append((r.reshape(n, -1) - r.reshape(n, -1).mean(0), g.reshape(n, -1) - g.reshape(n, -1).mean(0)))
     _figures(result, np.concatenate(ref), np.concatenate(got), centered)
     _judge(result, tol)
+    if result.input_dependence is not None and result.input_dependence < 1e-6:
+        result.warnings.append("the model gives the same logits for every input (random weights?): the figures "
+                               "only cover that constant output; validate with trained weights")
     result.seconds = time.perf_counter() - t0
     return result
 
