@@ -704,6 +704,7 @@ def _fmt_validation(v: dict[str, Any]) -> list[str]:
             f"input dependence {f('input_dependence', '.2e')}",
             f"  top-1 agreement {f('top1_agreement', '.0%')}   top-5 agreement {f('top5_agreement', '.0%')}"]
     lines += [f"  failed: {x}" for x in v.get("failures", [])]
+    lines += [f"  warning: {x}" for x in v.get("warnings", [])]
     return lines
 
 
