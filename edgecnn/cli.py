@@ -755,10 +755,13 @@ def _print_export(r: dict[str, Any]) -> None:
 @click.option("--no-validate", is_flag=True, help="Skip the checker and the ONNX Runtime vs torch comparison.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (no progress).")
+@click.option("--format", "fmt", type=click.Choice(["onnx", "ort"]), default="onnx", show_default=True,
+              help="ort: also write ONNX Runtime's ORT-format model (<name>.ort, for mobile and reduced builds) "
+                   "and its <name>.required_operators.config next to the .onnx file.")
 def export_cmd(model: str, output: str | None, weights: str | None, fp16: bool, io: str, opset: int | None,
                batch: int | None, input_size: tuple[int, int] | None, channels: int | None,
                num_classes: int | None, name: str | None, no_simplify: bool, no_validate: bool, force: bool,
-               as_json: bool, int8: bool = False, calib: str | None = None) -> None:
+               as_json: bool, int8: bool = False, calib: str | None = None, fmt: str = "onnx") -> None:
     """Export MODEL to a validated, simplified, self-describing ONNX file.
 
     MODEL is a zoo name (see 'edgecnn list'), or your own model as package.module:factory or
@@ -771,6 +774,7 @@ def export_cmd(model: str, output: str | None, weights: str | None, fp16: bool, 
       edgecnn export googlenet --fp16 -o models/    # models/googlenet-fp16.onnx
       edgecnn export resnet50 --weights r50.pth --batch 8 --json
       edgecnn export mynet.py:build --input-size 64 --num-classes 10
+      edgecnn export resnet18 --format ort          # + resnet18.ort for onnxruntime-android/-objc
 
     Exit codes: 0 ok, 1 validation failed (file kept as *.FAILED.onnx), 2 usage/user error.
     """
@@ -794,12 +798,23 @@ def export_cmd(model: str, output: str | None, weights: str | None, fp16: bool, 
         click.echo(f"error: {e}", err=True)
         sys.exit(e.exit_code)
     quant = _export_int8(result.path, calib, as_json) if int8 else None
+    ort_files = None
+    if fmt == "ort":
+        from pathlib import Path
+
+        from edgecnn.exporters.ort_format import to_ort_format
+
+        ort_files = {k: str(v) for k, v in to_ort_format(result.path, Path(result.path).parent).items()}
     if as_json:
-        echo_json(result.to_dict() if quant is None else {**result.to_dict(), "int8": quant})
+        out = result.to_dict() if quant is None else {**result.to_dict(), "int8": quant}
+        echo_json(out if ort_files is None else {**out, "ort_format": ort_files})
     else:
         _print_export(result.to_dict())
         if quant is not None:
             _print_export_int8(quant)
+        if ort_files is not None:
+            click.echo(f"wrote {ort_files['ort']} (ORT format) and {ort_files['config']} "
+                       "(operators for a reduced build)")
 
 
 @cli.command("inspect")
