@@ -326,3 +326,13 @@ def test_bad_files_are_one_line_errors(tmp_path):
     with pytest.raises(EdgecnnError, match="not a valid ONNX model"):
         graph_cost(bad)
     onnx.save(_model([], [_vi("x", [1])], [_vi("x", [1])], []), str(tmp_path / "empty.onnx"))
+
+
+def test_simplified_export_keeps_the_lecture_layers(zoo_onnx):
+    """onnxsim (used by the exporters) folds torch's LRN decomposition and adds unscoped nodes (Reshape_0)."""
+    onnxsim = pytest.importorskip("onnxsim")
+    simplified, ok = onnxsim.simplify(onnx.load(str(zoo_onnx("alexnet_paper"))))
+    assert ok
+    c = graph_cost(simplified)
+    assert [(lay.kind, lay.shape_hwc) for lay in c.layers] == ALEXNET_SEED
+    assert c.params == 62_378_344

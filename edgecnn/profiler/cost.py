@@ -265,6 +265,7 @@ def graph_cost(model: str | os.PathLike | onnx.ModelProto | Graph, batch: int | 
             activation_bytes=out_bytes, bytes_moved=sum(t[i_].nbytes for i_ in ext_in) + wbytes + out_bytes,
             unknown_ops=[c.op for c in costs if c.flops is None]))
 
+    _strip_wrapper_scope(layers)
     model_name = name or str(graph.metadata.get("model") or
                              (os.path.splitext(os.path.basename(graph.path))[0] if graph.path else
                               graph.model.graph.name or "model"))
@@ -278,6 +279,18 @@ def graph_cost(model: str | os.PathLike | onnx.ModelProto | Graph, batch: int | 
         peak_activation_bytes=peak_live_bytes(graph, nodes),
         bytes_moved=sum(lay.bytes_moved for lay in layers), unknown_ops=sorted(set(unknown)),
         metadata=dict(graph.metadata))
+
+
+def _strip_wrapper_scope(layers: list[LayerCost]) -> None:
+    """Drop a module prefix every layer shares (an exporter's wrapper: ``model.fc`` -> ``fc``)."""
+    named = [lay for lay in layers if lay.kind != "input"]
+    if len(named) < 2:
+        return
+    heads = {lay.name.split(".", 1)[0] for lay in named}
+    if len(heads) == 1 and all("." in lay.name for lay in named):
+        head = heads.pop() + "."
+        for lay in named:
+            lay.name = lay.name[len(head):]
 
 
 def peak_live_bytes(graph: Graph, nodes: list[onnx.NodeProto]) -> int:

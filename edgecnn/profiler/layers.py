@@ -106,6 +106,14 @@ def group_nodes(graph: Graph, nodes: Sequence[onnx.NodeProto], use_scopes: bool 
 
     uf = _UF(n)
     scopes = [scope_of(node) if use_scopes else None for node in nodes]
+    # a node an optimizer created without a scope (onnxsim's "Reshape_0") inside one module joins it
+    for i, node in enumerate(nodes):
+        if scopes[i] is not None or not use_scopes:
+            continue
+        around = {scopes[j] for t in node.input if (j := producer.get(t)) is not None}
+        around |= {scopes[j] for o in node.output for j in consumers.get(o, [])}
+        if len(around) == 1 and None not in around:
+            scopes[i] = around.pop()
     for i, node in enumerate(nodes):
         if scopes[i] is None:
             continue
