@@ -137,13 +137,24 @@ def resolve_output(output: str | os.PathLike | None, filename: str, force: bool)
     parent = target.parent
     if not parent.is_dir():
         raise EdgecnnError(f"output folder does not exist: {parent} (create it first)")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise EdgecnnError(f"cannot write to {parent}: permission denied; choose another path with -o")
+    _probe_writable(parent)
     if target.is_dir():
         raise EdgecnnError(f"output path {target} is a folder")
     if target.exists() and not force:
         raise EdgecnnError(f"{target} already exists; use --force (force=True) to overwrite it")
     return target
+
+
+def _probe_writable(folder: Path) -> None:
+    """Create and remove a temporary file in ``folder``: the only reliable writability test (root, /proc...)."""
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".edgecnn-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise EdgecnnError(f"cannot write to {folder}: {e.strerror or e}; choose another path with -o") from None
 
 
 @dataclass
@@ -247,6 +258,10 @@ def _write_and_validate(final: onnx.ModelProto, target: Path, result: ExportResu
                     raise _NotValid
     except _NotValid:
         return False
+    except OSError as e:
+        if result.external_data and data_file.exists():
+            data_file.unlink()
+        raise EdgecnnError(f"cannot write {target}: {e.strerror or e}") from None
     except BaseException:
         if result.external_data and data_file.exists():
             data_file.unlink()
