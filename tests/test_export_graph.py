@@ -137,6 +137,19 @@ def test_fp16_resize_and_cast_model(tmp_path: Path) -> None:
         assert "Resize" in ops
 
 
+def test_adaptive_pool_that_does_not_divide_exports(tmp_path: Path) -> None:
+    """VGG's 7x7 adaptive pool at a reduced input (2x2 -> 7x7, 5x5 -> 7x7) is exported as two MatMuls."""
+    for size in (32, 80):
+        net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.MaxPool2d(16), nn.AdaptiveAvgPool2d((7, 7)),
+                            nn.Flatten(), nn.Linear(4 * 49, 6))
+        for precision in ("fp32", "fp16"):
+            r = export(net, tmp_path / f"p{size}{precision}.onnx", input_size=(size, size), precision=precision,
+                       progress=False)
+            assert r.passed and r.validation["centered_cosine"] > 0.999
+            assert "MatMul" in {n.op_type for n in onnx.load(r.path).graph.node}
+        assert isinstance(net[2], nn.AdaptiveAvgPool2d)  # the model itself is left as it was
+
+
 def test_topological_sort_repairs_order() -> None:
     h = onnx.helper
     nodes = [h.make_node("Relu", ["a"], ["b"], name="second"), h.make_node("Neg", ["x"], ["a"], name="first")]

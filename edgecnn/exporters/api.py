@@ -216,9 +216,7 @@ def _finish(graph: onnx.ModelProto, precision: str, io: str, opset: int, meta: d
         with prog.step("convert to fp16", timings, "fp16"):
             from edgecnn.exporters.fp16 import to_fp16
 
-            copy = onnx.ModelProto()
-            copy.CopyFrom(graph)  # the converter works in place; keep the fp32 graph for a fallback
-            graph = to_fp16(copy, keep_io_types=io == "float32")
+            graph = to_fp16(graph, keep_io_types=io == "float32")  # in place: each candidate is converted once
     written = onnx_export.model_opset(graph)
     if written != opset:
         raise EdgecnnError(f"the exported graph has opset {written}, not the requested {opset}")
@@ -370,8 +368,9 @@ def export(model: str | nn.Module | Callable[[], nn.Module], output: str | os.Pa
 
     candidates = [onx] if onx is raw else [onx, raw]
     for attempt, graph in enumerate(candidates):
+        result.nodes_after = len(graph.graph.node)
         final = _finish(graph, precision, io, opset, meta, prog, timings)
-        result.nodes_after, result.initializers = len(graph.graph.node), len(final.graph.initializer)
+        result.initializers = len(final.graph.initializer)
         last = attempt == len(candidates) - 1
         passed = _write_and_validate(final, target, result, m, built, precision, batch, validate, prog, timings, last)
         del final

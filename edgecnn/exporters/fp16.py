@@ -32,8 +32,9 @@ def to_fp16(model: onnx.ModelProto, keep_io_types: bool = True) -> onnx.ModelPro
     block = sorted(set(float16.DEFAULT_OP_BLOCK_LIST) | set(EXTRA_BLOCK_LIST))
     with warnings.catch_warnings(), _fast_tensor_conversion(float16):
         warnings.simplefilter("ignore")  # clamping of out-of-range weights is expected and reported below
+        # onnxsim leaves full value_info: re-running shape inference would only re-serialize the weights
         converted = float16.convert_float_to_float16(model, keep_io_types=keep_io_types, op_block_list=block,
-                                                     disable_shape_infer=False)
+                                                     disable_shape_infer=len(model.graph.value_info) > 0)
     topological_sort(converted.graph)
     return converted
 

@@ -61,6 +61,70 @@ def first_output(out: object) -> torch.Tensor:
     return out
 
 
+class MatrixAdaptiveAvgPool2d(nn.Module):
+    """``AdaptiveAvgPool2d`` for one fixed input size, as two matrix products (exact, exportable).
+
+    torch's TorchScript exporter only handles adaptive pooling whose output size divides the input size;
+    VGG's 7x7 or AlexNet's 6x6 pool at a reduced input size (e.g. 2x2 -> 7x7) becomes two MatMuls with
+    constant averaging matrices instead: bin ``i`` averages rows ``floor(i*H/oh) .. ceil((i+1)*H/oh)``.
+    """
+
+    def __init__(self, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> None:
+        super().__init__()
+        self.register_buffer("rows", _bins(in_hw[0], out_hw[0]), persistent=False)
+        self.register_buffer("cols_t", _bins(in_hw[1], out_hw[1]).t().contiguous(), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.matmul(torch.matmul(self.rows.to(x.dtype), x), self.cols_t.to(x.dtype))
+
+
+def _bins(size: int, out: int) -> torch.Tensor:
+    m = torch.zeros(out, size)
+    for i in range(out):
+        start, end = (i * size) // out, -((-(i + 1) * size) // out)
+        m[i, start:end] = 1.0 / (end - start)
+    return m
+
+
+@contextlib.contextmanager
+def exportable_adaptive_pools(model: nn.Module, example: torch.Tensor) -> Iterator[int]:
+    """Temporarily swap adaptive average pools the exporter rejects for :class:`MatrixAdaptiveAvgPool2d`.
+
+    Yields how many were swapped; the model is restored on exit.
+    """
+    pools = {name: mod for name, mod in model.named_modules() if isinstance(mod, nn.AdaptiveAvgPool2d)}
+    seen: dict[str, tuple[int, int]] = {}
+    if pools:
+        def record(name: str):  # a pre-hook must return None, or it replaces the input
+            def hook(_mod: nn.Module, inp: tuple[torch.Tensor, ...]) -> None:
+                seen.setdefault(name, (int(inp[0].shape[-2]), int(inp[0].shape[-1])))
+            return hook
+
+        hooks = [mod.register_forward_pre_hook(record(name)) for name, mod in pools.items()]
+        try:
+            with torch.no_grad():
+                model(example[:1])
+        finally:
+            for h in hooks:
+                h.remove()
+    swaps: list[tuple[nn.Module, str, nn.Module]] = []
+    for name, in_hw in seen.items():
+        mod = pools[name]
+        out = mod.output_size if isinstance(mod.output_size, (tuple, list)) else (mod.output_size, mod.output_size)
+        out_hw = (int(in_hw[0] if out[0] is None else out[0]), int(in_hw[1] if out[1] is None else out[1]))
+        if all(i % o == 0 for i, o in zip(in_hw, out_hw, strict=True)):
+            continue  # the exporter turns these into AveragePool / GlobalAveragePool itself
+        parent_name, _, attr = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        swaps.append((parent, attr, mod))
+        setattr(parent, attr, MatrixAdaptiveAvgPool2d((int(in_hw[0]), int(in_hw[1])), out_hw))
+    try:
+        yield len(swaps)
+    finally:
+        for parent, attr, mod in swaps:
+            setattr(parent, attr, mod)
+
+
 @contextlib.contextmanager
 def quiet_torch() -> Iterator[None]:
     """Silence torch.onnx's deprecation/tracer warnings and log noise for the user."""
@@ -119,7 +183,7 @@ def torch_to_onnx(model: nn.Module, example: torch.Tensor, opset: int = DEFAULT_
             torch.no_grad():
         path = os.path.join(tmp, "model.onnx")
         try:
-            with contextlib.redirect_stdout(io.StringIO()):
+            with contextlib.redirect_stdout(io.StringIO()), exportable_adaptive_pools(model, example):
                 torch.onnx.export(wrapped, (example,), path, dynamo=False, opset_version=opset,
                                   input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                                   dynamic_axes=dynamic_axes, do_constant_folding=True)
