@@ -262,3 +262,25 @@ def test_profiler_works_without_torch(tiny, tmp_path):
                        env=env, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "PROFILER-TORCH-FREE-OK" in r.stdout
+
+
+# ----------------------------------------------------------------------------- plots
+def test_plot_bench_and_roofline(tiny, tmp_path):
+    pytest.importorskip("matplotlib")
+    from edgecnn.profiler.plot import plot_bench, plot_roofline
+
+    r = bench(tiny, [1, 2], iters=3, warmup=1, threads=1, per_layer=True, peak_gflops=10.0, progress=False)
+    r.peak.bandwidth_gbs = 5.0
+    for fn, name in ((plot_bench, "bench.png"), (plot_roofline, "roof.png")):
+        fn(r, tmp_path / name)
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_plot_without_matplotlib_is_one_clear_error(tiny, tmp_path, monkeypatch):
+    from edgecnn.profiler.plot import plot_bench
+
+    r = bench(tiny, [1], iters=2, warmup=0, threads=1, peak_gflops=10.0, progress=False)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(EdgecnnError, match=r"pip install 'edgecnn\[plot\]'"):
+        plot_bench(r, tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
