@@ -851,6 +851,73 @@ def inspect_cmd(file: str, as_json: bool) -> None:
                + ", ".join(f"{op} {n}" for op, n in d["ops"].items()))
 
 
+@cli.command("batch-predict")
+@click.argument("model", metavar="MODEL_OR_FILE")
+@click.argument("input_dir", metavar="INPUT_DIR")
+@click.option("--output", "-o", required=True, metavar="FILE",
+              help="Results file: .parquet (needs pyarrow) or .jsonl; one row per image.")
+@click.option("--top", "-k", type=click.IntRange(min=1), default=5, show_default=True, help="Classes per image.")
+@click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True, help="Images per inference run.")
+@click.option("--provider", type=click.Choice(["auto", "cpu", "cuda", "tensorrt"]), default="auto",
+              show_default=True, help=_PROVIDER_HELP)
+@click.option("--ray", "use_ray", is_flag=True, help="Run on a Ray cluster with Ray Data (pip install 'edgecnn[ray]').")
+@click.option("--address", default=None,
+              help="With --ray: 'auto' (the cluster this machine is in) or ray://HOST:10001 [default: a local Ray].")
+@click.option("--concurrency", type=click.IntRange(min=1), default=2, show_default=True,
+              help="With --ray: number of inference actors (one Engine each).")
+@click.option("--cpus-per-worker", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="With --ray: CPUs each actor reserves (also its ONNX Runtime threads).")
+@click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="With --ray: GPUs each actor reserves (e.g. 1, or 0.5 to share a GPU).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Local path: ONNX Runtime threads [default: all CPUs available].")
+@click.option("--loaders", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Local path: image decoding threads feeding the batcher.")
+@click.option("--force", is_flag=True, help="Overwrite an existing results file.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON.")
+def batch_predict_cmd(model: str, input_dir: str, output: str, top: int, batch: int, provider: str, use_ray: bool,
+                      address: str | None, concurrency: int, cpus_per_worker: float, gpus_per_worker: float,
+                      threads: int | None, loaders: int, force: bool, no_progress: bool, as_json: bool) -> None:
+    """Classify every image under INPUT_DIR and write path, top-k classes and probabilities per image.
+
+    Locally (default) one Engine and a Batcher run the images on this machine; with --ray, Ray Data reads
+    the images and CONCURRENCY actors (one Engine each) predict them on a Ray cluster. Both write the
+    same columns: path (relative to INPUT_DIR), classes, labels, probabilities.
+
+    \b
+    Examples:
+      edgecnn batch-predict resnet18 images/ -o results.parquet
+      edgecnn batch-predict resnet18.onnx /shared/images -o results.parquet --ray --address auto --concurrency 8
+    """
+    from edgecnn.scale.batch_predict import batch_predict, check_output
+
+    check_output(output, force)
+    if not use_ray and (address or gpus_per_worker):
+        raise EdgecnnError("--address and --gpus-per-worker apply to --ray runs only.")
+    if use_ray:
+        from edgecnn.scale.ray import require_ray
+
+        require_ray()
+    path = _model_file(model)
+    if use_ray:
+        from edgecnn.scale.ray import ray_batch_predict
+
+        result = ray_batch_predict(path, input_dir, output, top=top, batch=batch, concurrency=concurrency,
+                                   cpus_per_worker=cpus_per_worker, gpus_per_worker=gpus_per_worker,
+                                   provider=provider, address=address, force=force, progress=not no_progress)
+    else:
+        engine = _open_engine(path, provider=provider, threads=threads, max_batch=batch)
+        result = batch_predict(path, input_dir, output, top=top, batch=batch, loaders=loaders, force=force,
+                               progress=not no_progress, engine=engine)
+    if as_json:
+        echo_json(result.as_dict())
+    else:
+        click.echo(f"{result.images} images -> {result.output} in {result.seconds:.1f} s "
+                   f"({result.images_per_s:.1f} images/s, {result.mode}"
+                   f"{f', {result.workers} workers' if result.mode == 'ray' else ''})")
+
+
 # --------------------------------------------------------------------------- entry point
 
 

@@ -1,0 +1,287 @@
+"""Offline batch inference over a folder of images on this machine: Engine + Batcher, one results file.
+
+This is the local counterpart of :mod:`edgecnn.scale.ray` and writes the same file, so the two are
+comparable row by row: one row per image with
+
+* ``path``: the image's path relative to the input folder (POSIX separators),
+* ``classes``: the top-k class indices, best first,
+* ``labels``: their names (ImageNet names for 1000-class models, else the index as text),
+* ``probabilities``: their softmax probabilities (float32).
+
+Results go to ``.parquet`` (needs pyarrow: ``pip install edgecnn[ray]``) or ``.jsonl`` (no extra
+dependency). The file is written atomically. Loader threads decode and preprocess images while the
+:class:`~edgecnn.runtime.Batcher` groups them into batches for the engine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from edgecnn._io import atomic_path
+from edgecnn.errors import EdgecnnError
+
+FORMATS = (".parquet", ".jsonl")
+COLUMNS = ("path", "classes", "labels", "probabilities")
+
+
+@dataclass
+class BatchPredictResult:
+    """What a batch-predict run did (``as_dict`` for JSON)."""
+
+    output: str
+    images: int
+    seconds: float
+    mode: str
+    model: str
+    providers: list[str] = field(default_factory=list)
+    workers: int = 1
+    batch: int = 32
+
+    @property
+    def images_per_s(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "images_per_s": round(self.images_per_s, 2)}
+
+
+def require_pyarrow() -> Any:
+    """Import pyarrow.parquet or raise the one-line install hint."""
+    try:
+        import pyarrow  # noqa: F401
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise EdgecnnError("writing .parquet results needs pyarrow: pip install 'edgecnn[ray]' "
+                           "(or write .jsonl instead)") from None
+    return pq
+
+
+def check_output(output: str | os.PathLike, force: bool) -> Path:
+    """Validate the results path (suffix, not a folder, not existing unless ``force``)."""
+    out = Path(output)
+    if out.suffix.lower() not in FORMATS:
+        raise EdgecnnError(f"results file must end in {' or '.join(FORMATS)}, got {out.name!r}.")
+    if out.is_dir():
+        raise EdgecnnError(f"results path is a folder: {out}; give a file name like results.parquet.")
+    if out.exists() and not force:
+        raise EdgecnnError(f"{out} already exists; pass --force to overwrite it.")
+    if out.suffix.lower() == ".parquet":
+        require_pyarrow()
+    return out
+
+
+def relative_path(path: str | os.PathLike, root: str | os.PathLike) -> str:
+    """``path`` relative to ``root`` with POSIX separators (``path`` itself when it is not under ``root``)."""
+    p, r = os.path.abspath(path), os.path.abspath(root)
+    try:
+        rel = os.path.relpath(p, r)
+    except ValueError:  # another drive on Windows
+        return PurePosixPath(Path(p)).as_posix()
+    if rel.startswith(".."):
+        return Path(p).as_posix()
+    return PurePosixPath(*Path(rel).parts).as_posix()
+
+
+def output_labels(meta: dict[str, Any], num_classes: int) -> tuple[str, ...]:
+    """Label per class index: ImageNet names where they apply, else the index as text."""
+    from edgecnn.runtime.postprocess import class_names
+
+    names = class_names(meta, num_classes)
+    return tuple(names) if names else tuple(str(i) for i in range(num_classes))
+
+
+def topk_arrays(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` (indices int64, probabilities float32) per row, best first; the same rule as
+    :func:`edgecnn.runtime.topk` (softmax unless already probabilities, stable order on ties)."""
+    from edgecnn.runtime.postprocess import to_probabilities
+
+    probs = to_probabilities(np.asarray(scores).reshape(len(scores), -1))
+    k = max(1, min(int(k), probs.shape[1]))
+    idx = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+    return idx.astype(np.int64), np.take_along_axis(probs, idx, axis=1).astype(np.float32)
+
+
+class ResultWriter:
+    """Append result rows to a ``.parquet`` or ``.jsonl`` file that appears only when closed cleanly."""
+
+    def __init__(self, output: str | os.PathLike, labels: Sequence[str]) -> None:
+        self.output = Path(output)
+        self.labels = tuple(labels)
+        self.rows = 0
+        self._kind = self.output.suffix.lower()
+        self._ctx = atomic_path(self.output, suffix=self._kind)
+        self._tmp = self._ctx.__enter__()
+        self._pq_writer: Any = None
+        self._file: Any = None
+        if self._kind == ".parquet":
+            pq = require_pyarrow()
+            import pyarrow as pa
+
+            self._pa = pa
+            self.schema = pa.schema([("path", pa.string()), ("classes", pa.list_(pa.int64())),
+                                     ("labels", pa.list_(pa.string())), ("probabilities", pa.list_(pa.float32()))])
+            self._pq_writer = pq.ParquetWriter(str(self._tmp), self.schema)
+        else:
+            self._file = open(self._tmp, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    def write(self, paths: Sequence[str], classes: np.ndarray, probabilities: np.ndarray) -> None:
+        """Append rows: ``classes`` and ``probabilities`` are (N, k) arrays."""
+        if not len(paths):
+            return
+        labels = [[self.labels[int(i)] for i in row] for row in classes]
+        if self._pq_writer is not None:
+            pa = self._pa
+            table = pa.table({"path": pa.array([str(p) for p in paths], pa.string()),
+                              "classes": pa.array(np.asarray(classes, np.int64).tolist(), pa.list_(pa.int64())),
+                              "labels": pa.array(labels, pa.list_(pa.string())),
+                              "probabilities": pa.array(np.asarray(probabilities, np.float32).tolist(),
+                                                        pa.list_(pa.float32()))}, schema=self.schema)
+            self._pq_writer.write_table(table)
+        else:
+            for p, c, lab, pr in zip(paths, classes, labels, probabilities, strict=True):
+                self._file.write(json.dumps({"path": str(p), "classes": [int(v) for v in c], "labels": lab,
+                                             "probabilities": [float(v) for v in pr]}) + "\n")
+        self.rows += len(paths)
+
+    def close(self, ok: bool = True) -> None:
+        """Finish the file; with ``ok=False`` discard it."""
+        if self._pq_writer is not None:
+            self._pq_writer.close()
+            self._pq_writer = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if ok:
+            self._ctx.__exit__(None, None, None)
+        else:
+            err = RuntimeError("discarded")
+            try:
+                self._ctx.__exit__(RuntimeError, err, None)
+            except RuntimeError:
+                pass
+
+    def __enter__(self) -> ResultWriter:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.close(ok=et is None)
+
+
+def read_results(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read a results file written by ``batch-predict`` back into row dicts."""
+    p = Path(path)
+    if p.suffix.lower() == ".parquet":
+        return require_pyarrow().read_table(str(p)).to_pylist()
+    with open(p, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _progress(total: int, enabled: bool, desc: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, disable=not enabled, unit="img", desc=desc, dynamic_ncols=True, leave=False)
+
+
+def batch_predict(
+    model: str | os.PathLike,
+    input_dir: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    top: int = 5,
+    batch: int = 32,
+    provider: str = "auto",
+    fallback: bool = False,
+    threads: int | None = None,
+    loaders: int = 2,
+    max_wait_ms: float = 5.0,
+    force: bool = False,
+    progress: bool = True,
+    limit: int | None = None,
+    engine: Any = None,
+) -> BatchPredictResult:
+    """Classify every image under ``input_dir`` with ``model`` on this machine and write ``output``.
+
+    ``loaders`` threads decode and preprocess; a :class:`~edgecnn.runtime.Batcher` runs them on one
+    :class:`~edgecnn.runtime.Engine` in batches of up to ``batch``. Rows come out in sorted path order.
+    """
+    from edgecnn.runtime import Batcher, Engine
+    from edgecnn.runtime.datasets import list_images
+    from edgecnn.runtime.images import preprocess
+
+    if top < 1:
+        raise EdgecnnError(f"--top must be >= 1, got {top}.")
+    if batch < 1 or loaders < 1:
+        raise EdgecnnError(f"--batch and --loaders must be >= 1, got {batch} and {loaders}.")
+    out = check_output(output, force)
+    paths = list_images(input_dir, limit=limit)
+    eng = engine or Engine(model, provider, fallback=fallback, threads=threads, max_batch=batch)
+    config = eng.preprocess_config()
+    num_classes = eng.info.outputs[0].shape[-1]
+    labels: tuple[str, ...] | None = output_labels(eng.metadata, num_classes) if isinstance(num_classes, int) else None
+
+    start = time.perf_counter()
+    window = max(2 * batch, batch + 4 * loaders)
+    pending: deque[tuple[Path, Future]] = deque()
+    done_paths: list[str] = []
+    done_scores: list[np.ndarray] = []
+    writer: ResultWriter | None = None
+
+    def flush() -> None:
+        nonlocal writer, labels
+        if not done_paths:
+            return
+        scores = np.stack(done_scores)
+        if labels is None:
+            labels = output_labels(eng.metadata, scores.reshape(len(scores), -1).shape[1])
+        if writer is None:
+            writer = ResultWriter(out, labels)
+        classes, probs = topk_arrays(scores, top)
+        writer.write(done_paths, classes, probs)
+        done_paths.clear()
+        done_scores.clear()
+
+    ok = False
+    try:
+        with Batcher(eng, max_batch=batch, max_wait_ms=max_wait_ms) as batcher, \
+                ThreadPoolExecutor(loaders, thread_name_prefix="edgecnn-loader") as pool, \
+                _progress(len(paths), progress, "batch-predict") as bar:
+            def load(p: Path) -> Future:
+                return batcher.submit(preprocess(p, config))
+
+            it: Iterable[Path] = iter(paths)
+            for p in it:
+                pending.append((p, pool.submit(load, p)))
+                if len(pending) >= window:
+                    break
+            while pending:
+                p, fut = pending.popleft()
+                row = fut.result().result()
+                done_paths.append(relative_path(p, input_dir))
+                done_scores.append(row)
+                bar.update(1)
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending.append((nxt, pool.submit(load, nxt)))
+                if len(done_paths) >= 4 * batch:
+                    flush()
+            flush()
+        ok = True
+    finally:
+        for _, fut in pending:
+            fut.cancel()
+        if writer is not None:
+            writer.close(ok=ok)
+    seconds = time.perf_counter() - start
+    return BatchPredictResult(output=str(out), images=writer.rows if writer else 0, seconds=seconds, mode="local",
+                              model=str(model), providers=list(eng.providers), workers=loaders, batch=batch)
