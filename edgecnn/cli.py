@@ -716,7 +716,8 @@ def _print_export(r: dict[str, Any]) -> None:
         click.echo(f"  weights over ONNX's 2 GB limit: stored in {r['path']}.data next to the file; keep them together")
     simp = "onnxsim" if r["simplified"] else "not simplified"
     click.echo(f"graph: {r['nodes_before']} -> {r['nodes_after']} nodes ({simp}), {r['initializers']} initializers, "
-               f"{r['num_params']:,} parameters, {r['macs'] / 1e9:.3f} GMACs/image")
+               f"{r['num_params']:,} parameters, " + (f"{r['macs'] / 1e9:.3f} GMACs/image" if r["macs"] >= 1e8
+                                                          else f"{r['macs'] / 1e6:.3f} MMACs/image"))
     if r["simplify_note"]:
         click.echo(f"note: {r['simplify_note']}")
     if r["validation"]:
