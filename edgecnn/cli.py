@@ -759,10 +759,14 @@ def _print_export(r: dict[str, Any]) -> None:
 @click.option("--format", "fmt", type=click.Choice(["onnx", "ort"]), default="onnx", show_default=True,
               help="ort: also write ONNX Runtime's ORT-format model (<name>.ort, for mobile and reduced builds) "
                    "and its <name>.required_operators.config next to the .onnx file.")
+@click.option("--triton-repo", default=None, metavar="DIR",
+              help="Also write a Triton model repository for the file: DIR/<name>/1/model.onnx + config.pbtxt "
+                   "(defaults of 'edgecnn triton'; --force replaces the version).")
 def export_cmd(model: str, output: str | None, weights: str | None, fp16: bool, io: str, opset: int | None,
                batch: int | None, input_size: tuple[int, int] | None, channels: int | None,
                num_classes: int | None, name: str | None, no_simplify: bool, no_validate: bool, force: bool,
-               as_json: bool, int8: bool = False, calib: str | None = None, fmt: str = "onnx") -> None:
+               as_json: bool, int8: bool = False, calib: str | None = None, fmt: str = "onnx",
+               triton_repo: str | None = None) -> None:
     """Export MODEL to a validated, simplified, self-describing ONNX file.
 
     MODEL is a zoo name (see 'edgecnn list'), or your own model as package.module:factory or
@@ -806,6 +810,8 @@ def export_cmd(model: str, output: str | None, weights: str | None, fp16: bool, 
         from edgecnn.exporters.ort_format import to_ort_format
 
         ort_files = {k: str(v) for k, v in to_ort_format(result.path, Path(result.path).parent).items()}
+    if triton_repo:
+        _write_triton(str(result.path), triton_repo, force=force)
     if as_json:
         out = result.to_dict() if quant is None else {**result.to_dict(), "int8": quant}
         echo_json(out if ort_files is None else {**out, "ort_format": ort_files})

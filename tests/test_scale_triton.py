@@ -230,3 +230,18 @@ def test_triton_module_is_torch_free(tiny, tmp_path):
             f"write_triton_repo({str(tiny)!r}, {str(tmp_path / 'r')!r})\n"
             "assert 'torch' not in [m for m in sys.modules if sys.modules[m] is not None]\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_export_triton_repo(pb2, capsys, tmp_path):
+    pytest.importorskip("torch", reason="export needs torch (pip install 'edgecnn[export]')")
+    out, repo = tmp_path / "lenet5.onnx", tmp_path / "repo"
+    code, _, err = _run(capsys, "export", "lenet5", "-o", str(out), "--triton-repo", str(repo), "--no-validate")
+    assert code == 0, err
+    c = parse(pb2, repo / "lenet5" / "config.pbtxt")
+    assert (repo / "lenet5" / "1" / "model.onnx").read_bytes() == out.read_bytes()
+    assert c.max_batch_size == 32 and list(c.input[0].dims) == [1, 32, 32] and list(c.output[0].dims) == [10]
+    code, _, err = _run(capsys, "export", "lenet5", "-o", str(out), "--triton-repo", str(repo), "--no-validate")
+    assert code == 2 and "already exists" in err  # the .onnx file (or the version) is not silently replaced
+    code, _, err = _run(capsys, "export", "lenet5", "-o", str(out), "--triton-repo", str(repo), "--no-validate",
+                        "--force")
+    assert code == 0, err

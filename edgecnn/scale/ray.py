@@ -183,6 +183,7 @@ def ray_batch_predict(
     provider: str = "auto",
     address: str | None = None,
     read_cpus: float = 0.0,
+    read_concurrency: int | None = None,
     force: bool = False,
     progress: bool = True,
 ) -> BatchPredictResult:
@@ -191,7 +192,9 @@ def ray_batch_predict(
     ``address``: None starts (and stops) a local Ray instance unless one is already running in this
     process; ``auto`` joins the cluster this machine belongs to; ``ray://host:10001`` connects with Ray
     Client. ``input_dir`` must be readable by the workers (shared file system, or s3://, gs://, ...).
-    Rows arrive in completion order, not sorted.
+    Rows arrive in completion order, not sorted. Read tasks reserve ``read_cpus`` (default 0, so the
+    actors may take every CPU without starving the reads) and at most ``read_concurrency`` (default:
+    ``concurrency``) run at once.
     """
     ray = require_ray()
     if top < 1 or batch < 1 or concurrency < 1:
@@ -232,7 +235,8 @@ def ray_batch_predict(
     ok = False
     try:
         ds = ray.data.read_images(input_dir, mode="L" if channels == 1 else "RGB", include_paths=True,
-                                  file_extensions=exts, num_cpus=read_cpus)
+                                  file_extensions=exts, num_cpus=read_cpus,
+                                  concurrency=read_concurrency or concurrency)
         threads = max(1, int(round(cpus_per_worker))) if cpus_per_worker > 0 else 1
         preds = ds.map_batches(
             RayPredictor,
