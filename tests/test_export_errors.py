@@ -87,7 +87,8 @@ def test_subprocess_unknown_model_exit_code(tmp_path: Path) -> None:
 
 def test_failed_validation_exits_1_with_figures(tmp_path: Path, capsys: pytest.CaptureFixture,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    strict = validate.Tolerances(max_rel_diff=0.0, centered_rel_diff=0.0, min_cosine=1.01, min_centered_cosine=1.01)
+    strict = validate.Tolerances(max_rel_diff=0.0, centered_rel_diff=0.0, min_cosine=1.01, min_centered_cosine=1.01,
+                                 min_input_dependence=0.0)
     monkeypatch.setitem(validate.TOLERANCES, "fp32", strict)
     out = tmp_path / "lenet5.onnx"
     code, stdout, err = _cli(["export", "lenet5", "-o", str(out), "--no-simplify"], capsys)

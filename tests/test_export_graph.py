@@ -48,6 +48,7 @@ def test_googlenet_has_one_output_and_no_aux_nodes(exported) -> None:
     names += [o for n in model.graph.node for o in list(n.input) + list(n.output)]
     assert not [n for n in names if "aux" in n.lower()]
     assert r.num_params == 6_624_904 and read_metadata(r.path)["num_params"] == 6_624_904
+    assert "barely depend on the input" in r.validation["warnings"][0]  # random init: logits == fc bias
 
 
 def test_googlenet_matches_aux_free_model_and_torchvision_checkpoint(tmp_path: Path) -> None:
@@ -228,3 +229,17 @@ def test_export_cli_json(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     main(["export", "lenet5", "-o", str(tmp_path / "x.onnx"), "--no-validate", "--no-simplify", "--opset", "13"])
     out = capsys.readouterr().out
     assert "validation: skipped" in out and read_metadata(tmp_path / "x.onnx")["opset"] == 13
+
+
+def test_over_2gb_uses_external_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                     capsys: pytest.CaptureFixture) -> None:
+    """Above ONNX's 2 GB protobuf limit the weights go to <file>.data (limit lowered to test it cheaply)."""
+    monkeypatch.setattr(onnx.checker, "MAXIMUM_PROTOBUF", 20_000)
+    main(["export", "lenet5", "-o", str(tmp_path / "big.onnx")])
+    out = capsys.readouterr().out
+    assert "external data" in out and "big.onnx.data" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.onnx", "big.onnx.data"]
+    assert (tmp_path / "big.onnx").stat().st_size < 20_000 < (tmp_path / "big.onnx.data").stat().st_size
+    x = np.zeros((2, 1, 32, 32), np.float32)
+    assert _run(tmp_path / "big.onnx", x).shape == (2, 10)
+    assert read_metadata(tmp_path / "big.onnx")["model"] == "lenet5"

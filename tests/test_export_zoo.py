@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import onnx
 import pytest
+import torch
+from torch import nn
 
-from edgecnn.exporters import read_metadata
-from edgecnn.models import get_spec, list_models
+from edgecnn.exporters import export, read_metadata
+from edgecnn.models import create_model, get_spec, list_models
 
 # Reduced input sizes where the architecture allows it (global/adaptive-to-1x1 pooling); None = full size.
 # AlexNet pools adaptively to 6x6 and VGG to 7x7 (only exportable at sizes that divide evenly), and
@@ -16,17 +20,18 @@ FAST: dict[str, tuple[int, int] | None] = {
     "alexnet": None,
 }
 SLOW: dict[str, tuple[int, int] | None] = {"resnet101": (64, 64), "resnet152": (64, 64), "alexnet_paper": None,
-                                           "zfnet": None}
-# VGG-11 at full size; the other VGGs at 64x64 (their 7x7 adaptive pool becomes two MatMuls, see
-# onnx_export.MatrixAdaptiveAvgPool2d) - the 130M weights still dominate their export time.
-SLOW.update({n: (64, 64) for n in list_models("vgg")})
-SLOW["vgg11"] = None
+                                           "zfnet": None, "vgg11": None}
+# The other VGG configurations share vgg11's classifier (25088x4096x4096: 120M of their ~130M weights, exported
+# at full size above): test_vgg_configuration_exports covers what differs (features with LRN, batch norm, 1x1
+# convs, 11-19 layers) with a small classifier, so the suite never serialises 500 MB VGGs 20 times.
+# tools/bench_export.py exports every zoo model by name at full size in both precisions.
+VGG_VARIANTS = [n for n in list_models("vgg") if n != "vgg11"]
 
 
 def _cases() -> list:
-    assert set(FAST) | set(SLOW) == set(list_models()), "a zoo model has no export test"
+    assert set(FAST) | set(SLOW) | set(VGG_VARIANTS) == set(list_models()), "a zoo model has no export test"
     cases = []
-    for name in list_models():
+    for name in [n for n in list_models() if n not in VGG_VARIANTS]:
         marks = [pytest.mark.slow] if name in SLOW else []
         size = FAST.get(name, SLOW.get(name))
         for precision in ("fp32", "fp16"):
@@ -61,3 +66,22 @@ def test_zoo_model_exports_and_validates(exported, name: str, precision: str, si
         assert 0.45 < r.size_bytes / fp32.size_bytes < 0.56, (r.size_bytes, fp32.size_bytes)
         weights = [t for t in model.graph.initializer if len(t.dims) > 1]
         assert weights and all(t.data_type == onnx.TensorProto.FLOAT16 for t in weights)
+
+
+@pytest.mark.parametrize("name", VGG_VARIANTS)
+def test_vgg_configuration_exports(tmp_path: Path, name: str) -> None:
+    torch.manual_seed(0)
+    model = create_model(name)
+    model.classifier = nn.Sequential(nn.Linear(512 * 7 * 7, 64), nn.ReLU(True), nn.Dropout(), nn.Linear(64, 1000))
+    ops = set()
+    for precision in ("fp32", "fp16"):
+        r = export(model, tmp_path / f"{name}-{precision}.onnx", name=name, input_size=(64, 64),
+                   precision=precision, progress=False)
+        assert r.passed and r.validation["checker"] == "ok" and r.opset == 17
+        graph = onnx.load(r.path).graph
+        assert [o.name for o in graph.output] == ["logits"]
+        ops = {n.op_type for n in graph.node}
+        Path(r.path).unlink()
+    # torch exports LocalResponseNorm as Pow/Pad/AveragePool/Div (no other AveragePool: the 2x2 -> 7x7 pool is MatMuls)
+    assert ("AveragePool" in ops) == name.endswith("_lrn")
+    assert "BatchNormalization" not in ops  # folded into the convolutions

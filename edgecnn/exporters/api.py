@@ -241,7 +241,7 @@ def _write_and_validate(final: onnx.ModelProto, target: Path, result: ExportResu
     try:
         with atomic_path(target, suffix=".onnx") as tmp:
             with prog.step("write", timings, "write"):
-                big = final.ByteSize() >= onnx.checker.MAXIMUM_PROTOBUF
+                big = onnx_export.over_protobuf_limit(final)
                 result.external_data = onnx_export.save_model(final, tmp, data_file.name if big else None)
                 result.size_bytes = tmp.stat().st_size + (data_file.stat().st_size if result.external_data else 0)
             if validate:

@@ -19,10 +19,14 @@ def simplify(model: onnx.ModelProto, check: bool = True) -> tuple[onnx.ModelProt
         import onnxsim
     except ImportError:
         return model, "onnxsim is not installed (pip install 'edgecnn[export]'); graph not simplified"
-    if model.ByteSize() >= onnx.checker.MAXIMUM_PROTOBUF:
+    from edgecnn.exporters.onnx_export import over_protobuf_limit
+
+    if over_protobuf_limit(model):
         return model, "model over 2 GB: onnxsim skipped, graph not simplified"
+    light, hidden = hide_weights(model)
     try:
-        simplified, ok = onnxsim.simplify(model, check_n=0)
+        simplified, ok = onnxsim.simplify(light, check_n=0)
+        restore_weights(simplified, hidden)
     except Exception as e:  # noqa: BLE001 - onnxsim raises RuntimeError/ValueError/onnx errors
         return model, f"onnxsim failed ({_first_line(e)}); kept the unsimplified graph"
     if not ok:
@@ -39,6 +43,61 @@ def simplify(model: onnx.ModelProto, check: bool = True) -> tuple[onnx.ModelProt
         if reason:
             return model, f"simplified graph changed the outputs ({reason}); kept the unsimplified graph"
     return simplified, None
+
+
+#: Ops that can never be constant-folded while their first (data) input comes from the graph input, and
+#: whose other inputs are weights: their initializers are hidden from onnxsim (see hide_weights).
+_WEIGHT_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "BatchNormalization", "InstanceNormalization",
+               "LayerNormalization", "PRelu"}
+_HIDE_MIN_ELEMENTS = 1024
+
+
+def hide_weights(model: onnx.ModelProto) -> tuple[onnx.ModelProto, dict[str, onnx.TensorProto]]:
+    """A copy of ``model`` whose large weight initializers are typed graph inputs instead.
+
+    onnxsim copies the whole model several times (protobuf <-> C++, an ONNX Runtime session for
+    constant folding): with 500 MB of VGG weights that takes seconds, yet it can fold nothing that
+    involves them, since every consumer is a Conv/Gemm/MatMul/norm whose data input comes from the
+    graph input. Hiding such initializers changes nothing in what onnxsim can simplify.
+    """
+    g = model.graph
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in g.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    inits = {t.name for t in g.initializer}
+    hide = {t.name for t in g.initializer
+            if _numel(t) >= _HIDE_MIN_ELEMENTS and consumers.get(t.name)
+            and all(n.op_type in _WEIGHT_OPS and n.input and n.input[0] != t.name and n.input[0] not in inits
+                    for n in consumers[t.name])}
+    hidden = {t.name: t for t in g.initializer if t.name in hide}
+    light = onnx.ModelProto()
+    light.CopyFrom(onnx.ModelProto(ir_version=model.ir_version, opset_import=model.opset_import,
+                                   producer_name=model.producer_name, producer_version=model.producer_version,
+                                   metadata_props=model.metadata_props))
+    light.graph.CopyFrom(onnx.GraphProto(name=g.name, node=g.node, input=g.input, output=g.output,
+                                         value_info=g.value_info,
+                                         initializer=[t for t in g.initializer if t.name not in hide]))
+    for t in hidden.values():
+        light.graph.input.append(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
+    return light, hidden
+
+
+def restore_weights(model: onnx.ModelProto, hidden: dict[str, onnx.TensorProto]) -> None:
+    """Turn the hidden weights that are still used back into initializers (in place)."""
+    g = model.graph
+    used = {name for node in g.node for name in node.input}
+    keep_inputs = [i for i in g.input if i.name not in hidden]
+    del g.input[:]
+    g.input.extend(keep_inputs)
+    g.initializer.extend(hidden[name] for name in hidden if name in used)
+
+
+def _numel(t: onnx.TensorProto) -> int:
+    n = 1
+    for d in t.dims:
+        n *= d
+    return n
 
 
 def compare_outputs(a: onnx.ModelProto, b: onnx.ModelProto, batch: int = 2, seed: int = 0) -> str | None:
