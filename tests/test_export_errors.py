@@ -85,6 +85,27 @@ def test_subprocess_unknown_model_exit_code(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir())
 
 
+def test_unsupported_operator_is_one_line(tmp_path: Path) -> None:
+    """torch's exporter prints its whole IR graph from C++ when it fails: the user sees one line only."""
+    (tmp_path / "svdnet.py").write_text(textwrap.dedent("""
+        import torch
+        from torch import nn
+
+        class SVDNet(nn.Module):
+            def forward(self, x):
+                return torch.linalg.svd(x.flatten(1))[0]
+
+        def build():
+            return SVDNet()
+    """))
+    proc = subprocess.run([str(EDGECNN), "export", "svdnet.py:build", "--input-size", "8"], capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "torch could not export the model" in lines[0] and "linalg_svd" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "__pycache__") == ["svdnet.py"]
+
+
 def test_failed_validation_exits_1_with_figures(tmp_path: Path, capsys: pytest.CaptureFixture,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     strict = validate.Tolerances(max_rel_diff=0.0, centered_rel_diff=0.0, min_cosine=1.01, min_centered_cosine=1.01,

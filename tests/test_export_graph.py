@@ -88,7 +88,9 @@ def test_first_output_of_a_tuple_model_is_kept(tmp_path: Path) -> None:
             f = self.body(x).mean((2, 3))
             return self.head(f), self.extra(f)
 
-    r = export(TwoHeads(), tmp_path / "two.onnx", input_size=(16, 16), progress=False)
+    net = TwoHeads().train()
+    r = export(net, tmp_path / "two.onnx", input_size=(16, 16), progress=False)
+    assert net.training  # handed back in the mode it came in
     model = onnx.load(r.path)
     assert len(model.graph.output) == 1 and r.num_classes == 4
     assert not [t.name for t in model.graph.initializer if "extra" in t.name]
@@ -149,6 +151,12 @@ def test_adaptive_pool_that_does_not_divide_exports(tmp_path: Path) -> None:
             assert r.passed and r.validation["centered_cosine"] > 0.999
             assert "MatMul" in {n.op_type for n in onnx.load(r.path).graph.node}
         assert isinstance(net[2], nn.AdaptiveAvgPool2d)  # the model itself is left as it was
+    # LocalResponseNorm loses static shapes under a dynamic batch: an adaptive pool after it (vgg11_lrn at 224)
+    # used to fail with "input size not accessible" even where the sizes divide
+    lrn = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.LocalResponseNorm(5), nn.AdaptiveAvgPool2d((4, 4)),
+                        nn.Flatten(), nn.Linear(64, 6))
+    r = export(lrn, tmp_path / "lrn.onnx", input_size=(16, 16), progress=False)
+    assert r.passed and "AveragePool" in {n.op_type for n in onnx.load(r.path).graph.node}
 
 
 def test_topological_sort_repairs_order() -> None:

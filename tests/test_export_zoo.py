@@ -81,6 +81,8 @@ def test_vgg_configuration_exports(tmp_path: Path, name: str) -> None:
         graph = onnx.load(r.path).graph
         assert [o.name for o in graph.output] == ["logits"]
         ops = {n.op_type for n in graph.node}
+        meta = read_metadata(r.path)
+        assert meta["family"] == "vgg" and meta["source"] == "module" and meta["class_names"] == "imagenet"
         Path(r.path).unlink()
     # torch exports LocalResponseNorm as Pow/Pad/AveragePool/Div (no other AveragePool: the 2x2 -> 7x7 pool is MatMuls)
     assert ("AveragePool" in ops) == name.endswith("_lrn")

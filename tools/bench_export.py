@@ -45,6 +45,7 @@ def end_to_end(model: str = "googlenet", extra: tuple[str, ...] = ("--fp16",)) -
 
 
 def main(argv: list[str] | None = None) -> int:
+    from edgecnn.errors import EdgecnnError
     from edgecnn.exporters import ValidationFailed, export
     from edgecnn.models import list_models
 
@@ -66,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
                     r = export(name, Path(tmp) / f"{name}-{precision}.onnx", precision=precision, progress=False)
                 except ValidationFailed as e:
                     r = e.result
+                except EdgecnnError as e:
+                    rows.append({"model": name, "precision": precision, "error": str(e), "passed": False})
+                    print(f"{name} {precision}: ERROR {e}", file=sys.stderr, flush=True)
+                    continue
                 t = r.timings
                 seconds = sum(v for k, v in t.items() if k not in ("total", "build"))
                 v = r.validation or {}
@@ -87,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     print("| model | precision | seconds | MB | nodes before → after | max abs diff | top-1 agreement |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for r in rows:
+        if "error" in r:
+            print(f"| {r['model']} | {r['precision']} ERROR | | | | | {r['error'][:80]} |")
+            continue
         diff = "n/a" if r["max_abs_diff"] is None else f"{r['max_abs_diff']:.1e}"
         top1 = "n/a" if r["top1"] is None else f"{r['top1']:.0%}"
         flag = "" if r["passed"] else " FAILED"

@@ -9,6 +9,7 @@ failure); convert to fp16 if asked; write metadata; write atomically; validate a
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import time
@@ -174,7 +175,7 @@ class _Built:
 def _build(model: str | nn.Module | Callable[[], nn.Module], name: str | None, weights: str | os.PathLike | None,
            input_size: tuple[int, int] | None, channels: int | None, num_classes: int | None) -> _Built:
     from edgecnn.exporters.user_model import is_user_ref, load_factory_model
-    from edgecnn.models import check_state_dict, create_model, get_spec, read_state_dict
+    from edgecnn.models import ModelSpec, check_state_dict, create_model, get_spec, load_weights, read_state_dict
 
     if isinstance(model, str) and not is_user_ref(model):
         spec = get_spec(model)
@@ -189,6 +190,13 @@ def _build(model: str | nn.Module | Callable[[], nn.Module], name: str | None, w
         source = model
         default_name = factory
     elif isinstance(model, nn.Module):
+        spec = getattr(model, "spec", None)
+        if isinstance(spec, ModelSpec):  # a zoo model built (and maybe modified) in Python keeps its description
+            size = tuple(input_size) if input_size else spec.input_size
+            if weights is not None:
+                load_weights(model, weights)
+            return _Built(model, name or spec.name, spec.family, "module", (spec.channels, int(size[0]), int(size[1])),
+                          list(spec.mean), list(spec.std), num_classes, tuple(spec.train_only), True)
         m, source, default_name = model, f"{type(model).__module__}:{type(model).__name__}", type(model).__name__
     elif callable(model):
         m = model()
@@ -267,7 +275,7 @@ def _write_and_validate(final: onnx.ModelProto, target: Path, result: ExportResu
     return True
 
 
-def export(model: str | nn.Module | Callable[[], nn.Module], output: str | os.PathLike | None = None, *,
+def _export(model: str | nn.Module | Callable[[], nn.Module], output: str | os.PathLike | None = None, *,
            weights: str | os.PathLike | None = None, precision: str = "fp32", io_dtype: str = "float32",
            opset: int = DEFAULT_OPSET, batch: int | None = None, input_size: tuple[int, int] | None = None,
            channels: int | None = None, num_classes: int | None = None, name: str | None = None,
@@ -388,3 +396,14 @@ def export(model: str | nn.Module | Callable[[], nn.Module], output: str | os.Pa
             print(f"  note: {note}", file=sys.stderr)
     timings["total"] = round(time.perf_counter() - t_start, 3)
     return result
+
+
+@functools.wraps(_export)
+def export(model: str | nn.Module | Callable[[], nn.Module], *args: Any, **kwargs: Any) -> ExportResult:
+    # An nn.Module given by the caller is exported in eval mode and handed back in the mode it came in.
+    mode = model.training if isinstance(model, nn.Module) else None
+    try:
+        return _export(model, *args, **kwargs)
+    finally:
+        if mode is not None:
+            model.train(mode)

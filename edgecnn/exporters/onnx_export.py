@@ -88,9 +88,13 @@ def _bins(size: int, out: int) -> torch.Tensor:
 
 @contextlib.contextmanager
 def exportable_adaptive_pools(model: nn.Module, example: torch.Tensor) -> Iterator[int]:
-    """Temporarily swap adaptive average pools the exporter rejects for :class:`MatrixAdaptiveAvgPool2d`.
+    """Temporarily swap adaptive average pools for static equivalents at the example's input size.
 
-    Yields how many were swapped; the model is restored on exit.
+    The exporter needs static shapes for adaptive pooling, which it loses after ops such as
+    LocalResponseNorm under a dynamic batch ("input size not accessible": vgg11_lrn), and rejects output
+    sizes that do not divide the input. With H and W fixed per file, an adaptive pool is exactly an
+    Identity, an AvgPool2d or (non-dividing sizes) :class:`MatrixAdaptiveAvgPool2d`; global (1x1) pools
+    stay GlobalAveragePool. Yields how many were swapped; the model is restored on exit.
     """
     pools = {name: mod for name, mod in model.named_modules() if isinstance(mod, nn.AdaptiveAvgPool2d)}
     seen: dict[str, tuple[int, int]] = {}
@@ -112,12 +116,19 @@ def exportable_adaptive_pools(model: nn.Module, example: torch.Tensor) -> Iterat
         mod = pools[name]
         out = mod.output_size if isinstance(mod.output_size, (tuple, list)) else (mod.output_size, mod.output_size)
         out_hw = (int(in_hw[0] if out[0] is None else out[0]), int(in_hw[1] if out[1] is None else out[1]))
-        if all(i % o == 0 for i, o in zip(in_hw, out_hw, strict=True)):
-            continue  # the exporter turns these into AveragePool / GlobalAveragePool itself
+        if out_hw == (1, 1):
+            continue  # exported as GlobalAveragePool, which needs no shape information
+        if out_hw == in_hw:
+            static: nn.Module = nn.Identity()
+        elif all(i % o == 0 for i, o in zip(in_hw, out_hw, strict=True)):
+            kernel = (in_hw[0] // out_hw[0], in_hw[1] // out_hw[1])
+            static = nn.AvgPool2d(kernel, stride=kernel)
+        else:
+            static = MatrixAdaptiveAvgPool2d(in_hw, out_hw)
         parent_name, _, attr = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
         swaps.append((parent, attr, mod))
-        setattr(parent, attr, MatrixAdaptiveAvgPool2d((int(in_hw[0]), int(in_hw[1])), out_hw))
+        setattr(parent, attr, static)
     try:
         yield len(swaps)
     finally:
@@ -139,6 +150,36 @@ def quiet_torch() -> Iterator[None]:
         finally:
             for lg, lvl in zip(loggers, levels, strict=True):
                 lg.setLevel(lvl)
+
+
+@contextlib.contextmanager
+def silenced_output() -> Iterator[None]:
+    """Discard stdout/stderr at the file-descriptor level (torch's C++ side prints its IR on failure)."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved = []
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+    except OSError:  # pragma: no cover - no /dev/null: keep the noise rather than fail
+        yield
+        return
+    try:
+        for fd in (1, 2):
+            try:
+                saved.append((fd, os.dup(fd)))
+                os.dup2(devnull, fd)
+            except OSError:  # fd not open (embedded interpreters): nothing to silence
+                pass
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        for fd, copy in saved:
+            os.dup2(copy, fd)
+            os.close(copy)
+        os.close(devnull)
 
 
 def max_opset() -> int:
@@ -185,7 +226,8 @@ def torch_to_onnx(model: nn.Module, example: torch.Tensor, opset: int = DEFAULT_
     with tempfile.TemporaryDirectory(prefix="edgecnn-export-") as tmp, quiet_torch(), torch.no_grad():
         target: str | io.BytesIO = io.BytesIO() if in_memory else os.path.join(tmp, "model.onnx")
         try:
-            with contextlib.redirect_stdout(io.StringIO()), exportable_adaptive_pools(model, example):
+            # the exporter prints its whole IR graph on failure: the user gets one line instead
+            with silenced_output(), exportable_adaptive_pools(model, example):
                 torch.onnx.export(wrapped, (example,), target, dynamo=False, opset_version=opset,
                                   input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
                                   dynamic_axes=dynamic_axes, do_constant_folding=True)
