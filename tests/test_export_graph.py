@@ -251,3 +251,18 @@ def test_over_2gb_uses_external_data(tmp_path: Path, monkeypatch: pytest.MonkeyP
     x = np.zeros((2, 1, 32, 32), np.float32)
     assert _run(tmp_path / "big.onnx", x).shape == (2, 10)
     assert read_metadata(tmp_path / "big.onnx")["model"] == "lenet5"
+
+
+def test_fast_fp16_cast_is_bit_identical_to_onnxruntime() -> None:
+    from onnxruntime.transformers import float16
+
+    from edgecnn.exporters.fp16 import np_to_fp16
+
+    rng = np.random.default_rng(0)
+    edge = np.array([0, -0.0, 1e-9, -1e-9, 3e-8, 5.9e-8, 7e4, -7e4, 65510, 65520, -65530, np.inf, -np.inf, np.nan,
+                     65504, 1e-5], np.float32)
+    for scale in (1e-8, 1.0, 1e5):
+        a = np.concatenate([(rng.standard_normal(5000) * scale).astype(np.float32), edge]).reshape(-1, 4)
+        expected = float16.convert_np_to_float16(a.copy())
+        got = np_to_fp16(a)
+        assert got.shape == a.shape and np.array_equal(got.view(np.uint16), expected.view(np.uint16))

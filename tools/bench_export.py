@@ -44,6 +44,29 @@ def end_to_end(model: str = "googlenet", extra: tuple[str, ...] = ("--fp16",)) -
             "stderr": proc.stderr.strip()[-500:] if not ok else ""}
 
 
+def print_report(rows: list[dict], e2e: dict | None, load: tuple[float, float, float]) -> None:
+    """The markdown table (and the end-to-end line) for docs/export.md."""
+    print(f"\nMachine: {os.cpu_count()} CPUs, load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} "
+          "(other work on the CPU inflates the times)\n")
+    print("| model | precision | seconds | MB | nodes before → after | max abs diff | max rel diff | top-1 agreement |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        if "error" in r:
+            print(f"| {r['model']} | {r['precision']} ERROR | | | | | | {r['error'][:80]} |")
+            continue
+        diff = "n/a" if r["max_abs_diff"] is None else f"{r['max_abs_diff']:.1e}"
+        rel = "n/a" if r["max_rel_diff"] is None else f"{r['max_rel_diff']:.1e}"
+        top1 = "n/a" if r["top1"] is None else f"{r['top1']:.0%}"
+        flag = "" if r["passed"] else " FAILED"
+        print(f"| {r['model']} | {r['precision']}{flag} | {r['seconds']:.1f} | {r['mb']:.1f} | "
+              f"{r['nodes_before']} → {r['nodes_after']} | {diff} | {rel} | {top1} |")
+    if e2e:
+        verdict = "ok" if e2e["ok"] and e2e["seconds"] <= E2E_TARGET_S else "OVER TARGET" if e2e["ok"] else "FAILED"
+        print(f"\nEnd to end: `{e2e['command']}` {e2e['seconds']:.1f} s (target {E2E_TARGET_S:.0f} s): {verdict}")
+        if e2e["stderr"]:
+            print(e2e["stderr"])
+
+
 def main(argv: list[str] | None = None) -> int:
     from edgecnn.errors import EdgecnnError
     from edgecnn.exporters import ValidationFailed, export
@@ -55,7 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="lenet5 only, plus the end-to-end check")
     ap.add_argument("--no-e2e", action="store_true", help="skip the end-to-end googlenet --fp16 check")
     ap.add_argument("--json", default=None, help="also write all results as JSON here")
+    ap.add_argument("--render", default=None, metavar="JSON", help="print the table of a saved --json run, then exit")
     args = ap.parse_args(argv)
+    if args.render:
+        saved = json.loads(Path(args.render).read_text())
+        print_report(saved["rows"], saved["end_to_end"], tuple(saved["loadavg"]))
+        return 0
     models = ["lenet5"] if args.quick else args.models.split(",") if args.models else list_models()
     precisions = args.precisions.split(",")
 
@@ -78,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                              "mb": round(r.size_bytes / 1e6, 1), "nodes_before": r.nodes_before,
                              "nodes_after": r.nodes_after, "max_abs_diff": v.get("max_abs_diff"),
                              "max_rel_diff": v.get("max_rel_diff"), "top1": v.get("top1_agreement"),
-                             "passed": r.passed, "timings": t})
+                             "passed": r.passed, "warnings": v.get("warnings", []), "timings": t})
                 print(f"{name} {precision}: {seconds:.1f} s, {r.size_bytes / 1e6:.1f} MB, "
                       f"{'passed' if r.passed else 'FAILED'}", file=sys.stderr, flush=True)
                 Path(r.path).unlink(missing_ok=True)
@@ -87,24 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     e2e = None if args.no_e2e else end_to_end()
 
     load = os.getloadavg()
-    print(f"\nMachine: {os.cpu_count()} CPUs, load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} "
-          "(other work on the CPU inflates the times)\n")
-    print("| model | precision | seconds | MB | nodes before → after | max abs diff | top-1 agreement |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
-    for r in rows:
-        if "error" in r:
-            print(f"| {r['model']} | {r['precision']} ERROR | | | | | {r['error'][:80]} |")
-            continue
-        diff = "n/a" if r["max_abs_diff"] is None else f"{r['max_abs_diff']:.1e}"
-        top1 = "n/a" if r["top1"] is None else f"{r['top1']:.0%}"
-        flag = "" if r["passed"] else " FAILED"
-        print(f"| {r['model']} | {r['precision']}{flag} | {r['seconds']:.1f} | {r['mb']:.1f} | "
-              f"{r['nodes_before']} → {r['nodes_after']} | {diff} | {top1} |")
-    if e2e:
-        verdict = "ok" if e2e["ok"] and e2e["seconds"] <= E2E_TARGET_S else "OVER TARGET" if e2e["ok"] else "FAILED"
-        print(f"\nEnd to end: `{e2e['command']}` {e2e['seconds']:.1f} s (target {E2E_TARGET_S:.0f} s): {verdict}")
-        if e2e["stderr"]:
-            print(e2e["stderr"])
+    print_report(rows, e2e, load)
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "end_to_end": e2e, "loadavg": load}, indent=2))
     failed = [r for r in rows if not r["passed"]] or (e2e and not e2e["ok"])

@@ -40,19 +40,22 @@ def to_fp16(model: onnx.ModelProto, keep_io_types: bool = True) -> onnx.ModelPro
 
 
 def np_to_fp16(a: np.ndarray, min_positive_val: float = 5.96e-08, max_finite_val: float = 65504.0) -> np.ndarray:
-    """float32 -> float16 with ORT's semantics (no new zeros or infinities: tiny values become
-    +-``min_positive_val``, finite values beyond +-``max_finite_val`` are clamped; 0, inf, NaN unchanged),
-    in a few vectorised passes instead of ORT's dozen (VGG-16: 0.5 s instead of 6 s)."""
+    """float32 -> float16 with ORT's semantics, bit for bit: no new zeros or infinities (non-zero values
+    that round to 0 become +-``min_positive_val``, finite values that overflow become +-``max_finite_val``;
+    0, inf and NaN unchanged). One cast plus two passes over the fp16 result instead of ORT's dozen
+    passes over float32 (VGG-16's 138M weights: ~1 s instead of ~7 s)."""
     a = np.asarray(a, dtype=np.float32)
     with np.errstate(over="ignore"):
         out = a.astype(np.float16)
-    mag = np.abs(a)
-    big = (mag > max_finite_val) & np.isfinite(a)
-    tiny = (mag < min_positive_val) & (a != 0)
-    if big.any():
-        out[big] = np.copysign(max_finite_val, a[big])
-    if tiny.any():
-        out[tiny] = np.copysign(min_positive_val, a[tiny])
+    flat_in, flat_out = a.reshape(-1), out.reshape(-1)
+    over = np.flatnonzero(np.isinf(flat_out))
+    over = over[np.isfinite(flat_in[over])]
+    if over.size:
+        flat_out[over] = np.copysign(max_finite_val, flat_in[over])
+    under = np.flatnonzero(flat_out == 0)
+    under = under[flat_in[under] != 0]
+    if under.size:
+        flat_out[under] = np.copysign(min_positive_val, flat_in[under])
     return out
 
 

@@ -11,6 +11,8 @@ Figures (all computed in float64 over every random input):
 * ``input_dependence``: max |centered torch logit| / max |torch logit|. Near 0 the model gives the same
   logits for every input (random-init GoogLeNet): the centered figures then measure rounding noise, so
   they are judged only above ``Tolerances.min_input_dependence`` (a warning says when they are not).
+* ``max_activation`` (fp16 only): the largest |activation| in torch; above 65504 a warning says that a
+  GPU computing in fp16 would overflow (ORT's CPU kernels compute those ops in fp32, hiding it).
 * ``top1_agreement`` / ``top5_agreement``: share of samples with the same top-1 class / the same top-5
   set. Reported, not judged: random-weight models often give one class for every input.
 
@@ -30,6 +32,8 @@ import torch
 from torch import nn
 
 from edgecnn.exporters.onnx_export import INPUT_NAME, first_output
+
+FP16_MAX = 65504.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ class Validation:
     cosine: float | None = None
     centered_cosine: float | None = None
     input_dependence: float | None = None
+    max_activation: float | None = None
     top1_agreement: float | None = None
     top5_agreement: float | None = None
     tolerances: dict[str, float] = field(default_factory=dict)
@@ -131,10 +136,30 @@ def validate(path: str | Path, model: nn.Module, input_shape: tuple[int, int, in
     rng = np.random.default_rng(seed)
     ref, got, centered = [], [], []
     model.eval()
-    for n in sizes:
-        x = rng.standard_normal((n, *input_shape)).astype(np.float32)
-        with torch.no_grad():
-            r = first_output(model(torch.from_numpy(x))).double().numpy()
+    peak = [0.0]
+
+    def track(_mod: nn.Module, _inp: Any, out: Any) -> None:
+        if isinstance(out, torch.Tensor) and out.is_floating_point() and out.numel():
+            peak[0] = max(peak[0], float(out.detach().abs().max()))
+
+    hooks = [m.register_forward_hook(track) for m in model.modules()] if precision == "fp16" else []
+    try:
+        refs = []
+        for n in sizes:
+            x = rng.standard_normal((n, *input_shape)).astype(np.float32)
+            with torch.no_grad():
+                refs.append((x, first_output(model(torch.from_numpy(x))).double().numpy()))
+    finally:
+        for h in hooks:
+            h.remove()
+    if precision == "fp16":
+        result.max_activation = peak[0]
+        if peak[0] > FP16_MAX:
+            result.warnings.append(f"torch activations reach {peak[0]:.3g}, beyond fp16's largest value {FP16_MAX:g}: "
+                                   "ONNX Runtime's CPU kernels run these ops in fp32, but a GPU computing in fp16 "
+                                   "would overflow to inf (random weights? trained weights rarely do)")
+    for x, r in refs:
+        n = x.shape[0]
         feed = x.astype(np.float16) if "float16" in in_type else x
         g = np.asarray(sess.run(None, {INPUT_NAME: feed})[0]).astype(np.float64)
         if g.shape != r.shape:
