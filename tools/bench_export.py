@@ -68,6 +68,8 @@ def print_report(rows: list[dict], e2e: dict | None, load: tuple[float, float, f
 
 
 def main(argv: list[str] | None = None) -> int:
+    import torch
+
     from edgecnn.errors import EdgecnnError
     from edgecnn.exporters import ValidationFailed, export
     from edgecnn.models import list_models
@@ -91,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name in models:
             for precision in precisions:
+                torch.manual_seed(0)  # the same random weights run after run
                 try:
                     r = export(name, Path(tmp) / f"{name}-{precision}.onnx", precision=precision, progress=False)
                 except ValidationFailed as e:
