@@ -41,6 +41,16 @@ def atomic_write(target: str | os.PathLike, writer: Callable[[Path], None]) -> N
         writer(tmp)
 
 
+def user_cache_dir() -> Path:
+    """edgecnn's cache root (not created here): ``$EDGECNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/edgecnn``,
+    else ``~/.cache/edgecnn``. Exports, the measured compute peak and TensorRT engines live below it."""
+    override = os.environ.get("EDGECNN_CACHE_DIR")
+    if override:
+        return Path(override).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "edgecnn"
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     """Hex SHA-256 of a file's bytes."""
     h = hashlib.sha256()

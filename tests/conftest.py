@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every test run gets its own edgecnn cache (exports, peak, TensorRT): shared within the run, never the
+    user's ``~/.cache/edgecnn``."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("EDGECNN_CACHE_DIR", str(tmp_path_factory.mktemp("edgecnn-cache")))
+    yield
+    mp.undo()
 
 
 @pytest.fixture(scope="session")

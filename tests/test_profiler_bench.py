@@ -31,7 +31,7 @@ def tiny(tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("EDGECNN_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("EDGECNN_CACHE_DIR", str(tmp_path / "cache"))
 
 
 def test_latency_stats_order_and_units():
@@ -257,7 +257,7 @@ SCRIPT = textwrap.dedent(
 
 
 def test_profiler_works_without_torch(tiny, tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "EDGECNN_CACHE": str(tmp_path / "c"), "HOME": str(tmp_path)}
+    env = {"PATH": "/usr/bin:/bin", "EDGECNN_CACHE_DIR": str(tmp_path / "c"), "HOME": str(tmp_path)}
     r = subprocess.run([sys.executable, "-c", SCRIPT, str(tiny)], capture_output=True, text=True, cwd=ROOT,
                        env=env, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]

@@ -1,7 +1,8 @@
 """On-demand exports for ``bench``/``profile``/``predict``: a zoo name becomes a cached, validated ``.onnx`` file.
 
-Exports live under the user cache folder (``$EDGECNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/edgecnn/exports``,
-else ``~/.cache/edgecnn/exports``), one file per key. The key covers everything that changes the file:
+Exports live under the user cache folder (``<cache>/exports``, where ``<cache>`` is ``$EDGECNN_CACHE_DIR``,
+else ``$XDG_CACHE_HOME/edgecnn``, else ``~/.cache/edgecnn``), one file per key. The key covers everything
+that changes the file:
 model name, precision, the weights file's SHA-256, batch, input size, opset, the other export options
 and the edgecnn version. A second ``edgecnn bench resnet34`` therefore finds the file and exports nothing.
 
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from edgecnn import __version__
-from edgecnn._io import atomic_path, sha256_file
+from edgecnn._io import atomic_path, sha256_file, user_cache_dir
 from edgecnn.errors import EdgecnnError
 
 #: precision -> hook(target, *, name, weights, batch, input_size, opset, **options) that writes ``target``.
@@ -40,11 +41,7 @@ def register_precision_hook(precision: str, hook: PrecisionHook) -> None:
 
 def cache_dir() -> Path:
     """The folder holding cached exports (not created here)."""
-    override = os.environ.get("EDGECNN_CACHE_DIR")
-    if override:
-        return Path(override).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "edgecnn" / "exports"
+    return user_cache_dir() / "exports"
 
 
 def cache_key(name: str, precision: str, weights_sha256: str | None, batch: int | None,
@@ -67,6 +64,8 @@ def cached_export(name: str, precision: str = "fp32", weights: str | os.PathLike
     from edgecnn.models import get_spec
 
     get_spec(name)  # unknown names fail here, before anything is hashed or written
+    if precision == "int8" and precision not in _PRECISION_HOOKS:
+        import edgecnn.exporters.quantize  # noqa: F401  (registers the int8 hook)
     if precision not in _BUILTIN and precision not in _PRECISION_HOOKS:
         if precision == "int8":
             raise EdgecnnError("int8 exports are not available yet: use precision fp32 or fp16 "

@@ -3,14 +3,13 @@
 Peak compute: the best of repeated runs of one large square MatMul graph (``n x n @ n x n``, 2n^3 FLOPs)
 on the same provider and thread count as the benchmark. Bandwidth: the best of repeated runs of an
 elementwise Mul over a 64 MiB tensor (reads it once, writes it once). Results are cached per machine,
-provider, threads and ONNX Runtime version in ``<user cache>/edgecnn/peak.json`` (``$EDGECNN_CACHE``
+provider, threads and ONNX Runtime version in ``<user cache>/edgecnn/peak.json`` (``$EDGECNN_CACHE_DIR``
 overrides the folder); ``bench --peak-gflops`` overrides the measurement.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
 from dataclasses import asdict, dataclass
@@ -21,7 +20,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from edgecnn._io import atomic_write_bytes
+from edgecnn._io import atomic_write_bytes, user_cache_dir
 
 
 @dataclass
@@ -41,10 +40,8 @@ class Peak:
 
 
 def cache_file() -> Path:
-    """``$EDGECNN_CACHE/peak.json``, else ``$XDG_CACHE_HOME/edgecnn/peak.json`` or ``~/.cache/edgecnn/peak.json``."""
-    root = os.environ.get("EDGECNN_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "edgecnn")
-    return Path(root) / "peak.json"
+    """``<user cache>/peak.json`` (``$EDGECNN_CACHE_DIR``, else ``$XDG_CACHE_HOME/edgecnn`` or ``~/.cache/edgecnn``)."""
+    return user_cache_dir() / "peak.json"
 
 
 def _cpu_name() -> str:

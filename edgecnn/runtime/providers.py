@@ -185,10 +185,10 @@ def gpu_name(device_id: int = 0) -> str | None:
 
 
 def default_cache_dir() -> Path:
-    """Root of edgecnn's TensorRT caches: ``$EDGECNN_CACHE/trt`` or ``~/.cache/edgecnn/trt``."""
-    root = os.environ.get("EDGECNN_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "edgecnn")
-    return Path(root) / "trt"
+    """Root of edgecnn's TensorRT caches: ``<user cache>/trt`` (``$EDGECNN_CACHE_DIR/trt`` when set)."""
+    from edgecnn._io import user_cache_dir
+
+    return user_cache_dir() / "trt"
 
 
 def trt_cache_path(config: ProviderConfig) -> Path:
