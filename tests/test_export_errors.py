@@ -209,8 +209,8 @@ def test_cache_dir_honours_environment(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert cache.cache_dir() == tmp_path / "xdg" / "edgecnn" / "exports"
     monkeypatch.delenv("XDG_CACHE_HOME")
     assert cache.cache_dir() == Path.home() / ".cache" / "edgecnn" / "exports"
-    monkeypatch.setenv("EDGECNN_CACHE_DIR", str(tmp_path / "mine"))
-    assert cache.cache_dir() == tmp_path / "mine"
+    monkeypatch.setenv("EDGECNN_CACHE_DIR", str(tmp_path / "mine"))  # the root of every edgecnn cache
+    assert cache.cache_dir() == tmp_path / "mine" / "exports"
 
 
 def test_cached_export_exports_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -227,7 +227,7 @@ def test_cached_export_exports_once(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     monkeypatch.setattr(api, "export", counting)
     p1 = cache.cached_export("lenet5")
     p2 = cache.cached_export("lenet5", precision="fp32")
-    assert p1 == p2 and p1.is_file() and p1.parent == tmp_path / "c" and len(calls) == 1
+    assert p1 == p2 and p1.is_file() and p1.parent == tmp_path / "c" / "exports" and len(calls) == 1
     p3 = cache.cached_export("lenet5", precision="fp16")
     p4 = cache.cached_export("lenet5", simplify=False)
     assert len({p1, p3, p4}) == 3 and len(calls) == 3
@@ -236,7 +236,7 @@ def test_cached_export_exports_once(monkeypatch: pytest.MonkeyPatch, tmp_path: P
                tmp_path / "w.pth")
     p5 = cache.cached_export("lenet5", weights=tmp_path / "w.pth")
     assert p5 not in {p1, p3, p4} and len(calls) == 4
-    assert [p.name for p in (tmp_path / "c").iterdir() if not p.name.endswith(".onnx")] == []
+    assert [p.name for p in (tmp_path / "c" / "exports").iterdir() if not p.name.endswith(".onnx")] == []
 
 
 def test_cached_export_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
