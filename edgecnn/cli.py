@@ -641,7 +641,8 @@ def _write_triton(path: str, repo: str, *, force: bool = False, name: str | None
 @_triton_options
 @click.option("--force", is_flag=True, help="Replace an existing version folder.")
 @click.option("--print-config", is_flag=True, help="Also print the written config.pbtxt.")
-def triton_cmd(model: str, repo: str, force: bool, print_config: bool, **options: Any) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON.")
+def triton_cmd(model: str, repo: str, force: bool, print_config: bool, as_json: bool, **options: Any) -> None:
     """Write a Triton Inference Server model repository for MODEL_OR_FILE into REPO_DIR.
 
     Writes REPO_DIR/NAME/VERSION/model.onnx and REPO_DIR/NAME/config.pbtxt for Triton's ONNX Runtime
@@ -654,7 +655,11 @@ def triton_cmd(model: str, repo: str, force: bool, print_config: bool, **options
           nvcr.io/nvidia/tritonserver:<yy.mm>-py3 tritonserver --model-repository=/models
     """
     result = _write_triton(_model_file(model), repo, force=force, **options)
-    if print_config:
+    if as_json:
+        echo_json({"name": result.config.name, "version": int(result.version_dir.name),
+                   "model_file": str(result.model_file), "config_file": str(result.config_file),
+                   "max_batch_size": result.config.max_batch_size, "config": result.config.to_pbtxt()})
+    elif print_config:
         click.echo(result.config.to_pbtxt(), nl=False)
 
 

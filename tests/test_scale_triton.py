@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -222,6 +223,12 @@ def test_cli(pb2, capsys, tiny, tmp_path):
     assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and "--force" in err
     code, out, err = _run(capsys, "triton", str(tiny), str(repo), "--preferred-batch", "4,x")
     assert code == 2 and "--preferred-batch takes integers" in err
+
+    code, out, err = _run(capsys, "triton", str(tiny), str(repo), "--name", "j", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["name"] == "j" and report["version"] == 1 and report["max_batch_size"] == 32
+    assert report["config"] == (repo / "j" / "config.pbtxt").read_text()
 
 
 def test_triton_module_is_torch_free(tiny, tmp_path):
