@@ -6,26 +6,20 @@ Torch-backed entry points (``create_model``, ``export``) load lazily on first us
 
 from __future__ import annotations
 
-from typing import Any
+from edgecnn._lazy import lazy_attributes
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "create_model": ("edgecnn.models", "create_model"),
-    "list_models": ("edgecnn.models", "list_models"),
-    "load_weights": ("edgecnn.models", "load_weights"),
-    "export": ("edgecnn.exporters", "export"),
-    "Engine": ("edgecnn.runtime", "Engine"),
+    "create_model": "edgecnn.models",
+    "list_models": "edgecnn.models",
+    "load_weights": "edgecnn.models",
+    "export": "edgecnn.exporters",
+    "Engine": "edgecnn.runtime",
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
-    raise AttributeError(f"module 'edgecnn' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = ["__version__", *_LAZY]

@@ -834,7 +834,7 @@ def export_cmd(model: str, output: str | None, weights: str | None, fp16: bool, 
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def inspect_cmd(file: str, as_json: bool) -> None:
     """Show an ONNX file's edgecnn metadata, inputs, outputs, opset, size and op histogram."""
-    from edgecnn.exporters.describe import describe
+    from edgecnn.exporters.inspection import describe
 
     d = describe(file)
     if as_json:
@@ -902,7 +902,7 @@ def batch_predict_cmd(model: str, input_dir: str, output: str, top: int, batch: 
       edgecnn batch-predict resnet18 images/ -o results.parquet
       edgecnn batch-predict resnet18.onnx /shared/images -o results.parquet --ray --address auto --concurrency 8
     """
-    from edgecnn.scale.batch_predict import batch_predict, check_output
+    from edgecnn.scale.local import batch_predict, check_output
 
     check_output(output, force)
     if not use_ray and (address or gpus_per_worker):

@@ -7,31 +7,21 @@ import subprocess
 import sys
 
 import pytest
+from cli_helpers import run_cli
 
 from edgecnn import __version__
-from edgecnn.cli import main
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_version(capsys: pytest.CaptureFixture) -> None:
-    code, out, _ = run_cli(["--version"], capsys)
+    code, out, _ = run_cli(capsys, "--version")
     assert code == 0 and __version__ in out
 
 
 def test_list_table_and_json(capsys: pytest.CaptureFixture) -> None:
-    code, out, _ = run_cli(["list"], capsys)
+    code, out, _ = run_cli(capsys, "list")
     assert code == 0
     assert "resnet50" in out and "25,557,032" in out and "61,706" in out and "6,624,904" in out
-    code, out, _ = run_cli(["list", "--json"], capsys)
+    code, out, _ = run_cli(capsys, "list", "--json")
     rows = {r["name"]: r for r in json.loads(out)}
     assert rows["vgg16"]["num_params"] == 138_357_544
     assert rows["lenet5"]["input_shape"] == [1, 32, 32]

@@ -12,9 +12,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_cli as _cli
 from onnx_factory import make_classifier
 
-from edgecnn.cli import main
 from edgecnn.errors import EdgecnnError
 from edgecnn.profiler import bench, graph_cost, latency_stats
 from edgecnn.profiler.perlayer import measure_layers, profile
@@ -182,14 +182,6 @@ def test_profile_api_measure(tiny):
 
 
 # ----------------------------------------------------------------------------- CLI
-def _cli(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_cli_profile_table_json_csv(tiny, tmp_path, capsys):

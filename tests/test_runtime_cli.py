@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import run_cli as _run
 from onnx_factory import make_classifier
 from PIL import Image
 
-from edgecnn.cli import main
 from edgecnn.runtime import doctor
 
 EDGECNN = Path(sys.executable).parent / "edgecnn"
@@ -44,14 +44,6 @@ def files(tmp_path_factory):
     }
 
 
-def _run(capsys, *args):
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_predict_table(capsys, files):

@@ -6,12 +6,12 @@ import json
 
 import numpy as np
 import pytest
+from cli_helpers import run_cli as _run
 from onnx_factory import make_classifier
 from PIL import Image
 
-from edgecnn.cli import main
 from edgecnn.errors import EdgecnnError
-from edgecnn.scale.batch_predict import batch_predict, read_results
+from edgecnn.scale.local import batch_predict, read_results
 
 
 def make_images(root, n: int, seed: int = 0, gray_every: int = 0) -> list[str]:
@@ -94,13 +94,6 @@ def test_errors_leave_no_file(data, tmp_path):
         batch_predict(data["model"], data["dir"], out)
 
 
-def _run(capsys, *args):
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as e:
-        code = e.code
-    return code, *capsys.readouterr()
 
 
 def test_cli_local(capsys, data, tmp_path):

@@ -6,11 +6,11 @@ import importlib.util
 
 import numpy as np
 import pytest
+from cli_helpers import run_cli as _run
 from onnx_factory import make_classifier
 from test_scale_batch_predict import make_images
 
-from edgecnn.cli import main
-from edgecnn.scale.batch_predict import read_results
+from edgecnn.scale.local import read_results
 
 pytestmark = [
     pytest.mark.slow,
@@ -39,13 +39,6 @@ def data(tmp_path_factory):
                                      metadata={"mean": [0.1307], "std": [0.3081]})}
 
 
-def _run(capsys, *args):
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as e:
-        code = e.code
-    return code, *capsys.readouterr()
 
 
 def _compare(local, remote):

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from cli_helpers import run_cli as _run
 from onnx_factory import make_classifier, make_classifier_model
 
-from edgecnn.cli import main
 from edgecnn.errors import EdgecnnError
 from edgecnn.scale.triton import build_config, write_triton_repo
 
@@ -197,13 +197,6 @@ def test_bad_files(tmp_path):
     assert not (tmp_path / "repo").exists()
 
 
-def _run(capsys, *args):
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as e:
-        code = e.code
-    return code, *capsys.readouterr()
 
 
 def test_cli(pb2, capsys, tiny, tmp_path):

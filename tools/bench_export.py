@@ -1,4 +1,4 @@
-"""Benchmark ``edgecnn export`` on this machine and print the docs/export.md table.
+"""Benchmark ``edgecnn export`` on this machine and print the the README table.
 
     .venv/bin/python tools/bench_export.py                    # whole zoo, fp32 and fp16, full size
     .venv/bin/python tools/bench_export.py --models resnet18,googlenet --precisions fp16 --json out.json
@@ -45,7 +45,7 @@ def end_to_end(model: str = "googlenet", extra: tuple[str, ...] = ("--fp16",)) -
 
 
 def print_report(rows: list[dict], e2e: dict | None, load: tuple[float, float, float]) -> None:
-    """The markdown table (and the end-to-end line) for docs/export.md."""
+    """The markdown table (and the end-to-end line) for the README."""
     print(f"\nMachine: {os.cpu_count()} CPUs, load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} "
           "(other work on the CPU inflates the times)\n")
     print("| model | precision | seconds | MB | nodes before → after | max abs diff | max rel diff | top-1 agreement |")

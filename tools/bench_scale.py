@@ -50,7 +50,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    from edgecnn.scale.batch_predict import batch_predict, read_results
+    from edgecnn.scale.local import batch_predict, read_results
 
     model = args.model
     if not os.path.isfile(model):

@@ -10,28 +10,22 @@ Public API (loaded lazily, so ``edgecnn.exporters.cache`` and ``read_metadata`` 
 
 from __future__ import annotations
 
-from typing import Any
+from edgecnn._lazy import lazy_attributes
 
 _LAZY = {
-    "export": ("edgecnn.exporters.api", "export"),
-    "ExportResult": ("edgecnn.exporters.api", "ExportResult"),
-    "ValidationFailed": ("edgecnn.exporters.api", "ValidationFailed"),
-    "DEFAULT_OPSET": ("edgecnn.exporters.onnx_export", "DEFAULT_OPSET"),
-    "read_metadata": ("edgecnn.exporters.describe", "read_metadata"),
-    "describe": ("edgecnn.exporters.describe", "describe"),
-    "cached_export": ("edgecnn.exporters.cache", "cached_export"),
-    "cache_dir": ("edgecnn.exporters.cache", "cache_dir"),
-    "register_precision_hook": ("edgecnn.exporters.cache", "register_precision_hook"),
+    "export": "edgecnn.exporters.api",
+    "ExportResult": "edgecnn.exporters.api",
+    "ValidationFailed": "edgecnn.exporters.api",
+    "DEFAULT_OPSET": "edgecnn.exporters.onnx_export",
+    "read_metadata": "edgecnn.exporters.inspection",
+    "describe": "edgecnn.exporters.inspection",
+    "cached_export": "edgecnn.exporters.cache",
+    "cache_dir": "edgecnn.exporters.cache",
+    "register_precision_hook": "edgecnn.exporters.cache",
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
-    raise AttributeError(f"module 'edgecnn.exporters' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = list(_LAZY)

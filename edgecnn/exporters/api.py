@@ -25,7 +25,7 @@ from torch import nn
 from edgecnn import __version__
 from edgecnn._io import atomic_path
 from edgecnn.errors import EdgecnnError
-from edgecnn.exporters import describe as _describe
+from edgecnn.exporters import inspection as _inspection
 from edgecnn.exporters import onnx_export
 from edgecnn.exporters import validate as _validate
 from edgecnn.exporters.onnx_export import DEFAULT_OPSET
@@ -228,7 +228,7 @@ def _finish(graph: onnx.ModelProto, precision: str, io: str, opset: int, meta: d
     written = onnx_export.model_opset(graph)
     if written != opset:
         raise EdgecnnError(f"the exported graph has opset {written}, not the requested {opset}")
-    _describe.set_metadata(graph, meta)
+    _inspection.set_metadata(graph, meta)
     graph.producer_name, graph.producer_version = "edgecnn", __version__
     return graph
 
@@ -354,7 +354,7 @@ def _export(model: str | nn.Module | Callable[[], nn.Module], output: str | os.P
             onx, note = _simplify(onx, check=not validate)
         if note and progress:
             print(f"  note: {note}", file=sys.stderr)
-    macs = _describe.count_macs(onx) // int(batch or 1)
+    macs = _inspection.count_macs(onx) // int(batch or 1)
     num_params = (inference_params(m) if built.zoo else onnx_export.used_params(m, example))
     wsha = onnx_export.weights_sha256(m, exclude=built.train_only)
     meta = {

@@ -14,8 +14,7 @@ Names load lazily.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from edgecnn._lazy import lazy_attributes
 
 _EXPORTS: dict[str, str] = {
     "graph_cost": "cost",
@@ -43,14 +42,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'edgecnn.profiler' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"edgecnn.profiler.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_attributes(__name__, {name: f".{module}" for name, module in _EXPORTS.items()})

@@ -12,8 +12,9 @@ lazily, so ``edgecnn doctor`` still works when onnxruntime itself is broken.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from edgecnn._lazy import lazy_attributes
 
 _EXPORTS: dict[str, str] = {
     # engine
@@ -98,14 +99,4 @@ if TYPE_CHECKING:  # pragma: no cover
     )
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'edgecnn.runtime' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"edgecnn.runtime.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_attributes(__name__, {name: f".{module}" for name, module in _EXPORTS.items()})

@@ -13,7 +13,7 @@ one :class:`~edgecnn.runtime.Engine` and classifies whole batches::
 :func:`ray_batch_predict` is what ``edgecnn batch-predict --ray`` runs: it reads the images with Ray
 Data, predicts with ``concurrency`` actors and streams the rows into one results file on the driver,
 the same file (same columns, same preprocessing, same top-k) as the local path in
-:mod:`edgecnn.scale.batch_predict`. The model's bytes travel through Ray's object store, so workers on
+:mod:`edgecnn.scale.local`. The model's bytes travel through Ray's object store, so workers on
 other nodes need no shared file system for the model; they do need to read the images.
 """
 
@@ -31,7 +31,7 @@ import numpy as np
 
 from edgecnn._io import atomic_write_bytes
 from edgecnn.errors import EdgecnnError
-from edgecnn.scale.batch_predict import (
+from edgecnn.scale.local import (
     BatchPredictResult,
     ResultWriter,
     check_output,
