@@ -532,7 +532,7 @@ def profile_cmd(model_or_file: str, batch: int, per_layer: bool, as_json: bool, 
               help="Also time the same model in torch eager (same threads, same inputs).")
 @click.option("--per-layer", is_flag=True, help="Add ORT's per-layer profile: time, GFLOP/s, % of peak, provider.")
 @click.option("--peak-gflops", type=float, default=None, help="Peak GFLOP/s for efficiency (default: measured once "
-              "per machine and provider by a large MatMul in ORT, cached).")
+              "per machine and provider by a large MatMul and a 3x3 conv in ORT, cached).")
 @click.option("--refresh-peak", is_flag=True, help="Measure the peak again instead of using the cached value.")
 @click.option("--fallback", is_flag=True, help="Fall back to another provider instead of failing.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (no progress bar).")

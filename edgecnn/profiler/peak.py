@@ -55,11 +55,15 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+#: bumped when the measurement changes, so cached peaks of an older probe are measured again.
+PROBE_VERSION = 2
+
+
 def machine_key(provider: str, threads: int, device: str | None = None) -> str:
     """The cache key: CPU (or GPU) model, provider, threads and ONNX Runtime version."""
     import onnxruntime as ort
 
-    return f"{device or _cpu_name()}|{provider}|threads={threads}|ort={ort.__version__}"
+    return f"{device or _cpu_name()}|{provider}|threads={threads}|ort={ort.__version__}|probe={PROBE_VERSION}"
 
 
 def _matmul_model(n: int) -> onnx.ModelProto:
