@@ -110,7 +110,7 @@ def _replace(spec: ModelSpec, **changes: Any) -> ModelSpec:
 
 def count_params(model: nn.Module, exclude: tuple[str, ...] = ()) -> int:
     """Number of parameters (buffers excluded), leaving out submodules whose name starts with ``exclude``."""
-    return sum(p.numel() for n, p in model.named_parameters() if not n.startswith(exclude) or not exclude)
+    return sum(p.numel() for n, p in model.named_parameters() if not n.startswith(exclude))
 
 
 def inference_params(model: nn.Module) -> int:
