@@ -28,7 +28,9 @@ TENSORRT = "TensorrtExecutionProvider"
 PROVIDER_NAMES: dict[str, str] = {"cpu": CPU, "cuda": CUDA, "tensorrt": TENSORRT}
 #: provider preference for ``auto``: best first
 PREFERENCE: tuple[str, ...] = (TENSORRT, CUDA, CPU)
-CHOICES: tuple[str, ...] = ("auto", "cpu", "cuda", "tensorrt")
+#: the values of ``provider=`` and of the CLI's ``--provider``: ``auto`` (the best available) or a short name
+PROVIDERS: tuple[str, ...] = ("auto", "cpu", "cuda", "tensorrt")
+CHOICES: tuple[str, ...] = PROVIDERS
 
 #: onnxruntime distributions that all install the same ``onnxruntime`` import package
 ORT_DISTRIBUTIONS: tuple[str, ...] = (

@@ -1,0 +1,181 @@
+"""Option groups shared by the commands, each defined once (the pattern of Polygraphy's ``tools/args/``).
+
+A command declares the groups it needs; an option that two commands declare parses the same way and
+means the same thing in both:
+
+- **model source**: the ``MODEL_OR_FILE`` argument (an ``.onnx`` file, or a zoo name exported on first
+  use and cached) and, where a zoo name can be made several ways, ``--precision``;
+- **runtime**: ``--provider`` (one choice list, :data:`edgecnn.runtime.providers.PROVIDERS`, default
+  ``auto`` everywhere), ``--fallback``, ``--threads``;
+- **batching**: ``--batch`` is the number of images per inference run: one integer, or a comma list
+  (``1,8,32``) where a command sweeps batch sizes. The batch dimension written into an exported file is
+  another thing and has its own name, ``export --batch-dim N|dynamic``;
+- **output**: ``-o/--output``, ``--force``;
+- **reporting**: ``--json`` (the tables and JSON themselves are printed by :mod:`edgecnn.cli.output`).
+
+A bad value of one of these options ends in one ``error:`` line and exit code 2, as every user error does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from edgecnn.errors import EdgecnnError
+from edgecnn.runtime.providers import PREFERENCE, PROVIDER_NAMES, PROVIDERS
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: ``--precision`` values. The one place to switch to ``edgecnn.runtime.precision.PRECISIONS`` (issue 14).
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
+
+_SHORT = {full: short for short, full in PROVIDER_NAMES.items()}
+PROVIDER_HELP = (f"Where the model runs: {', '.join(PROVIDERS)}. auto = the best provider this install has "
+                 f"({' > '.join(_SHORT.get(p, p) for p in PREFERENCE)}); the output names the one that ran. "
+                 "GPU providers need onnxruntime-gpu (see 'edgecnn doctor').")
+FALLBACK_HELP = "If --provider is not available, warn and run on the best available one instead of failing."
+THREADS_HELP = "CPU threads of ONNX Runtime's intra-op pool [default: all CPUs available to this process]."
+JSON_HELP = "Print the result as JSON on stdout (no tables, no progress bars)."
+FORCE_HELP = "Replace existing output instead of stopping with an error."
+
+
+def _name(param: click.Parameter | None) -> str:
+    if param is None:
+        return "value"
+    return max(param.opts, key=len) if param.opts and isinstance(param, click.Option) else param.human_readable_name
+
+
+def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
+    """One decorator applying ``decorators`` in the order written (the first one's option is listed first)."""
+
+    def apply(f: F) -> F:
+        for d in reversed(decorators):
+            f = d(f)
+        return f
+
+    return apply
+
+
+# --------------------------------------------------------------------------- parameter types
+
+
+def parse_batch_sizes(text: str, what: str = "--batch", *, sweep: bool = True) -> list[int]:
+    """``'1,8,32'`` -> ``[1, 8, 32]``; with ``sweep=False`` exactly one size. The one batch-size parser."""
+    try:
+        sizes = [int(v) for v in str(text).replace(" ", "").split(",") if v]
+    except ValueError:
+        sizes = []
+    if sweep and sizes and min(sizes) >= 1:
+        return sizes
+    if not sweep and len(sizes) == 1 and sizes[0] >= 1:
+        return sizes
+    if sweep:
+        raise EdgecnnError(f"{what} takes integers >= 1, comma-separated like 1,8,32; got {text!r}")
+    hint = " (a comma list of sizes is for a sweep: 'edgecnn bench --batch 1,8,32')" if len(sizes) > 1 else ""
+    raise EdgecnnError(f"{what} takes one integer >= 1; got {text!r}{hint}")
+
+
+class BatchSizes(click.ParamType):
+    """Batch sizes: one integer (``sweep=False``) or a comma list (``sweep=True``, converts to a list)."""
+
+    def __init__(self, *, sweep: bool) -> None:
+        self.sweep = sweep
+        self.name = "N,N,..." if sweep else "N"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, (list, tuple)):
+            value = ",".join(map(str, value))
+        sizes = parse_batch_sizes(str(value), _name(param), sweep=self.sweep)
+        return sizes if self.sweep else sizes[0]
+
+
+class Choice(click.Choice):
+    """``click.Choice`` whose bad value is one ``error:`` line (an :class:`EdgecnnError`), not a usage block."""
+
+    def fail(self, message: str, param: click.Parameter | None = None, ctx: click.Context | None = None) -> NoReturn:
+        raise EdgecnnError(f"{_name(param)}: {message}")
+
+
+# --------------------------------------------------------------------------- groups
+
+
+def model_source(*, precision: bool = False) -> Callable[[F], F]:
+    """``MODEL_OR_FILE`` (parameter ``model``) and, with ``precision``, ``--precision`` for zoo names."""
+    decorators = [click.argument("model", metavar="MODEL_OR_FILE")]
+    if precision:
+        decorators.append(click.option(
+            "--precision", type=Choice(PRECISIONS), default="fp32", show_default=True,
+            help="For a zoo name: which file to use: its fp32 export, its fp16 export or its int8 (static QDQ) "
+                 "quantization, made once and cached. An .onnx file runs as it is."))
+    return _stack(*decorators)
+
+
+def model_path(model: str, precision: str = "fp32") -> str:
+    """The ``.onnx`` path for ``MODEL_OR_FILE``: a file as is, a zoo name exported (and cached) on first use."""
+    from edgecnn.profiler.source import resolve_model
+
+    return str(resolve_model(model, precision))
+
+
+def runtime(*, fallback: bool = True, threads: bool = True) -> Callable[[F], F]:
+    """``--provider`` (+ ``--fallback``, ``--threads``): where and how ONNX Runtime runs the model."""
+    decorators = [click.option("--provider", type=Choice(PROVIDERS), default="auto", show_default=True,
+                               help=PROVIDER_HELP)]
+    if fallback:
+        decorators.append(click.option("--fallback", is_flag=True, help=FALLBACK_HELP))
+    if threads:
+        decorators.append(click.option("--threads", type=click.IntRange(min=1), default=None, help=THREADS_HELP))
+    return _stack(*decorators)
+
+
+def batching(*, sweep: bool = False, default: int | str | None = None, help: str = "") -> Callable[[F], F]:
+    """``--batch``: images per inference run; a comma list of sizes to sweep when ``sweep``."""
+    what = ("Batch sizes to sweep (images per run), comma-separated like 1,8,32." if sweep
+            else "Images per inference run.")
+    return click.option("--batch", type=BatchSizes(sweep=sweep), default=default, show_default=default is not None,
+                        help=f"{what} {help}".strip())
+
+
+def output(help: str, *, required: bool = False, metavar: str = "FILE", dir_okay: bool = False,
+           force: bool = True) -> Callable[[F], F]:
+    """``-o/--output`` (``help`` says what is written there; a folder too when ``dir_okay``) and ``--force``."""
+    decorators = [click.option("-o", "--output", type=click.Path(dir_okay=dir_okay), required=required, default=None,
+                               metavar=metavar, help=help)]
+    if force:
+        decorators.append(force_option())
+    return _stack(*decorators)
+
+
+def force_option() -> Callable[[F], F]:
+    """``--force`` alone, for commands whose output is named by an argument."""
+    return click.option("--force", is_flag=True, help=FORCE_HELP)
+
+
+def reporting() -> Callable[[F], F]:
+    """``--json``."""
+    return click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
+
+
+def top_k(default: int = 5) -> Callable[[F], F]:
+    """``-k/--top``: classes per image, best first."""
+    return click.option("--top", "-k", type=click.IntRange(min=1), default=default, show_default=True,
+                        help="How many classes to report per image, best first.")
+
+
+def deprecated_alias(old: str, new: str, name: str, *, callback: Any = None) -> Callable[[F], F]:
+    """A hidden option ``old`` (parameter ``name``) kept working for ``new``; using it warns once on stderr."""
+
+    def warn(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        if value is None:
+            return None
+        click.echo(f"warning: {old} is deprecated here: use {new}", err=True)
+        return callback(ctx, param, value) if callback else value
+
+    return click.option(old, name, default=None, hidden=True, callback=warn)
+
+
+__all__: Sequence[str] = (
+    "PRECISIONS", "PROVIDERS", "BatchSizes", "Choice", "batching", "deprecated_alias", "force_option",
+    "model_path", "model_source", "output", "parse_batch_sizes", "reporting", "runtime", "top_k")

@@ -1,0 +1,77 @@
+"""``edgecnn profile``: the theoretical cost of a model from its ONNX graph, optionally joined with measured time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from edgecnn.cli.options import batching, model_source, reporting, runtime
+from edgecnn.cli.output import echo_json
+
+
+def _write_csv(csv_path: str, text: str) -> None:
+    if csv_path == "-":
+        click.echo(text, nl=False)
+    else:
+        from edgecnn._io import atomic_write_bytes
+
+        atomic_write_bytes(csv_path, text.encode())
+
+
+@click.command("profile")
+@model_source(precision=True)
+@batching(help="The costs are computed at this batch [default: the file's fixed batch, else 1].")
+@click.option("--per-layer", is_flag=True, help="Print the per-layer table (a conv with its activation is one row).")
+@reporting()
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
+              help="Write the per-layer table as CSV to this file ('-' for stdout).")
+@click.option("--nodes", is_flag=True, help="With --json: include every ONNX node.")
+@click.option("--measure", is_flag=True,
+              help="Also run the model with ONNX Runtime's profiler and join measured time per layer.")
+@runtime()
+@click.option("--iters", type=click.IntRange(min=1), default=10, show_default=True,
+              help="With --measure: profiled runs.")
+@click.option("--peak-gflops", type=float, default=None, help="With --measure: peak GFLOP/s for %% of peak.")
+def profile_cmd(model: str, precision: str, batch: int | None, per_layer: bool, as_json: bool, csv_path: str | None,
+                nodes: bool, measure: bool, **measure_options: Any) -> None:
+    """Theoretical cost of MODEL_OR_FILE (a zoo name or an .onnx file) from its ONNX graph.
+
+    Parameters, MACs and FLOPs (1 MAC = 2 FLOPs), weight and activation memory, peak live activation
+    memory and arithmetic intensity, per layer and in total. With --measure, also the time ONNX Runtime
+    spends in each layer and the GFLOP/s it reaches there (--provider, --fallback, --threads, --iters
+    and --peak-gflops apply to --measure only).
+
+    \b
+    Examples:
+      edgecnn profile vgg16 --per-layer
+      edgecnn profile model.onnx --batch 8 --json
+      edgecnn profile resnet50 --measure --per-layer
+    """
+    from edgecnn.profiler import report
+    from edgecnn.profiler.cost import graph_cost
+    from edgecnn.profiler.source import resolve_model
+
+    path = resolve_model(model, precision)
+    result = None
+    if measure:
+        from edgecnn.profiler.perlayer import profile
+
+        result = profile(path, batch=batch, measure=True, **measure_options)
+    cost = result.cost if result else graph_cost(path, batch)
+    if csv_path:
+        _write_csv(csv_path, report.cost_csv(cost, result.csv_extra() if result else None))
+    if as_json:
+        echo_json(result.to_dict(nodes=nodes) if result else cost.to_dict(nodes=nodes))
+        return
+    if csv_path == "-":
+        return
+    if per_layer:
+        click.echo(result.layer_table() if result else report.layer_table(cost))
+        click.echo("")
+    click.echo(report.totals_text(cost))
+    if result:
+        click.echo(result.summary())
+
+
+COMMANDS = [profile_cmd]

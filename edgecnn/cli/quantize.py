@@ -1,0 +1,230 @@
+"""``edgecnn quantize`` (and the int8 step of ``export --int8``): fp32 ``.onnx`` -> int8, with its accuracy cost.
+
+Moved here unchanged from the former ``cli.py``; its decisions move into the ``edgecnn.quantize`` API next.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from edgecnn.cli.options import model_path, model_source, output, reporting
+from edgecnn.cli.output import echo_json, format_table
+from edgecnn.errors import EdgecnnError
+
+
+def _quant_source(model: str) -> tuple[str, bool]:
+    """(path, is_zoo_name): an .onnx file as is, a zoo name exported to fp32 (cached) first."""
+    import os
+
+    return model_path(model), not os.path.isfile(model)
+
+
+def _echo_warnings(caught: list[Any]) -> None:
+    """Print caught warnings as one loud line each on stderr (random calibration first)."""
+    from edgecnn.exporters.calibration import RandomCalibrationWarning
+
+    for w in caught:
+        if issubclass(w.category, RandomCalibrationWarning):
+            click.secho(f"WARNING: {w.message}", err=True, fg="yellow", bold=True)
+        elif issubclass(w.category, (RuntimeWarning, UserWarning)):
+            click.echo(f"warning: {w.message}", err=True)
+
+
+def _explain_rows(rows: list[Any], top: int) -> list[dict[str, Any]]:
+    def f(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1f}"
+
+    return [{"rank": i + 1, "node": r.node, "op": r.op_type, "loss": f(r.loss_db), "w": f(r.weight_sqnr_db),
+             "in": f(r.input_sqnr_db), "out": f(r.output_sqnr_db)} for i, r in enumerate(rows[:top])]
+
+
+def _export_int8(fp32_path: str, calib: str | None, quiet: bool) -> dict[str, Any]:
+    """'edgecnn export NAME --int8': quantize the fresh fp32 export beside it; quantize + report as a dict."""
+    import warnings
+
+    from edgecnn.exporters import quantize as Q
+    from edgecnn.exporters.calibration import show_progress
+    from edgecnn.profiler.accuracy import compare_models
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = Q.quantize(fp32_path, calib=calib or "random:32", progress=show_progress(quiet))
+        rep = compare_models(fp32_path, res.output, res.calib_data, quiet=True,
+                             note="measured on the calibration data (use 'edgecnn quantize --eval DIR')")
+    _echo_warnings(caught)
+    return {"quantize": res.as_dict(), "report": rep.as_dict()}
+
+
+def _print_export_int8(quant: dict[str, Any]) -> None:
+    q, r = quant["quantize"], quant["report"]
+    click.echo(f"int8: {q['output']} ({q['size_output'] / 1e6:.2f} MB, {q['compression']:.2f}x smaller), "
+               f"top-1 agreement {100 * r['top1_agreement']:.1f}%, SQNR {r['sqnr_db']} dB on {r['samples']} "
+               f"calibration inputs{' (random: speed tests only)' if q['calibration_random'] else ''}")
+
+
+@click.command("quantize")
+@model_source()
+@output("Output file [default: <name>.int8.onnx beside the input, or in the current folder for a zoo name].",
+        force=False)
+@click.option("--calib", default=None, metavar="DIR|FILE.npy|random:N",
+              help="Calibration data (static mode): a folder of images (preprocessed as the runtime does), an "
+                   "N x C x H x W .npy file, or random:N (speed tests only).")
+@click.option("--calib-size", type=click.IntRange(min=1), default=128, show_default=True,
+              help="Use at most this many calibration samples.")
+@click.option("--eval", "eval_data", type=click.Path(), default=None, metavar="DIR",
+              help="Evaluation images for the accuracy report, independent of the calibration set: an "
+                   "ImageFolder (root/<class>/<image>: accuracies) or a flat folder (agreement with fp32). "
+                   "Without it the report reuses the calibration data and says so.")
+@click.option("--eval-limit", type=click.IntRange(min=1), default=None, help="Evaluate at most N images.")
+@click.option("--mode", type=click.Choice(["static", "dynamic"]), default="static", show_default=True,
+              help="static: calibrated activation ranges (fast on CPU). dynamic: ranges at run time; "
+                   "convolutions become ConvInteger, several times SLOWER than fp32 on CPU.")
+@click.option("--format", "fmt", type=click.Choice(["qdq", "qoperator"]), default="qdq", show_default=True,
+              help="Static graph format: QuantizeLinear/DequantizeLinear pairs, or QLinear* operators.")
+@click.option("--per-tensor", is_flag=True, help="One scale per weight tensor instead of per output channel.")
+@click.option("--method", type=click.Choice(["minmax", "entropy", "percentile"]), default="minmax",
+              show_default=True, help="Calibration method for activation ranges.")
+@click.option("--activation-type", type=click.Choice(["uint8", "int8"]), default="uint8", show_default=True,
+              help="Activation type. uint8 is the fast one on x86 CPUs; TensorRT needs int8 with --symmetric.")
+@click.option("--weight-type", type=click.Choice(["int8", "uint8"]), default="int8", show_default=True,
+              help="Weight type.")
+@click.option("--symmetric", is_flag=True, help="Symmetric activation ranges (zero point 0).")
+@click.option("--exclude", multiple=True, metavar="NODE[,NODE...]",
+              help="Keep these nodes in float (repeatable or comma-separated; names as --explain lists them).")
+@click.option("--keep-float", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Rank layers by quantization error (QDQ debugging) and re-quantize with the N worst in float.")
+@click.option("--explain", is_flag=True,
+              help="Rank the layers whose quantization error is largest (onnxruntime qdq_loss_debug).")
+@click.option("--explain-top", type=click.IntRange(min=1), default=10, show_default=True,
+              help="Rows of the --explain ranking to print.")
+@click.option("--tensorrt", "trt", is_flag=True,
+              help="Also write the TensorRT calibration table (calibration.flatbuffers/.cache/.json) for the "
+                   "fp32 model, for ONNX Runtime's TensorRT provider in int8 mode.")
+@click.option("--no-report", is_flag=True, help="Skip the accuracy report.")
+@reporting()
+def quantize_cmd(model: str, output: str | None, calib: str | None, calib_size: int, eval_data: str | None,
+                 eval_limit: int | None, mode: str, fmt: str, per_tensor: bool, method: str, activation_type: str,
+                 weight_type: str, symmetric: bool, exclude: tuple[str, ...], keep_float: int | None,
+                 explain: bool, explain_top: int, trt: bool, no_report: bool, as_json: bool) -> None:
+    """Quantize MODEL_OR_FILE (an fp32 .onnx file or a zoo name) to int8, then report its accuracy cost.
+
+    Static post-training quantization in QDQ format with per-channel int8 weights and uint8
+    activations by default (ONNX Runtime's quant_pre_process runs first). The accuracy report
+    compares the int8 model with fp32: top-1/top-5 accuracy (labelled --eval data), top-1/top-5
+    agreement, cosine similarity and SQNR of the logits, file sizes.
+
+    \b
+    Examples:
+      edgecnn quantize lenet5.onnx --calib digits/train --eval digits/test
+      edgecnn quantize resnet50.onnx --calib random:32 --no-report     # speed tests only
+      edgecnn quantize resnet50.onnx --calib imgs/ --explain --keep-float 2
+      edgecnn quantize resnet50.onnx --mode dynamic
+    """
+    import warnings
+    from pathlib import Path
+
+    from edgecnn.exporters import quantize as Q
+    from edgecnn.exporters.calibration import show_progress
+
+    progress = show_progress(quiet=as_json)
+    src, zoo = _quant_source(model)
+    out = Path(output) if output else (Path(f"{model}.int8.onnx") if zoo else Q.default_output(src))
+    names = tuple(n.strip() for item in exclude for n in item.split(",") if n.strip())
+    opts = Q.QuantizeOptions(mode=mode, format=fmt, per_channel=not per_tensor, method=method,
+                             activation_type=activation_type, weight_type=weight_type,
+                             symmetric_activations=symmetric, exclude=names, calib_size=calib_size)
+    if mode == "dynamic" and calib:
+        raise EdgecnnError("--calib is for static quantization; dynamic quantization needs no calibration data.")
+    payload: dict[str, Any] = {}
+    ranking: list[Any] | None = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        calib_data = None
+        if mode == "static":
+            if calib is None:
+                raise EdgecnnError("static quantization needs calibration data: --calib DIR (images), "
+                                   "--calib FILE.npy, or --calib random:N (speed tests only).")
+            import onnx
+
+            calib_data = Q.load_calibration(calib, Q.preprocess_config(onnx.load(src, load_external_data=False)),
+                                            limit=calib_size)
+        _echo_warnings(caught)
+        caught.clear()
+        eval_x = None
+        if keep_float:
+            ranking_holder: list[Any] = []
+            result, ranking = Q.quantize_keep_float(src, out, keep_float=keep_float, calib=calib_data, options=opts,
+                                                    progress=progress, on_ranking=ranking_holder.extend)
+        else:
+            result = Q.quantize(src, out, calib=calib_data, options=opts, progress=progress)
+        if explain and ranking is None:
+            if mode != "static" or fmt != "qdq":
+                raise EdgecnnError("--explain needs static QDQ quantization (the default --mode/--format).")
+            assert result.calib_data is not None
+            eval_x = result.calib_data
+            ranking = Q.explain(src, result.output, eval_x)
+        if trt:
+            payload["tensorrt"] = Q.write_tensorrt_calibration(
+                src, calib_data if calib_data is not None else "random:32",
+                Q.default_output(out, "trt-calib").with_suffix(""), method=method, calib_size=calib_size,
+                progress=progress)
+        report = None
+        if not no_report:
+            from edgecnn.profiler.accuracy import compare_models
+
+            if eval_data:
+                report = compare_models(src, result.output, eval_data, limit=eval_limit, quiet=not progress)
+            elif result.calib_data is not None:
+                note = ("random calibration data reused: agreement on noise, not accuracy"
+                        if result.calibration_random else
+                        "no --eval data: measured on the calibration data (not independent)")
+                report = compare_models(src, result.output, result.calib_data, limit=eval_limit,
+                                        quiet=not progress, note=note)
+            else:  # dynamic mode without --eval: nothing but random inputs to compare on
+                import numpy as np
+                import onnx
+
+                cfg = Q.preprocess_config(onnx.load(src, load_external_data=False))
+                x = np.random.default_rng(0).standard_normal((32, cfg.channels, *cfg.input_size), dtype=np.float32)
+                report = compare_models(src, result.output, x, quiet=not progress,
+                                        note="no --eval data: agreement with fp32 on random inputs only")
+    _echo_warnings([w for w in caught if "random calibration" not in str(w.message)])
+    payload = {"quantize": result.as_dict(), **payload}
+    if report is not None:
+        payload["report"] = report.as_dict()
+    if ranking is not None:
+        payload["explain"] = [r.as_dict() for r in ranking]
+    if as_json:
+        echo_json(payload)
+        return
+    nodes = ", ".join(f"{k} {v}" for k, v in result.quant_nodes.items()) or "none"
+    click.echo(f"wrote {result.output} ({result.size_output / 1e6:.2f} MB, {result.compression:.2f}x smaller than "
+               f"{Path(result.source).name}) in {result.seconds:.1f} s")
+    click.echo(f"  {mode}, {fmt if mode == 'static' else 'dynamic'}, "
+               f"{'per-tensor' if per_tensor else 'per-channel'} {weight_type} weights, "
+               f"{activation_type} activations" + (f", {method} calibration on {result.calibration}"
+                                                    if mode == "static" else ""))
+    click.echo(f"  quantization nodes: {nodes}")
+    if result.excluded:
+        click.echo(f"  kept in float: {', '.join(result.excluded)}")
+    if ranking is not None:
+        click.echo(f"\nlayers ranked by quantization error (SQNR in dB vs fp32; loss = input - output), "
+                   f"worst {min(explain_top, len(ranking))} of {len(ranking)}:")
+        click.echo(format_table(_explain_rows(ranking, explain_top),
+                                [("rank", "#"), ("node", "node"), ("op", "op"), ("loss", "loss dB"),
+                                 ("w", "weight dB"), ("in", "input dB"), ("out", "output dB")]))
+    if "tensorrt" in payload:
+        t = payload["tensorrt"]
+        click.echo(f"\nTensorRT calibration table ({t['tensors']} tensors) in {t['dir']}; run the fp32 model with "
+                   f"Engine(..., provider='tensorrt', provider_options={{'tensorrt': {t['provider_options']}}})")
+    if report is not None:
+        click.echo("")
+        click.echo("\n".join(report.lines()))
+    if result.calibration_random:
+        click.secho("WARNING: calibrated on random data: use this model for speed tests only.", err=True,
+                    fg="yellow", bold=True)
+
+
+COMMANDS = [quantize_cmd]

@@ -1,0 +1,145 @@
+"""``edgecnn predict``, ``evaluate`` and ``bench``: run a model file on ONNX Runtime."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from edgecnn.cli.options import batching, model_path, model_source, reporting, runtime, top_k
+from edgecnn.cli.output import echo_json, format_table, open_engine
+
+
+def _print_predictions(results: list[dict[str, Any]]) -> None:
+    for i, r in enumerate(results):
+        if i:
+            click.echo("")
+        click.echo(r["image"])
+        rows = [{"rank": p["rank"], "label": p["label"], "index": p["index"],
+                 "prob": f"{p['probability']:.4f}"} for p in r["predictions"]]
+        columns = [("rank", "rank"), ("prob", "probability"), ("index", "class")]
+        if any(p["label"] != str(p["index"]) for p in r["predictions"]):
+            columns.append(("label", "name"))
+        click.echo(format_table(rows, columns))
+
+
+@click.command("predict")
+@model_source()
+@click.argument("images", nargs=-1, required=True, metavar="IMAGE...")
+@top_k()
+@runtime()
+@batching(help="[default: the model's fixed batch, or 32 for a dynamic batch]")
+@reporting()
+def predict_cmd(model: str, images: tuple[str, ...], top: int, provider: str, fallback: bool,
+                batch: int | None, threads: int | None, as_json: bool) -> None:
+    """Classify IMAGE files with MODEL_OR_FILE (an .onnx file, or a zoo name exported on first use).
+
+    Preprocessing (size, grayscale or RGB, mean/std) comes from the file's metadata; ImageNet class
+    names are shown for 1000-class models, class indices otherwise.
+
+    \b
+    Example:
+      edgecnn predict resnet18.onnx cat.jpg dog.jpg --top 3
+    """
+    from edgecnn.runtime import predict
+
+    path = model_path(model)
+    engine = open_engine(path, provider=provider, fallback=fallback, threads=threads, max_batch=batch or 32)
+    results = predict(engine, list(images), top=top, batch=batch)
+    if as_json:
+        echo_json({"model": path, "providers": list(engine.providers), "results": results})
+    else:
+        _print_predictions(results)
+
+
+@click.command("evaluate")
+@model_source()
+@click.option("--data", "data", type=click.Path(), required=True, metavar="DIR",
+              help="ImageFolder-layout folder: root/<class>/<image>; labels from the sub-folder names (integer "
+                   "names are class indices, otherwise sorted order).")
+@runtime(fallback=False, threads=False)
+@batching(default=32)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate the first N images only.")
+@click.option("--reference", type=click.Path(dir_okay=False), default=None, metavar="FP32.onnx",
+              help="Also compare with this (fp32) model: agreement, cosine similarity, SQNR, sizes.")
+@reporting()
+def evaluate_cmd(model: str, data: str, provider: str, batch: int, limit: int | None, reference: str | None,
+                 as_json: bool) -> None:
+    """Top-1/top-5 accuracy of MODEL_OR_FILE on an ImageFolder of images, batched, on any provider.
+
+    \b
+    Example:
+      edgecnn evaluate lenet5.int8.onnx --data digits/test --reference lenet5.onnx
+    """
+    from edgecnn.exporters.calibration import show_progress
+    from edgecnn.profiler.accuracy import compare_models, evaluate
+    from edgecnn.runtime.datasets import load_image_folder
+
+    quiet = not show_progress(quiet=as_json)
+    path = model_path(model)
+    folder = load_image_folder(data)
+    rep = evaluate(path, folder, provider=provider, batch_size=batch, limit=limit, quiet=quiet)
+    cmp = compare_models(reference, path, folder, provider=provider, batch_size=batch, limit=limit,
+                         quiet=quiet) if reference else None
+    if as_json:
+        echo_json({**rep.as_dict(), **({"comparison": cmp.as_dict()} if cmp else {})})
+        return
+    click.echo(f"{rep.model} on {rep.data}: {rep.samples} images, {rep.classes} classes, {rep.provider}")
+    click.echo(f"  top-1 {100 * rep.top1:.2f}%   top-5 {100 * rep.top5:.2f}%   "
+               f"({rep.images_per_second:.0f} images/s at batch {rep.batch_size}, preprocessing included)")
+    if cmp is not None:
+        click.echo("\n" + "\n".join(cmp.lines()))
+
+
+@click.command("bench")
+@model_source(precision=True)
+@runtime()
+@batching(sweep=True, default="1")
+@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Untimed runs before timing each batch size.")
+@click.option("--iters", type=click.IntRange(min=1), default=None,
+              help="Timed runs per batch size [default: run for --duration].")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Seconds of timed runs per batch size [default: 2].")
+@click.option("--compare", type=click.Choice(["torch"]), default=None,
+              help="Also time the same model in torch eager (same threads, same inputs).")
+@click.option("--per-layer", is_flag=True, help="Add ORT's per-layer profile: time, GFLOP/s, % of peak, provider.")
+@click.option("--peak-gflops", type=float, default=None, help="Peak GFLOP/s for efficiency (default: measured once "
+              "per machine and provider by a large MatMul and a 3x3 conv in ORT, cached).")
+@click.option("--refresh-peak", is_flag=True, help="Measure the peak again instead of using the cached value.")
+@reporting()
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
+              help="Write latency/throughput vs batch size (and a roofline with --per-layer) to this PNG.")
+def bench_cmd(model: str, precision: str, provider: str, fallback: bool, threads: int | None, batch: list[int],
+              as_json: bool, plot_path: str | None, **timing: Any) -> None:
+    """Measure latency, throughput, memory and efficiency of MODEL_OR_FILE on ONNX Runtime.
+
+    For each batch size: latency mean/std/min/p50/p90/p95/p99/max (ms), throughput (images/s), the
+    coefficient of variation (warns when too noisy), process RSS peak and growth, theoretical GFLOPs per
+    image, achieved GFLOP/s (FLOPs / p50 latency) and efficiency = achieved / peak. --threads also sets
+    torch's threads for --compare torch.
+
+    \b
+    Examples:
+      edgecnn bench resnet50 --batch 1,8 --compare torch
+      edgecnn bench model.onnx --provider cuda --batch 1,8,32 --json
+      edgecnn bench vgg16 --per-layer --plot vgg16.png
+    """
+    from edgecnn.profiler import report
+    from edgecnn.profiler.measure import bench
+
+    result = bench(model, batch, provider=provider, precision=precision, threads=threads, fallback=fallback,
+                   progress=False if as_json else None, **timing)
+    if plot_path:
+        from edgecnn.profiler.plot import plot_bench
+
+        plot_bench(result, plot_path)
+    if as_json:
+        echo_json(result.to_dict())
+        return
+    click.echo(report.bench_text(result))
+    if plot_path:
+        click.echo(f"plot: {plot_path}")
+
+
+COMMANDS = [predict_cmd, evaluate_cmd, bench_cmd]
