@@ -21,7 +21,7 @@ def _write_csv(csv_path: str, text: str) -> None:
 
 @click.command("profile")
 @model_source(precision=True)
-@batching(help="The costs are computed at this batch [default: the file's fixed batch, else 1].")
+@batching(help="Costs (and --measure runs) are at this batch [default: the file's fixed batch, else 1].")
 @click.option("--per-layer", is_flag=True, help="Print the per-layer table (a conv with its activation is one row).")
 @reporting()
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
@@ -32,7 +32,7 @@ def _write_csv(csv_path: str, text: str) -> None:
 @runtime()
 @click.option("--iters", type=click.IntRange(min=1), default=10, show_default=True,
               help="With --measure: profiled runs.")
-@click.option("--peak-gflops", type=float, default=None, help="With --measure: peak GFLOP/s for %% of peak.")
+@click.option("--peak-gflops", type=float, default=None, help="With --measure: peak GFLOP/s for % of peak.")
 def profile_cmd(model: str, precision: str, batch: int | None, per_layer: bool, as_json: bool, csv_path: str | None,
                 nodes: bool, measure: bool, **measure_options: Any) -> None:
     """Theoretical cost of MODEL_OR_FILE (a zoo name or an .onnx file) from its ONNX graph.
