@@ -3,7 +3,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_MODEL ?= resnet18
 
-.PHONY: setup demo test lint
+.PHONY: setup demo test lint docs
 
 setup:
 	@bash tools/setup.sh
@@ -16,6 +16,11 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check edgecnn tests tools
 
+## The documentation site (mkdocs.yml): --strict turns a broken link or anchor, or a page missing from the nav,
+## into a failure (not with --quiet: it hides the warnings that strict mode counts).
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 ## The whole test suite (what CI runs).
-test: setup lint
+test: setup lint docs
 	$(BIN)/python -m pytest

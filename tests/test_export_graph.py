@@ -51,6 +51,7 @@ def test_googlenet_has_one_output_and_no_aux_nodes(exported) -> None:
     assert "barely depend on the input" in r.validation["warnings"][0]  # random init: logits == fc bias
 
 
+@pytest.mark.slow  # two GoogLeNet exports with validation: ~11 s on 2 cores
 def test_googlenet_matches_aux_free_model_and_torchvision_checkpoint(tmp_path: Path) -> None:
     torch.manual_seed(1)
     with_aux = _calibrate_bn(create_model("googlenet", aux_logits=True), torch.randn(4, 3, *SMALL))

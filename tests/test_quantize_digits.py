@@ -10,6 +10,7 @@ from quantize_helpers import digits_tools
 pytest.importorskip("sklearn")
 
 
+@pytest.mark.slow  # trains LeNet-5, then exports and evaluates fp32, fp16 and int8 end to end
 def test_digits_chain_int8_within_two_points(tmp_path: Path) -> None:
     tools = digits_tools()
     res = tools.run_chain(tmp_path / "digits", epochs=4, calib_size=128, log=lambda m: None)
