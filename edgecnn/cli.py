@@ -930,6 +930,11 @@ def batch_predict_cmd(model: str, input_dir: str, output: str, top: int, batch: 
                    f"{f', {result.workers} workers' if result.mode == 'ray' else ''})")
 
 
+from edgecnn.optimize.cli import optimize_cmd  # noqa: E402  (its own part's command)
+
+cli.add_command(optimize_cmd)
+
+
 # --------------------------------------------------------------------------- entry point
 
 
