@@ -28,16 +28,22 @@ import numpy as np
 
 
 def _peak_rss_bytes() -> int:
-    """Peak resident set size of this process so far (bytes)."""
+    """Peak resident set size of this process so far (bytes).
+
+    Linux: ``VmHWM`` of ``/proc/self/status``, the high-water mark of this process's own memory map.
+    Not ``getrusage``'s ``ru_maxrss``: Linux carries it over ``execve`` from the parent that spawned us,
+    so a child of a large parent would report the parent's size.
+    """
     try:
-        import resource
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import psutil
 
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return int(peak if sys.platform == "darwin" else peak * 1024)
-    except ImportError:  # Windows
-        import psutil
-
-        return int(psutil.Process().memory_info().peak_wset)
+    info = psutil.Process().memory_info()
+    return int(getattr(info, "peak_wset", 0) or info.rss)  # Windows has a peak; elsewhere the current RSS
 
 
 def _batch_of(inputs: np.ndarray, batch: int) -> np.ndarray:
