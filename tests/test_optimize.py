@@ -171,7 +171,7 @@ def test_int8_missing_the_budget_keeps_the_sensitive_layers_in_float(tmp_path: P
     assert ch["speedup_vs_fp32"] == pytest.approx(rep["candidates"][0]["p50_ms"] / winner["p50_ms"], rel=1e-2)
 
 
-def test_json_contract_reports_and_chosen_metadata(tmp_path: Path) -> None:
+def test_json_contract_reports_and_chosen_metadata(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     model = make_classifier(tmp_path / "tiny.onnx", size=16)
     out = tmp_path / "out"
     rep = _run(model, out, providers=["cpu"], precisions=["fp32", "fp16", "int8"], batches=[1, 2])
@@ -200,6 +200,9 @@ def test_json_contract_reports_and_chosen_metadata(tmp_path: Path) -> None:
     assert d["runtime_versions"]["onnxruntime"] and "SQNR" in d["budget"]
     assert d["accuracy"]["measured_on_real_data"] is False and d["date"] == rep["date"]
     assert meta["model"] == "tiny"  # the rest of the metadata is kept
+    code, shown, _ = run_cli(capsys, "inspect", chosen)
+    line = next(x for x in shown.splitlines() if x.strip().startswith("optimize"))
+    assert code == 0 and f'"runtime": "{d["runtime"]}"' in line and '"cpu_flags"' in line
 
 
 def test_failing_runtime_is_reported_and_skipped(tmp_path: Path) -> None:
