@@ -16,6 +16,7 @@ _LAZY = {
     "load_weights": "edgecnn.models",
     "export": "edgecnn.exporters",
     "Engine": "edgecnn.runtime",
+    "optimize": "edgecnn.optimize",
 }
 
 

@@ -36,6 +36,8 @@ KEYS: dict[str, tuple[str, str]] = {
     "torch_version": ("str", "torch version that exported the file"),
     "weights_sha256": ("str", "SHA-256 of the exported weights (state_dict tensors in key order)"),
     "source": ("str", "how the model was built: zoo, or module:factory"),
+    "optimize": ("json", "the decision of 'edgecnn optimize': runtime, precision, threads, CPU model and flags, "
+                 "runtime versions, accuracy measured, budget, date"),
 }
 
 #: Defaults for foreign files (ImageNet preprocessing at 224x224 RGB).

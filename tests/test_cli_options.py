@@ -21,7 +21,7 @@ MAX_MODULE_LINES = 300
 MAX_COMMAND_LINES = 40
 #: commands still over MAX_COMMAND_LINES, each with its reason; remove an entry once it is thin
 OVER_LIMIT = {"quantize": "moved as it was; its decisions are moving into the edgecnn.quantize API (issue 12)"}
-SWEEPS = {"bench"}  # commands whose --batch is a comma list of sizes
+SWEEPS = {"bench", "optimize"}  # commands whose --batch is a comma list of sizes
 
 
 def _visible(command: click.Command, flag: str) -> click.Parameter | None:
@@ -53,7 +53,7 @@ def _parse(name: str, *extra: str) -> dict:
 
 def test_every_command_is_registered() -> None:
     assert set(cli.commands) == {"list", "inspect", "doctor", "export", "quantize", "predict", "evaluate", "bench",
-                                 "profile", "triton", "batch-predict"}
+                                 "profile", "triton", "batch-predict", "optimize"}
 
 
 def test_provider_is_one_choice_defaulting_to_auto() -> None:
@@ -71,7 +71,7 @@ def test_provider_is_one_choice_defaulting_to_auto() -> None:
 
 def test_batch_means_images_per_run_everywhere() -> None:
     declared = _declaring("--batch")
-    assert set(declared) == {"predict", "evaluate", "bench", "profile", "batch-predict"}
+    assert set(declared) == {"predict", "evaluate", "bench", "profile", "batch-predict", "optimize"}
     for name, p in declared.items():
         assert isinstance(p.type, options.BatchSizes) and p.type.sweep == (name in SWEEPS), name
         if name in SWEEPS:

@@ -119,10 +119,12 @@ def model_path(model: str, precision: str = "fp32") -> str:
     return str(resolve_model(model, precision))
 
 
-def runtime(*, fallback: bool = True, threads: bool = True) -> Callable[[F], F]:
+def runtime(*, fallback: bool = True, threads: bool = True, provider: bool = True) -> Callable[[F], F]:
     """``--provider`` (+ ``--fallback``, ``--threads``): where and how ONNX Runtime runs the model."""
-    decorators = [click.option("--provider", type=Choice(PROVIDERS), default="auto", show_default=True,
-                               help=PROVIDER_HELP)]
+    decorators = []
+    if provider:
+        decorators.append(click.option("--provider", type=Choice(PROVIDERS), default="auto", show_default=True,
+                                       help=PROVIDER_HELP))
     if fallback:
         decorators.append(click.option("--fallback", is_flag=True, help=FALLBACK_HELP))
     if threads:

@@ -106,6 +106,22 @@ def machine_info() -> dict[str, Any]:
             "onnxruntime": ort.__version__, "python": sys.version.split()[0]}
 
 
+def _decision_warnings(metadata: dict[str, Any], running: str) -> list[str]:
+    """Warnings when a file chosen by 'edgecnn optimize' runs on another runtime, CPU or runtime version."""
+    from edgecnn.profiler.peak import _cpu_name
+    from edgecnn.profiler.provenance import decision_warnings
+    from edgecnn.runtime.providers import ort_distributions
+
+    versions = dict(ort_distributions())
+    try:
+        import importlib.metadata
+
+        versions["openvino"] = importlib.metadata.version("openvino")
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    return decision_warnings(metadata, provider=running, cpu=_cpu_name(), versions=versions)
+
+
 def _gpu_memory_used(device_id: int = 0) -> int | None:
     try:
         import pynvml  # nvidia-ml-py, optional
@@ -209,6 +225,7 @@ def bench(model: str | os.PathLike, batches: Sequence[int] = (1,), *, provider: 
                            f"--batch {engine.batch_size}, or export it with a dynamic batch")
     warnings: list[str] = [engine.warning] if getattr(engine, "warning", None) else []
     running = info.providers[0]
+    warnings.extend(_decision_warnings(info.metadata, running))
     peak = None
     if peak_gflops is not None or measure_peak_now:
         peak = measure_peak(running, threads, providers=list(info.providers), gflops=peak_gflops,

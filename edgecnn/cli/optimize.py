@@ -1,0 +1,91 @@
+"""``edgecnn optimize``: the click command (argument parsing and printing only; the work is in :mod:`.runner`)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from edgecnn.cli import options
+from edgecnn.errors import EdgecnnError
+
+
+def _list(text: str | None, what: str) -> list[str] | None:
+    if text is None:
+        return None
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise EdgecnnError(f"{what} is empty: give a comma-separated list.")
+    return items
+
+
+@click.command("optimize")
+@options.model_source()
+@click.option("--data", type=click.Path(), default=None, metavar="DIR",
+              help="Images to judge accuracy on: an ImageFolder (root/<class>/<image>: top-1/top-5) or a folder of "
+                   "images (agreement with fp32). A deterministic part is set aside for calibration. Without it: "
+                   "the digits task for lenet5, else synthetic inputs judged by --min-sqnr (accuracy NOT measured).")
+@click.option("--budget", type=click.FloatRange(min=0), default=1.0, show_default=True, metavar="POINTS",
+              help="Allowed top-1 accuracy drop against fp32 (agreement drop without labels), in points.")
+@options.batching(sweep=True, default="1,8", help="The first is the one optimised for.")
+@click.option("--providers", default=None, metavar="LIST",
+              help="Runtimes to try, comma-separated: cpu, cuda, tensorrt, openvino [default: all; those not "
+                   "available here are listed as skipped].")
+@click.option("--precisions", default=None, metavar="LIST",
+              help="Precisions to try, comma-separated: fp32, fp16, bf16, int8 [default: all that apply].")
+@click.option("-o", "--output", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Folder for the chosen model, report.md/.json/.csv and pareto.png [default: ./optimize-<model>].")
+@click.option("--time-limit", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+              help="Stop starting candidates after this long; the report covers what was measured.")
+@click.option("--min-sqnr", type=float, default=20.0, show_default=True, metavar="DB",
+              help="Without data: the least SQNR (dB) of a candidate's logits against fp32.")
+@options.runtime(fallback=False, threads=True, provider=False)
+@click.option("--duration", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
+              help="Seconds of timed runs per candidate (at least 10 runs).")
+@options.reporting()
+def optimize_cmd(model: str, data: str | None, budget: float, batch: list[int], providers: str | None,
+                 precisions: str | None, output: str | None, time_limit: float | None, min_sqnr: float,
+                 threads: int | None, duration: float, as_json: bool) -> None:
+    """Measure MODEL_OR_FILE on every runtime x precision x batch and keep the fastest within the budget.
+
+    Candidates: each available runtime (ONNX Runtime CPU/CUDA/TensorRT, OpenVINO) x each precision it
+    can run (fp32, fp16, bf16, int8 static QDQ with the activation type that is fast on this CPU) x
+    each batch size, each timed in its own process; plus int8 with its most sensitive layers kept in
+    float when plain int8 misses the budget. The chosen file records the decision in its metadata.
+
+    \b
+    Examples:
+      edgecnn optimize resnet50                         # synthetic inputs, SQNR budget
+      edgecnn optimize lenet5                           # the digits task, top-1 budget
+      edgecnn optimize model.onnx --data val/ --budget 0.5 -o shipped/
+    """
+    from pathlib import Path
+
+    from edgecnn.optimize.report import summary_lines, table_markdown
+    from edgecnn.optimize.runner import optimize
+
+    name = Path(model).name.removesuffix(".onnx")
+    out = output or f"optimize-{name}"
+    report = optimize(model, data=data, budget=budget, batches=batch,
+                      providers=_list(providers, "--providers"), precisions=_list(precisions, "--precisions"),
+                      output=out, time_limit=time_limit, min_sqnr=min_sqnr, threads=threads, duration=duration,
+                      progress=False if as_json else None,
+                      log=None if as_json else (lambda m: click.echo(m, err=True)))
+    if as_json:
+        click.echo(json.dumps(report, indent=2, default=str))
+        return
+    lines = summary_lines(report)
+    if lines and lines[0].startswith("WARNING"):
+        click.secho(lines.pop(0), err=True, fg="yellow", bold=True)
+    click.echo(table_markdown(report))
+    click.echo("")
+    click.echo("\n".join(lines))
+    click.echo(f"reports: {Path(out) / 'report.md'} (.json, .csv, pareto.png)")
+    if not report["accuracy_measured"]:
+        click.secho("WARNING: accuracy was not measured on real data (synthetic inputs, SQNR budget).", err=True,
+                    fg="yellow", bold=True)
+    sys.stdout.flush()
+
+
+COMMANDS = (optimize_cmd,)

@@ -1,0 +1,283 @@
+"""The one place where the optimizer calls other parts of edgecnn: export, quantization, runtime, machine facts.
+
+Every call into exporters, quantization and the runtime goes through a function here, so that a change
+of those APIs is absorbed in one module. Exporters and quantization are imported inside the functions
+(lazily): measuring a candidate in its child process imports the runtime only.
+
+Runtimes are named by short names: ``cpu``, ``cuda``, ``tensorrt`` (ONNX Runtime's providers) and
+``openvino``. A precision names what runs: ``fp32``, ``fp16``, ``bf16`` or ``int8``; :func:`file_kind`
+says which file runs it (bf16 and TensorRT's fp16 are inference precisions of the fp32 file).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import inspect
+import os
+import platform
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn.errors import EdgecnnError
+
+#: every runtime the optimizer knows, in the order candidates are listed
+RUNTIMES: tuple[str, ...] = ("cpu", "cuda", "tensorrt", "openvino")
+#: every precision the optimizer knows
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8")
+_ORT_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
+              "tensorrt": "TensorrtExecutionProvider"}
+_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+# --------------------------------------------------------------------------- machine facts
+
+
+def cpu_info() -> dict[str, Any]:
+    """CPU model, architecture and the instruction-set flags that matter for int8/bf16 (runtime's doctor)."""
+    from edgecnn.runtime.doctor import cpu_info as _cpu_info
+
+    info = _cpu_info()
+    return {"model": info["model"], "arch": info["arch"], "logical_cpus": info["logical_cpus"],
+            "flags": sorted(f for f, ok in info["flags"].items() if ok)}
+
+
+def runtime_versions() -> dict[str, str]:
+    """Installed versions of the runtimes a candidate may use (onnxruntime build, openvino)."""
+    from edgecnn.runtime.providers import ort_distributions
+
+    out = dict(ort_distributions())
+    try:
+        out["openvino"] = importlib.metadata.version("openvino")
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    return out
+
+
+def native_bf16(cpu: dict[str, Any] | None = None) -> bool:
+    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX-BF16), not emulated."""
+    flags = set((cpu or cpu_info())["flags"])
+    return any(f in flags for f in _BF16_FLAGS)
+
+
+def int8_activation_type(cpu: dict[str, Any] | None = None) -> str:
+    """The activation type of the fast int8 kernels here: uint8 on x86 (u8s8 VPMADDUBSW/VNNI: ~3x fp32 on
+    ResNet-50, where int8 activations gave 0.95x), int8 elsewhere (Arm's s8s8 dot-product kernels)."""
+    arch = (cpu or cpu_info())["arch"].lower()
+    return "uint8" if arch in ("x86_64", "amd64", "i386", "i686", "x86") else "int8"
+
+
+# --------------------------------------------------------------------------- runtimes and precisions
+
+
+def _openvino_engine() -> str | None:
+    """None when the runtime's Engine can run OpenVINO; else why not."""
+    if importlib.util.find_spec("openvino") is None:
+        return "openvino is not installed (pip install 'edgecnn[openvino]')"
+    from edgecnn.runtime import engine as E
+    from edgecnn.runtime import providers as P
+
+    names = set(getattr(P, "PROVIDERS", ())) | set(getattr(P, "CHOICES", ()))
+    if "openvino" not in names or "precision" not in inspect.signature(E.Engine).parameters:
+        return (f"openvino {runtime_versions().get('openvino', '?')} is installed but this edgecnn runtime has no "
+                "OpenVINO provider yet")
+    return None
+
+
+def available_runtimes() -> dict[str, str | None]:
+    """Every known runtime -> None when it can run here, else the one-line reason it cannot."""
+    from edgecnn.runtime.providers import available_providers
+
+    try:
+        ort_avail = set(available_providers())
+        ort_error = None
+    except Exception as e:  # noqa: BLE001 - a broken onnxruntime leaves OpenVINO usable
+        ort_avail, ort_error = set(), f"onnxruntime cannot be imported: {str(e).splitlines()[0][:200]}"
+    out: dict[str, str | None] = {}
+    for name, full in _ORT_NAMES.items():
+        if ort_error:
+            out[name] = ort_error
+        elif full in ort_avail or name == "cpu":
+            out[name] = None
+        else:
+            out[name] = f"this onnxruntime build has no {full} (see 'edgecnn doctor')"
+    out["openvino"] = _openvino_engine()
+    return out
+
+
+def valid_precisions(provider: str, cpu: dict[str, Any] | None = None) -> dict[str, str | None]:
+    """Every precision -> None when ``provider`` can run it here, else the reason it is skipped."""
+    cpu = cpu or cpu_info()
+    no_bf16 = "ONNX Runtime has no bf16 inference precision (OpenVINO has, on CPUs with native bf16)"
+    table: dict[str, dict[str, str | None]] = {
+        "cpu": {"fp32": None, "fp16": None, "bf16": no_bf16, "int8": None},
+        "cuda": {"fp32": None, "fp16": None, "bf16": no_bf16,
+                 "int8": "ONNX Runtime's CUDA provider runs QDQ int8 files without int8 kernels (use tensorrt)"},
+        "tensorrt": {"fp32": None, "fp16": None, "bf16": no_bf16, "int8": None},
+        "openvino": {"fp32": None,
+                     "fp16": "OpenVINO's CPU device has no fp16 inference precision on this CPU (a GPU/NPU one)",
+                     "bf16": None if native_bf16(cpu) else
+                     "this CPU has no native bf16 (AVX512-BF16/AMX): emulated bf16 ran 4x slower than fp32",
+                     "int8": None},
+    }
+    if provider not in table:
+        raise EdgecnnError(f"unknown runtime {provider!r}: choose from {', '.join(RUNTIMES)}.")
+    return dict(table[provider])
+
+
+def file_kind(provider: str, precision: str) -> str:
+    """Which file runs ``precision`` on ``provider``: ``fp32``, ``fp16`` or ``int8``."""
+    if precision == "int8":
+        return "int8"
+    if precision == "fp16" and provider not in ("tensorrt", "openvino"):
+        return "fp16"
+    return "fp32"  # fp32 itself; bf16 and TensorRT/OpenVINO fp16 are inference precisions of the fp32 file
+
+
+def _opener(spec: str) -> Any:
+    module, _, name = spec.partition(":")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as e:
+        raise EdgecnnError(f"cannot load the runtime opener {spec!r}: {e}") from None
+
+
+def open_engine(path: str | os.PathLike, provider: str, precision: str, threads: int, *, max_batch: int = 32,
+                opener: str | None = None) -> Any:
+    """An engine (``.run(x)``, ``.input_dtype``, ``.providers``) running ``path`` at ``precision`` on ``provider``.
+
+    ``opener``: ``"module:function"`` called as ``function(path, precision=, threads=, max_batch=)`` for a
+    runtime that is not built in (plug-ins and tests).
+    """
+    if opener:
+        return _opener(opener)(path, precision=precision, threads=threads, max_batch=max_batch)
+    from edgecnn.runtime.engine import Engine
+
+    if provider == "openvino":
+        return Engine(path, provider="openvino", precision=precision, threads=threads, max_batch=max_batch)
+    if provider not in _ORT_NAMES:
+        raise EdgecnnError(f"unknown runtime {provider!r}: choose from {', '.join(RUNTIMES)}.")
+    kw: dict[str, Any] = {}
+    if provider == "tensorrt":
+        kw = {"fp16": precision == "fp16", "int8": precision == "int8"}
+    return Engine(path, provider=provider, threads=threads, max_batch=max_batch, **kw)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def export_fp32(name: str, weights: str | os.PathLike | None = None) -> Path:
+    """The validated fp32 export of zoo model ``name`` (cached; needs the export extra)."""
+    try:
+        from edgecnn.exporters.cache import cached_export
+    except ImportError as e:
+        raise EdgecnnError(f"cannot export zoo model {name!r}: {e}. Install the export extra "
+                           "(pip install 'edgecnn[export]') or pass an .onnx file.") from None
+    return Path(cached_export(name, "fp32", weights=weights))
+
+
+def export_fp16(fp32_path: str | os.PathLike, output: str | os.PathLike) -> Path:
+    """Convert the fp32 file to fp16 weights and compute (float32 inputs/outputs), metadata precision fp16."""
+    import onnx
+
+    from edgecnn._io import atomic_path
+    from edgecnn.exporters.fp16 import to_fp16
+    from edgecnn.exporters.inspection import read_metadata, set_metadata
+
+    model = to_fp16(onnx.load(str(fp32_path)), keep_io_types=True)
+    set_metadata(model, {**read_metadata(fp32_path), "precision": "fp16", "io_dtype": "float32"})
+    with atomic_path(output, suffix=".onnx") as tmp:
+        onnx.save(model, str(tmp))
+    return Path(output)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The decoded edgecnn metadata of a file (empty for a foreign file)."""
+    import onnx
+
+    from edgecnn.metadata import decode
+
+    return decode({p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props})
+
+
+def preprocess_config(path: str | os.PathLike) -> Any:
+    """The runtime's preprocessing for the file (from its metadata and input shape)."""
+    import onnx
+
+    from edgecnn.exporters.quantize import preprocess_config as _pc
+
+    return _pc(onnx.load(str(path), load_external_data=False))
+
+
+def input_shape(path: str | os.PathLike) -> tuple[Any, ...]:
+    """The file's input shape (ints, or None/str for dynamic dims)."""
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    inits = {t.name for t in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in inits]
+    if len(inputs) != 1:
+        raise EdgecnnError(f"{path}: expected a model with one input, found {len(inputs)}.")
+    return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                 for d in inputs[0].type.tensor_type.shape.dim)
+
+
+def file_size(path: str | os.PathLike) -> int:
+    """Bytes of a model file plus its external-data files."""
+    from edgecnn.profiler.accuracy import file_size as _fs
+
+    return _fs(path)
+
+
+def calibrate_once(fp32_path: str | os.PathLike, data: np.ndarray, source: str = "array") -> Any:
+    """Calibration inputs checked against the model (shape, dtype), made once per model and reused by every
+    int8 candidate (a ``CalibrationData``)."""
+    from edgecnn.exporters.calibration import CalibrationData, load_calibration
+
+    checked = load_calibration(np.ascontiguousarray(data, dtype=np.float32), preprocess_config(fp32_path),
+                               limit=None)
+    return CalibrationData(checked.data, source, False)
+
+
+def quantize_int8(fp32_path: str | os.PathLike, calib: Any, output: str | os.PathLike, *,
+                  exclude: Sequence[str] = (), activation_type: str = "uint8") -> Path:
+    """Static QDQ int8 (per-channel int8 weights, min-max ranges from ``calib``), ``exclude`` kept in float."""
+    from edgecnn.exporters.quantize import QuantizeOptions, quantize
+
+    opts = QuantizeOptions(activation_type=activation_type, exclude=tuple(exclude), calib_size=len(calib))
+    return Path(quantize(fp32_path, output, calib=calib, options=opts).output)
+
+
+def rank_layers(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, data: np.ndarray
+                ) -> list[dict[str, Any]]:
+    """Quantized nodes ranked by the error they add (worst first), as ``quantize --explain`` shows them:
+    ``node``, ``op_type``, ``loss_db``, ``weight_sqnr_db``, ``input_sqnr_db``, ``output_sqnr_db``."""
+    from edgecnn.exporters.quantize import explain
+
+    return [r.as_dict() for r in explain(fp32_path, int8_path, np.ascontiguousarray(data, dtype=np.float32))]
+
+
+def run_outputs(path: str | os.PathLike, x: np.ndarray, *, threads: int, batch: int = 32) -> np.ndarray:
+    """The first output of ``path`` on ``x`` with ONNX Runtime's CPU provider (N x classes, float32)."""
+    engine = open_engine(path, "cpu", "fp32", threads, max_batch=batch)
+    try:
+        out = engine.run(np.ascontiguousarray(x.astype(engine.input_dtype, copy=False)))
+        return np.asarray(out, dtype=np.float32).reshape(len(x), -1)
+    finally:
+        del engine
+
+
+def compare_outputs(reference: np.ndarray, candidate: np.ndarray, labels: np.ndarray | None) -> dict[str, Any]:
+    """Agreement, cosine, SQNR of ``candidate`` vs ``reference`` logits, and top-1/top-5 with ``labels``."""
+    from edgecnn.profiler.accuracy import compare_outputs as _compare
+
+    return _compare(reference, candidate, labels)
+
+
+def machine() -> dict[str, Any]:
+    """The facts a decision depends on: CPU (model, flags), Python, runtime versions."""
+    return {"cpu": cpu_info(), "python": platform.python_version(), "runtimes": runtime_versions()}

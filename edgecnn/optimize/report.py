@@ -1,0 +1,217 @@
+"""What ``edgecnn optimize -o DIR`` writes: the chosen file (its metadata records the decision),
+``report.json``, ``report.csv``, ``report.md`` and ``pareto.png`` (latency vs accuracy)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from edgecnn._io import atomic_path, atomic_write_bytes
+
+#: CSV/Markdown columns: (candidate key, header)
+COLUMNS: list[tuple[str, str]] = [
+    ("provider", "runtime"), ("precision", "precision"), ("batch", "batch"), ("status", "status"),
+    ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"), ("throughput", "img/s"), ("speedup_vs_fp32", "speed-up"),
+    ("size_bytes", "size MB"), ("peak_rss_bytes", "peak RSS MB"), ("build_s", "build s"),
+    ("accuracy", "top-1 %"), ("top5", "top-5 %"), ("agreement", "agreement %"), ("cosine", "cosine"),
+    ("sqnr_db", "SQNR dB"), ("accuracy_drop", "drop pts"), ("within_budget", "in budget"),
+    ("kept_float", "kept in float"),
+]
+_CSV_FIELDS = ["provider", "precision", "batch", "file", "status", "p50_ms", "p99_ms", "mean_ms", "throughput",
+               "speedup_vs_fp32", "size_bytes", "peak_rss_bytes", "build_s", "iters", "accuracy", "top5",
+               "agreement", "cosine", "sqnr_db", "accuracy_drop", "within_budget", "kept_float", "reference"]
+
+
+def decision_metadata(report: dict[str, Any]) -> dict[str, Any]:
+    """The decision as stored in the chosen file's ``edgecnn.optimize`` metadata key."""
+    ch, m = report["chosen"], report["machine"]
+    data = report["data"]
+    return {
+        "runtime": ch["provider"], "precision": ch["precision"], "file_precision": ch["file_precision"],
+        "batch": ch["batch"], "threads": report["threads"], "cpu": m["cpu"]["model"], "arch": m["cpu"]["arch"],
+        "cpu_flags": m["cpu"]["flags"], "runtime_versions": m["runtimes"], "p50_ms": ch["p50_ms"],
+        "speedup_vs_fp32": ch["speedup_vs_fp32"], "kept_float": ch["kept_float"],
+        "accuracy": {"metric": report["metric"], "top1": ch["accuracy"], "agreement": ch["agreement"],
+                     "sqnr_db": ch["sqnr_db"], "drop_points": ch["accuracy_drop"],
+                     "measured_on_real_data": report["accuracy_measured"], "data": data["source"],
+                     "samples": data["eval_samples"]},
+        "budget": report["budget"]["rule"], "date": report["date"], "edgecnn_version": report["edgecnn_version"],
+    }
+
+
+def write_chosen(source: str | os.PathLike, target: str | os.PathLike, decision: dict[str, Any]) -> Path:
+    """Copy ``source`` to ``target`` with the decision in its metadata (other metadata kept), atomically."""
+    import onnx
+
+    from edgecnn.metadata import decode, encode
+
+    model = onnx.load(str(source))
+    meta = decode({p.key: p.value for p in model.metadata_props})
+    others = {p.key: p.value for p in model.metadata_props if not p.key.startswith("edgecnn.")}
+    meta["optimize"] = decision
+    del model.metadata_props[:]
+    for k, v in {**others, **encode(meta)}.items():
+        model.metadata_props.add(key=k, value=v)
+    with atomic_path(target, suffix=".onnx") as tmp:
+        onnx.save(model, str(tmp))
+    return Path(target)
+
+
+def _cell(key: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if key in ("size_bytes", "peak_rss_bytes"):
+        return f"{value / 1e6:.1f}"
+    if key in ("accuracy", "top5", "agreement"):
+        return f"{100 * value:.2f}"
+    if key == "kept_float":
+        return str(len(value)) if value else ""
+    if key == "within_budget":
+        return "yes" if value else "no"
+    if key == "speedup_vs_fp32":
+        return f"{value:.2f}x"
+    if isinstance(value, float):
+        return f"{value:.4f}" if key == "cosine" else f"{value:.2f}" if abs(value) < 1000 else f"{value:.0f}"
+    return str(value)
+
+
+def table_markdown(report: dict[str, Any]) -> str:
+    """The candidates as a Markdown table (the chosen one in bold)."""
+    ch = report.get("chosen")
+    head = "| " + " | ".join(h for _, h in COLUMNS) + " |"
+    lines = [head, "|" + "|".join(" --- " for _ in COLUMNS) + "|"]
+    for c in report["candidates"]:
+        cells = [_cell(k, c.get(k)) for k, _ in COLUMNS]
+        if ch and (c["provider"], c["precision"], c["batch"], c["kept_float"]) == (
+                ch["provider"], ch["precision"], ch["batch"], ch["kept_float"]):
+            cells = [f"**{x}**" if x not in ("", "-") else x for x in cells]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """The decision in a few sentences (also the CLI's output)."""
+    out: list[str] = []
+    if not report["accuracy_measured"]:
+        out.append("WARNING: " + next(n for n in report["notes"] if n.startswith("ACCURACY WAS NOT MEASURED")))
+    m = report["machine"]
+    out.append(f"model {report['model']} on {m['cpu']['model']} ({report['threads']} threads); "
+               f"accuracy: {report['data']['source']}; budget: {report['budget']['rule']}")
+    ch = report.get("chosen")
+    if ch:
+        kept = f", {len(ch['kept_float'])} layer(s) kept in float: {', '.join(ch['kept_float'])}" \
+            if ch["kept_float"] else ""
+        acc = (f"top-1 {100 * ch['accuracy']:.2f}% ({ch['accuracy_drop']:+.2f} points lost)"
+               if ch["accuracy"] is not None else
+               f"agreement {100 * ch['agreement']:.2f}%, SQNR {ch['sqnr_db']} dB" if ch["agreement"] is not None
+               else "accuracy not scored")
+        sp = f"{ch['speedup_vs_fp32']:.2f}x" if ch["speedup_vs_fp32"] else "?"
+        out.append(f"chosen: {ch['provider']} {ch['precision']}{kept} at batch {ch['batch']}: "
+                   f"p50 {ch['p50_ms']:.2f} ms, {sp} fp32, {acc}")
+        if ch.get("path"):
+            out.append(f"wrote {ch['path']}")
+    else:
+        out.append("chosen: none")
+    out.extend(f"note: {n}" for n in report["notes"] if not n.startswith("ACCURACY WAS NOT MEASURED"))
+    return out
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """``report.md``."""
+    parts = [f"# edgecnn optimize: {report['model']}", ""]
+    if not report["accuracy_measured"]:
+        parts += ["> **" + next(n for n in report["notes"] if n.startswith("ACCURACY WAS NOT MEASURED")) + "**", ""]
+    m = report["machine"]
+    runtimes = ", ".join(f"{k} {v}" for k, v in m["runtimes"].items())
+    flags = ", ".join(m["cpu"]["flags"]) or "no listed flags"
+    parts += [f"- machine: {m['cpu']['model']} ({m['cpu']['arch']}; {flags}), {report['threads']} threads; {runtimes}",
+              f"- accuracy data: {report['data']['source']}; calibration: {report['data']['calibration']}",
+              f"- budget: {report['budget']['rule']}; batches {report['batches']} (optimised for "
+              f"{report['primary_batch']}); int8 activations {report['int8_activation_type']}",
+              f"- {report['date']}, {report['seconds']} s, edgecnn {report['edgecnn_version']}", ""]
+    parts += ["## Decision", ""] + [f"- {line}" for line in summary_lines(report) if not line.startswith("WARNING")]
+    kf = report.get("keep_float")
+    if kf:
+        parts += ["", "## Kept-float search", "",
+                  "Plain int8 missed the budget; layers ranked by the SQNR they lose under int8, tried: "
+                  + ", ".join(f"{t['keep']} kept ({'within' if t['within_budget'] else 'outside'} budget)"
+                              for t in kf["tried"]) + ".",
+                  f"Kept in float: {', '.join(kf['kept']) or 'none'}."]
+    parts += ["", "## Candidates", "", table_markdown(report), "",
+              "p50/p99: latency of one batch; speed-up: fp32 ONNX Runtime CPU p50 / this p50 at the same batch; "
+              "peak RSS: the measuring process's peak; each candidate ran in its own process.", ""]
+    return "\n".join(parts)
+
+
+def render_csv(report: dict[str, Any]) -> str:
+    """``report.csv``: one row per candidate."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=_CSV_FIELDS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for c in report["candidates"]:
+        w.writerow({**c, "kept_float": ";".join(c["kept_float"])})
+    return buf.getvalue()
+
+
+def plot_pareto(report: dict[str, Any], path: str | os.PathLike) -> bool:
+    """Latency (p50) vs accuracy of every measured candidate, the chosen one marked; False when matplotlib is
+    missing (the ``plot`` extra)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    metric = report["metric"]
+    key, label = {"top1": ("accuracy", "top-1 accuracy (%)"),
+                  "agreement": ("agreement", "top-1 agreement with fp32 (%)"),
+                  "sqnr": ("sqnr_db", "logits' SQNR vs fp32 (dB, synthetic inputs)")}[metric]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ch = report.get("chosen")
+    for b in report["batches"]:
+        pts = [c for c in report["candidates"] if c["status"] == "ok" and c["batch"] == b and c.get(key) is not None]
+        ys = [_y(c[key], key) for c in pts]
+        ax.scatter([c["p50_ms"] for c in pts], ys, label=f"batch {b}", zorder=2)
+        for c, y in zip(pts, ys, strict=True):
+            tag = f"{c['provider']} {c['precision']}" + ("+float" if c["kept_float"] else "")
+            ax.annotate(tag, (c["p50_ms"], y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    if ch and ch.get(key) is not None and ch.get("p50_ms") is not None:
+        ax.scatter([ch["p50_ms"]], [_y(ch[key], key)], marker="*", s=260, facecolors="none", edgecolors="red",
+                   linewidths=1.5, label="chosen", zorder=3)
+    ax.set_xlabel("p50 latency per batch (ms)")
+    ax.set_ylabel(label)
+    ax.set_title(f"edgecnn optimize: {report['model']}")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+    return True
+
+
+def _y(value: Any, key: str) -> float:
+    if value == "inf":
+        return 100.0  # an identical output: drawn at the top of the SQNR axis
+    return 100 * float(value) if key in ("accuracy", "agreement") else min(float(value), 100.0)
+
+
+def write_outputs(report: dict[str, Any], out: Path, chosen_source: Path | None) -> None:
+    """Write the chosen file and the four reports into ``out`` (created); updates ``report`` in place
+    (the chosen file's absolute path, a note when the plot is skipped)."""
+    out.mkdir(parents=True, exist_ok=True)
+    if report.get("chosen") and chosen_source is not None:
+        target = out / report["chosen"]["path"]
+        write_chosen(chosen_source, target, decision_metadata(report))
+        report["chosen"]["path"] = str(target.resolve())
+    if not plot_pareto(report, out / "pareto.png"):
+        report["notes"].append("pareto.png not written: matplotlib is missing (pip install 'edgecnn[plot]').")
+    atomic_write_bytes(out / "report.md", render_markdown(report).encode())
+    atomic_write_bytes(out / "report.csv", render_csv(report).encode())
+    atomic_write_bytes(out / "report.json", (json.dumps(report, indent=2, default=str) + "\n").encode())

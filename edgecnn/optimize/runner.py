@@ -1,0 +1,359 @@
+"""``edgecnn.optimize(...)``: measure every candidate, choose the fastest one within the accuracy budget.
+
+    import edgecnn
+
+    report = edgecnn.optimize("resnet50", batches=(1, 8), output="out/")      # synthetic data, SQNR budget
+    report = edgecnn.optimize("model.onnx", data="val/", budget=1.0, output="out/")
+    report["chosen"]["path"], report["chosen"]["speedup_vs_fp32"]
+
+The returned dict is the JSON contract of ``edgecnn optimize --json`` and ``report.json`` (see
+``docs/optimize.md``). Steps: the fp32 file (a zoo name is exported, ``lenet5`` without data uses the
+digits task); calibration and evaluation inputs, never the same images; the candidate matrix; each
+candidate measured in its own process (:mod:`edgecnn.optimize.measure`), the fp32 ORT CPU reference
+first; int8 with the most sensitive layers kept in float when plain int8 misses the budget; the choice.
+
+Accuracy is scored against the fp32 reference's logits from its own measuring process. The kept-float
+search scores its trial files in this process, with ONNX Runtime's CPU provider and the same threads
+(accuracy does not depend on the thread pools that distort timing; no other runtime runs meanwhile);
+the file it finds is then measured in its own process like every other candidate.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecnn.errors import EdgecnnError
+from edgecnn.optimize import backends
+from edgecnn.optimize import data as D
+from edgecnn.optimize.matrix import Candidate, build_matrix, choose, parse_choices
+from edgecnn.optimize.measure import ChildTimeout, run_child
+from edgecnn.optimize.search import KeepFloatResult, keep_float_search
+
+#: seconds of timed runs per candidate, and the fewest timed runs
+DEFAULT_DURATION = 2.0
+MIN_ITERS = 10
+
+
+class _TimeUp(Exception):
+    """The time limit passed during the kept-float search."""
+
+
+def _looks_like_file(model: str | os.PathLike) -> bool:
+    text = str(model)
+    return Path(text).exists() or text.endswith(".onnx") or os.sep in text or "/" in text
+
+
+def _source(model: str | os.PathLike, data: Any, log: Callable[[str], None]) -> tuple[Path, str, Any]:
+    """``(fp32 file, model name, digits task or None)``."""
+    if _looks_like_file(model):
+        path = Path(model)
+        if not path.is_file():
+            raise EdgecnnError(f"model file not found: {path} (give an fp32 .onnx file or a zoo name)")
+        meta = backends.read_metadata(path)
+        if meta.get("precision") in ("fp16", "int8"):
+            raise EdgecnnError(f"{path} is {meta['precision']}: optimize starts from the fp32 model.")
+        return path, str(meta.get("model") or path.name.removesuffix(".onnx")), None
+    name = str(model)
+    if name == "lenet5" and data is None:
+        from edgecnn.tasks.digits import digits_task, weights_path
+
+        if not weights_path().is_file():
+            log("training LeNet-5 on scikit-learn's digits (once; the weights are cached)")
+        task = digits_task(log=None)
+        return backends.export_fp32(name, weights=task.weights), name, task
+    return backends.export_fp32(name), name, None
+
+
+def _task_data(fp32: Path, data: Any, task: Any, calib_size: int | None, eval_limit: int | None,
+               seed: int) -> D.TaskData:
+    if task is not None:
+        return D.from_digits(task)
+    config = backends.preprocess_config(fp32)
+    if data is None:
+        return D.synthetic(config, calib_size=calib_size or 32, eval_size=min(eval_limit or 64, 64), seed=seed)
+    return D.from_folder(data, config, calib_size=calib_size or 128, eval_limit=eval_limit, seed=seed)
+
+
+class _Scorer:
+    """Scores logits against the fp32 reference's: accuracy, agreement, cosine, SQNR, budget verdict."""
+
+    def __init__(self, td: D.TaskData, budget: float, min_sqnr: float) -> None:
+        self.td, self.budget, self.min_sqnr = td, float(budget), float(min_sqnr)
+        self.reference: np.ndarray | None = None
+
+    def __call__(self, logits: np.ndarray) -> dict[str, Any]:
+        if self.reference is None:
+            return {}
+        m = backends.compare_outputs(self.reference, logits, self.td.eval_labels)
+        labelled = self.td.eval_labels is not None
+        drop = (100.0 * (m["top1_reference"] - m["top1_candidate"]) if labelled
+                else 100.0 * (1.0 - m["top1_agreement"]))
+        sqnr = float(m["sqnr_db"])
+        within = sqnr >= self.min_sqnr if self.td.kind == D.SYNTHETIC else drop <= self.budget + 1e-9
+        return {"accuracy": m["top1_candidate"], "top5": m["top5_candidate"], "agreement": m["top1_agreement"],
+                "cosine": m["cosine_mean"], "sqnr_db": sqnr, "accuracy_drop": round(drop, 3),
+                "within_budget": bool(within)}
+
+
+def _metric(td: D.TaskData) -> str:
+    return {D.LABELLED: "top1", D.UNLABELLED: "agreement", D.SYNTHETIC: "sqnr"}[td.kind]
+
+
+def optimize(model: str | os.PathLike, *, data: str | os.PathLike | None = None, budget: float = 1.0,
+             batches: Sequence[int] = (1, 8), providers: Sequence[str] | None = None,
+             precisions: Sequence[str] | None = None, output: str | os.PathLike | None = None,
+             time_limit: float | None = None, min_sqnr: float = 20.0, threads: int | None = None,
+             calib_size: int | None = None, eval_limit: int | None = 1000, duration: float = DEFAULT_DURATION,
+             progress: bool | None = None, runtimes: Mapping[str, str] | None = None, seed: int = 0,
+             log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Measure every runtime x precision x batch candidate of ``model`` and choose the one to ship.
+
+    ``model``: an fp32 ``.onnx`` file or a zoo name. ``data``: an ImageFolder (top-1/top-5) or a folder
+    of images (agreement with fp32); None: the digits task for ``lenet5``, else synthetic inputs judged
+    by the logits' SQNR (``min_sqnr`` dB). ``budget``: allowed top-1 drop (or agreement drop) in points.
+    ``batches``: the first is the one optimised for. ``providers``/``precisions``: subsets of
+    ``backends.RUNTIMES``/``backends.PRECISIONS`` (None: all). ``output``: folder for the chosen file and
+    the reports (None: nothing written). ``time_limit``: seconds; candidates not started by then are
+    ``skipped: time limit`` (the fp32 reference is always measured). ``runtimes``: extra runtimes,
+    name -> ``"module:function"`` opener (plug-ins, tests). Returns the report dict (``report.json``).
+    """
+    clock = time.monotonic
+    t_start = clock()
+    deadline = t_start + float(time_limit) if time_limit is not None else None
+    say = log or (lambda _msg: None)
+    if not batches or any(int(b) < 1 for b in batches):
+        raise EdgecnnError(f"batch sizes must be >= 1, got {list(batches)}.")
+    batches = list(dict.fromkeys(int(b) for b in batches))
+    if budget < 0:
+        raise EdgecnnError(f"--budget must be >= 0 points, got {budget}.")
+    extra = dict(runtimes or {})
+    provs = parse_choices(providers, [*backends.RUNTIMES, *extra], "runtime")
+    precs = parse_choices(precisions, backends.PRECISIONS, "precision")
+    from edgecnn.runtime.engine import default_threads
+
+    threads = int(threads or default_threads())
+    primary = batches[0]
+
+    fp32, name, task = _source(model, data, say)
+    td = _task_data(fp32, data, task, calib_size, eval_limit, seed)
+    cpu = backends.cpu_info()
+    act = backends.int8_activation_type(cpu)
+    available = {**backends.available_runtimes(), **{n: None for n in extra}}
+    valid = {p: backends.valid_precisions(p, cpu) if p in backends.RUNTIMES else dict.fromkeys(backends.PRECISIONS)
+             for p in provs}
+    cands = build_matrix(provs, precs, batches, available, valid)
+    scorer = _Scorer(td, budget, min_sqnr)
+    notes: list[str] = []
+    if td.kind == D.SYNTHETIC:
+        notes.append(D.SYNTHETIC_NOTE)
+
+    work = Path(tempfile.mkdtemp(prefix="edgecnn-optimize-"))
+    try:
+        inputs = work / "eval.npy"
+        np.save(inputs, np.ascontiguousarray(td.eval_x, dtype=np.float32))
+        files: dict[str, Path] = {"fp32": fp32}
+        file_errors: dict[str, str] = {}
+        calib: list[Any] = []
+        scores: dict[tuple[str, str, str], dict[str, Any]] = {}
+        kf: KeepFloatResult | None = None
+        kf_error: str | None = None
+        stopped = False
+
+        def calibration() -> Any:
+            if not calib:
+                calib.append(backends.calibrate_once(fp32, td.calib_x, td.calib_source))
+            return calib[0]
+
+        def ensure(kind: str) -> Path:
+            if kind in file_errors:
+                raise EdgecnnError(file_errors[kind])
+            if kind not in files:
+                try:
+                    if kind == "fp16":
+                        files[kind] = backends.export_fp16(fp32, work / f"{name}.fp16.onnx")
+                    elif kind == "int8":
+                        files[kind] = backends.quantize_int8(fp32, calibration(), work / f"{name}.int8.onnx",
+                                                             activation_type=act)
+                    else:
+                        raise EdgecnnError(f"no {kind} file")
+                except EdgecnnError as e:
+                    file_errors[kind] = str(e)
+                    raise
+                except Exception as e:  # noqa: BLE001 - a file that cannot be made fails its candidates only
+                    file_errors[kind] = f"making the {kind} file failed: {type(e).__name__}: {str(e)[:200]}"
+                    raise EdgecnnError(file_errors[kind]) from None
+            return files[kind]
+
+        def accept(path: Path) -> tuple[bool, dict[str, Any]]:
+            if deadline is not None and clock() >= deadline:
+                raise _TimeUp
+            s = scorer(backends.run_outputs(path, td.eval_x, threads=threads))
+            return bool(s.get("within_budget")), {k: s.get(k) for k in ("accuracy", "agreement", "sqnr_db",
+                                                                        "accuracy_drop")}
+
+        show = sys.stderr.isatty() if progress is None else progress
+        bar = None
+        if show:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(cands), desc="optimize", unit="candidate", file=sys.stderr, dynamic_ncols=True)
+        i = 0
+        while i < len(cands):
+            c = cands[i]
+            i += 1
+            if bar is not None:
+                bar.set_postfix_str(c.name)
+            try:
+                if c.status != "pending":
+                    continue
+                if deadline is not None and clock() >= deadline and not c.reference:
+                    c.skip("time limit")
+                    stopped = True
+                    continue
+                try:
+                    path = ensure(c.file)
+                except EdgecnnError as e:
+                    c.fail(str(e))
+                    continue
+                c.size_bytes = backends.file_size(path)
+                spec = {"path": str(path), "provider": c.provider, "precision": c.precision, "threads": threads,
+                        "batch": c.batch, "duration": duration, "min_iters": MIN_ITERS, "warmup": 3,
+                        "inputs": str(inputs), "eval": c.key not in scores,
+                        "logits_out": str(work / "logits.npy"), "opener": extra.get(c.provider)}
+                timeout = None if deadline is None or c.reference else max(1.0, deadline - clock())
+                try:
+                    res = run_child(spec, work / "runs", timeout=timeout)
+                except ChildTimeout:
+                    c.skip("time limit (stopped while measuring)")
+                    stopped = True
+                    continue
+                c.status = res["status"]
+                if not c.ok:
+                    continue
+                for k in ("p50_ms", "p99_ms", "mean_ms", "throughput", "iters", "build_s", "peak_rss_bytes"):
+                    setattr(c, k, res.get(k))
+                c.providers_used = list(res.get("providers") or [])
+                if spec["eval"]:
+                    logits = np.load(work / "logits.npy")
+                    if c.reference:
+                        scorer.reference = logits
+                    scores[c.key] = scorer(logits)
+                for k, v in scores.get(c.key, {}).items():
+                    setattr(c, k, v)
+                if (c.precision == "int8" and c.file == "int8" and c.batch == primary
+                        and c.within_budget is False and kf_error is None):
+                    if kf is None:
+                        if bar is not None:
+                            bar.set_postfix_str("kept-float search")
+                        try:
+                            kf = keep_float_search(fp32, calibration(), accept, output_dir=work / "keep-float",
+                                                   int8=files["int8"], activation_type=act)
+                        except _TimeUp:
+                            kf_error = "the kept-float search stopped at the time limit"
+                            stopped = True
+                        except EdgecnnError as e:
+                            kf_error = f"the kept-float search failed: {e}"
+                        if kf_error:
+                            notes.append(kf_error)
+                    if kf is not None and kf.within_budget and kf.path is not None:
+                        files["int8-kf"] = kf.path
+                        new = [Candidate(c.provider, "int8", b, file="int8-kf", kept_float=list(kf.kept))
+                               for b in batches]
+                        cands[i:i] = new[:1]
+                        cands.extend(new[1:])
+                        if bar is not None:
+                            bar.total += len(new)
+                            bar.refresh()
+                    elif kf is not None:
+                        notes.append("int8 misses the budget even with every ranked layer kept in float.")
+            finally:
+                if bar is not None:
+                    bar.update(1)
+        if bar is not None:
+            bar.close()
+
+        refs = {c.batch: c for c in cands if c.provider == "cpu" and c.precision == "fp32" and c.file == "fp32"
+                and c.ok}
+        for c in cands:
+            r = refs.get(c.batch)
+            if c.ok and r is not None and c.p50_ms:
+                c.speedup_vs_fp32 = round(float(r.p50_ms or 0.0) / c.p50_ms, 3)
+        if scorer.reference is None:
+            notes.append("the fp32 reference could not be measured on ONNX Runtime's CPU provider, so no accuracy "
+                         "was scored and nothing was chosen.")
+        best = choose(cands, primary)
+        if best is None and scorer.reference is not None:
+            notes.append(f"no candidate at batch {primary} is within the budget.")
+        if stopped:
+            notes.append(f"stopped by the time limit ({time_limit:g} s): the remaining candidates were skipped.")
+
+        report: dict[str, Any] = {
+            "model": name, "source": str(model), "fp32_file": str(fp32),
+            "task": "digits" if task is not None else None,
+            "data": td.describe(), "accuracy_measured": td.kind != D.SYNTHETIC, "metric": _metric(td),
+            "budget": {"points": float(budget), "min_sqnr_db": float(min_sqnr), "rule": _rule(td, budget, min_sqnr)},
+            "batches": batches, "primary_batch": primary, "threads": threads, "int8_activation_type": act,
+            "machine": backends.machine(), "candidates": [c.as_dict() for c in cands],
+            "chosen": None, "keep_float": kf.as_dict() if kf is not None else None, "notes": notes,
+            "time_limit_s": time_limit, "stopped_by_time_limit": stopped,
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "edgecnn_version": _version(),
+        }
+        if best is not None:
+            report["chosen"] = _chosen(best, files, name)
+        report = _plain(report)
+        report["seconds"] = round(clock() - t_start, 2)
+        if output is not None:
+            from edgecnn.optimize.report import write_outputs
+
+            write_outputs(report, Path(output), files.get(best.file) if best is not None else None)
+        elif report["chosen"] is not None:
+            report["chosen"]["path"] = None
+        return report
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _plain(obj: Any) -> Any:
+    """``obj`` with infinite floats as the string ``"inf"`` (strict JSON has no Infinity)."""
+    if isinstance(obj, float) and np.isinf(obj):
+        return "inf" if obj > 0 else "-inf"
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+def _version() -> str:
+    from edgecnn import __version__
+
+    return __version__
+
+
+def _rule(td: D.TaskData, budget: float, min_sqnr: float) -> str:
+    if td.kind == D.LABELLED:
+        return f"top-1 accuracy at most {budget:g} points below fp32"
+    if td.kind == D.UNLABELLED:
+        return f"top-1 agreement with fp32 at least {100 - budget:g}%"
+    return f"logits' SQNR against fp32 at least {min_sqnr:g} dB (synthetic inputs: accuracy NOT measured)"
+
+
+def _chosen(c: Candidate, files: Mapping[str, Path], name: str) -> dict[str, Any]:
+    tag = f"{c.provider}-{c.precision}" + ("-keepfloat" if c.kept_float else "")
+    return {"path": f"{name}.{tag}.onnx", "provider": c.provider, "precision": c.precision, "batch": c.batch,
+            "file_precision": "int8" if c.file.startswith("int8") else c.file,
+            "speedup_vs_fp32": c.speedup_vs_fp32, "accuracy_drop": c.accuracy_drop, "kept_float": list(c.kept_float),
+            "p50_ms": c.p50_ms, "p99_ms": c.p99_ms, "throughput": c.throughput, "size_bytes": c.size_bytes,
+            "accuracy": c.accuracy, "agreement": c.agreement, "cosine": c.cosine,
+            "sqnr_db": c.sqnr_db}

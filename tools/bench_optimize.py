@@ -1,0 +1,79 @@
+"""Benchmark of ``edgecnn optimize``: ResNet-50 (seeded weights, synthetic inputs, SQNR budget) and LeNet-5 on
+the digits task, with their candidate tables. Not a test: run it on a quiet machine.
+
+    python tools/bench_optimize.py                          # resnet50 and lenet5 -> runs/optimize/<model>/
+    python tools/bench_optimize.py --models lenet5 --markdown docs/optimize-bench.md
+
+Targets (issue 15, 2-core machine): ``optimize resnet50`` completes in <= 5 minutes and its chosen file is
+>= 2.5x faster than fp32 at batch 1 (>= 3x with OpenVINO installed); ``optimize lenet5`` chooses a candidate
+within 1 point of fp32 top-1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from edgecnn.optimize.report import summary_lines, table_markdown
+from edgecnn.optimize.runner import optimize
+
+
+def check(name: str, report: dict[str, Any], seconds: float) -> list[str]:
+    """The issue's targets for ``name`` as 'PASS'/'FAIL' lines (empty for other models)."""
+    ch = report.get("chosen") or {}
+    out: list[str] = []
+    if name == "resnet50":
+        ov = "openvino" in report["machine"]["runtimes"] and not any(
+            c["provider"] == "openvino" and c["status"].startswith("skipped") for c in report["candidates"])
+        need = 3.0 if ov else 2.5
+        out.append(f"{'PASS' if seconds <= 300 else 'FAIL'}: completed in {seconds:.0f} s (target <= 300 s)")
+        sp = ch.get("speedup_vs_fp32") or 0.0
+        out.append(f"{'PASS' if sp >= need else 'FAIL'}: chosen {sp:.2f}x fp32 at batch 1 (target >= {need}x)")
+    elif name == "lenet5":
+        drop = ch.get("accuracy_drop")
+        ok = drop is not None and drop <= 1.0
+        out.append(f"{'PASS' if ok else 'FAIL'}: chosen top-1 drop {drop} points (target <= 1)")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default="resnet50,lenet5", help="comma-separated zoo names or .onnx files")
+    p.add_argument("--out", default="runs/optimize", help="folder for each model's reports and chosen file")
+    p.add_argument("--batch", default="1,8")
+    p.add_argument("--duration", type=float, default=2.0, help="seconds of timed runs per candidate")
+    p.add_argument("--markdown", default=None, help="also write the tables to this Markdown file")
+    p.add_argument("--json", action="store_true", help="print the reports as JSON")
+    a = p.parse_args(argv)
+    try:
+        import torch
+
+        torch.manual_seed(0)  # seeded weights for zoo exports made in this process
+    except ImportError:
+        pass
+    sections: list[str] = []
+    reports: dict[str, Any] = {}
+    for model in [m.strip() for m in a.models.split(",") if m.strip()]:
+        name = Path(model).name.removesuffix(".onnx")
+        t0 = time.perf_counter()
+        rep = optimize(model, batches=[int(b) for b in a.batch.split(",")], output=Path(a.out) / name,
+                       duration=a.duration, log=lambda m: print(m, file=sys.stderr))
+        seconds = time.perf_counter() - t0
+        reports[name] = rep
+        lines = summary_lines(rep) + check(name, rep, seconds)
+        sections.append(f"## {name}\n\n" + "\n".join(f"- {line}" for line in lines) + "\n\n" + table_markdown(rep))
+        if not a.json:
+            print(sections[-1] + "\n")
+    if a.markdown:
+        Path(a.markdown).write_text("# edgecnn optimize benchmark\n\n" + "\n\n".join(sections) + "\n")
+    if a.json:
+        print(json.dumps(reports, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
