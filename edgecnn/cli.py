@@ -614,8 +614,9 @@ def _write_triton(path: str, repo: str, *, force: bool = False, name: str | None
                   max_batch_size: int | None = None, triton_provider: str = "cuda", instances: int = 1,
                   instance_kind: str | None = None, preferred_batch: str | None = None, queue_delay_us: int = 100,
                   no_dynamic_batching: bool = False, trt_precision: str | None = None,
-                  trt_cache_path: str | None = None) -> Any:
-    """Write the Triton repository for ``path`` and print where it went."""
+                  trt_cache_path: str | None = None, move: bool = False) -> Any:
+    """Write the Triton repository for ``path`` and print where it went (``move``: the file was made only
+    for the repository)."""
     from edgecnn.scale.triton import write_triton_repo
 
     preferred: list[int] = []
@@ -629,7 +630,7 @@ def _write_triton(path: str, repo: str, *, force: bool = False, name: str | None
         path, repo, version=model_version, force=force, name=name, max_batch_size=max_batch_size,
         provider=triton_provider, instance_count=instances, instance_kind=instance_kind,
         dynamic_batching=not no_dynamic_batching, preferred_batch_sizes=preferred, max_queue_delay_us=queue_delay_us,
-        trt_precision=trt_precision.upper() if trt_precision else None, trt_cache_path=trt_cache_path)
+        trt_precision=trt_precision.upper() if trt_precision else None, trt_cache_path=trt_cache_path, move=move)
     click.echo(f"wrote Triton model {result.config.name!r} version {result.version_dir.name}: {result.model_file}, "
                f"{result.config_file} (max_batch_size {result.config.max_batch_size})", err=True)
     return result
@@ -794,6 +795,16 @@ def export_cmd(model: str, output: str | None, weights: str | None, fp16: bool, 
         raise EdgecnnError("--io fp16 needs --fp16 (fp16 inputs/outputs go with fp16 compute)")
     if int8 and fp16:
         raise EdgecnnError("--int8 quantizes the fp32 export: leave out --fp16")
+    scratch = None
+    if triton_repo and output is None:  # the file goes only into the repository, not into ./
+        if int8 or fmt == "ort":
+            raise EdgecnnError("--int8 and --format ort write files beside the export: with --triton-repo, give "
+                               "-o FILE|DIR for them.")
+        import shutil
+        import tempfile
+
+        output = scratch = tempfile.mkdtemp(prefix="edgecnn-export-")
+        click.get_current_context().call_on_close(lambda: shutil.rmtree(scratch, ignore_errors=True))
     try:
         result = export(model, output, weights=weights, precision="fp16" if fp16 else "fp32",
                         io_dtype="float16" if io == "fp16" else "float32",
@@ -816,7 +827,9 @@ def export_cmd(model: str, output: str | None, weights: str | None, fp16: bool, 
 
         ort_files = {k: str(v) for k, v in to_ort_format(result.path, Path(result.path).parent).items()}
     if triton_repo:
-        _write_triton(str(result.path), triton_repo, force=force)
+        repo = _write_triton(str(result.path), triton_repo, force=force, move=scratch is not None)
+        if scratch is not None:
+            result.path = str(repo.model_file)
     if as_json:
         out = result.to_dict() if quant is None else {**result.to_dict(), "int8": quant}
         echo_json(out if ort_files is None else {**out, "ort_format": ort_files})
