@@ -188,3 +188,28 @@ def test_dynamo_external_data_detection(tmp_path):
     model = onnx.load(str(write_dynamo_style(tmp_path / "d.onnx")))
     spec = detect(model)
     assert spec.input_shape == ("s77", 3, 32, 32) and spec.num_classes == 10 and not spec.imagenet_names
+
+
+def test_evaluate_and_compare_read_foreign_outputs(tmp_path):
+    """(N, 1000, 1, 1) softmax outputs and 1001-class outputs reach the accuracy code as (N, 1000) scores."""
+    from edgecnn.profiler.accuracy import compare_models, evaluate, run_batches
+
+    zoo = tmp_path / "zoo.onnx"
+    onnx.save(normalize(zoo_style_model(batch="N"))[0], str(zoo))
+    tf = tmp_path / "tf.onnx"
+    onnx.save(keras_nhwc_model(classes=1001), str(tf))
+    x = np.random.default_rng(3).standard_normal((4, 3, 32, 32)).astype(np.float32)
+    scores = run_batches(zoo, [x], provider="cpu", threads=1)
+    assert scores.shape == (4, 1000)
+    np.testing.assert_allclose(scores.sum(axis=1), 1.0, atol=1e-5)  # the file's own softmax, kept
+    assert run_batches(tf, [x.transpose(0, 2, 3, 1)], provider="cpu", threads=1).shape == (4, 1000)
+
+    data = tmp_path / "data"
+    for cls, color in (("0", (250, 10, 10)), ("1", (10, 250, 10))):
+        (data / cls).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (40, 36), tuple(c + 3 * i for c in color)).save(data / cls / f"{i}.png")
+    rep = evaluate(zoo, data, provider="cpu", threads=1)
+    assert rep.samples == 4 and rep.classes == 2 and 0.0 <= rep.top1 <= rep.top5 <= 1.0
+    report = compare_models(tf, tf, data, provider="cpu")
+    assert report.samples == 4 and report.top1_agreement == 1.0 and report.max_abs_error == 0.0
