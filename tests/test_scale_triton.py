@@ -245,3 +245,31 @@ def test_export_triton_repo(pb2, capsys, tmp_path):
     code, _, err = _run(capsys, "export", "lenet5", "-o", str(out), "--triton-repo", str(repo), "--no-validate",
                         "--force")
     assert code == 0, err
+
+
+def test_export_triton_repo_writes_only_into_the_repo(tmp_path, capsys, monkeypatch):
+    """`export NAME --triton-repo DIR` without -o leaves nothing in the working folder (issue 13 item 8)."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    repo = tmp_path / "repo"
+    code, out, err = _run(capsys, "export", "lenet5", "--triton-repo", repo, "--no-simplify", "--json")
+    assert code == 0, err
+    assert list(work.iterdir()) == []
+    model_file = repo / "lenet5" / "1" / "model.onnx"
+    assert model_file.is_file() and (repo / "lenet5" / "config.pbtxt").is_file()
+    assert json.loads(out)["path"] == str(model_file)
+    onnx.checker.check_model(str(model_file))
+    # the repository's version is replaced only with --force, as 'edgecnn triton' does
+    code, _, err = _run(capsys, "export", "lenet5", "--triton-repo", repo, "--no-simplify")
+    assert code == 2 and "already exists; pass --force" in err
+    code, _, err = _run(capsys, "export", "lenet5", "--triton-repo", repo, "--no-simplify", "--force")
+    assert code == 0, err
+    assert list(work.iterdir()) == []
+    # with -o the export is also kept where -o says
+    code, _, err = _run(capsys, "export", "lenet5", "-o", work / "l.onnx", "--triton-repo", repo, "--force",
+                           "--no-simplify")
+    assert code == 0, err
+    assert (work / "l.onnx").is_file() and model_file.is_file()
+    code, _, err = _run(capsys, "export", "lenet5", "--triton-repo", repo, "--int8")
+    assert code == 2 and "give -o FILE|DIR" in err and err.count("\n") == 1

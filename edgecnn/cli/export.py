@@ -86,7 +86,7 @@ def _print_export(r: dict[str, Any]) -> None:
 
 
 def _extras(path: str, *, int8: bool, calib: str | None, fmt: str, triton_repo: str | None, force: bool,
-            quiet: bool) -> dict[str, Any]:
+            quiet: bool, scratch: bool = False) -> dict[str, Any]:
     """What --int8, --format ort and --triton-repo make from the fresh export (in that order)."""
     extras: dict[str, Any] = {}
     if int8:
@@ -96,8 +96,23 @@ def _extras(path: str, *, int8: bool, calib: str | None, fmt: str, triton_repo: 
 
         extras["ort_files"] = {k: str(v) for k, v in to_ort_format(path, Path(path).parent).items()}
     if triton_repo:
-        write_triton(str(path), triton_repo, force=force)
+        extras["repo"] = write_triton(str(path), triton_repo, force=force, move=scratch)
     return extras
+
+
+def _repo_only_output(triton_repo: str | None, output: str | None, int8: bool, fmt: str) -> str | None:
+    """With --triton-repo and no -o the export goes only into the repository: a scratch folder removed on exit."""
+    if not triton_repo or output is not None:
+        return None
+    if int8 or fmt == "ort":
+        raise EdgecnnError("--int8 and --format ort write files beside the export: with --triton-repo, give "
+                           "-o FILE|DIR for them.")
+    import shutil
+    import tempfile
+
+    scratch = tempfile.mkdtemp(prefix="edgecnn-export-")
+    click.get_current_context().call_on_close(lambda: shutil.rmtree(scratch, ignore_errors=True))
+    return scratch
 
 
 def _show_export(r: dict[str, Any], as_json: bool, quant: dict[str, Any] | None = None,
@@ -172,6 +187,8 @@ def export_cmd(model: str, output: str | None, fp16: bool, io: str, opset: int |
     if int8 and fp16:
         raise EdgecnnError("--int8 quantizes the fp32 export: leave out --fp16")
     batch_dim = batch if batch_dim is None else batch_dim
+    scratch = _repo_only_output(triton_repo, output, int8, fmt)
+    output = scratch or output
     try:
         result = export(model, output, precision="fp16" if fp16 else "fp32", io_dtype=io,
                         opset=DEFAULT_OPSET if opset is None else opset, batch=batch_dim,
@@ -181,7 +198,12 @@ def export_cmd(model: str, output: str | None, fp16: bool, io: str, opset: int |
         _show_export(e.result.to_dict(), as_json)
         click.echo(f"error: {e}", err=True)
         sys.exit(e.exit_code)
-    extras = _extras(result.path, int8=int8, calib=calib, fmt=fmt, triton_repo=triton_repo, force=force, quiet=as_json)
+    extras = _extras(result.path, int8=int8, calib=calib, fmt=fmt, triton_repo=triton_repo, force=force, quiet=as_json,
+                     scratch=scratch is not None)
+    if "repo" in extras:
+        repo = extras.pop("repo")
+        if scratch is not None:
+            result.path = str(repo.model_file)
     _show_export(result.to_dict(), as_json, **extras)
 
 

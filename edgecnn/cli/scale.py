@@ -57,8 +57,9 @@ def write_triton(path: str, repo: str, *, force: bool = False, name: str | None 
                  max_batch_size: int | None = None, triton_provider: str = "cuda", instances: int = 1,
                  instance_kind: str | None = None, preferred_batch: Sequence[int] | None = None,
                  queue_delay_us: int = 100, no_dynamic_batching: bool = False, trt_precision: str | None = None,
-                 trt_cache_path: str | None = None) -> Any:
-    """Write the Triton repository for ``path`` (the options of :func:`_triton_options`) and say where it went."""
+                 trt_cache_path: str | None = None, move: bool = False) -> Any:
+    """Write the Triton repository for ``path`` (the options of :func:`_triton_options`) and say where it went
+    (``move``: the file was made only for the repository and is moved into it)."""
     from edgecnn.scale.triton import write_triton_repo
 
     result = write_triton_repo(
@@ -66,7 +67,7 @@ def write_triton(path: str, repo: str, *, force: bool = False, name: str | None 
         provider=triton_provider, instance_count=instances, instance_kind=instance_kind,
         dynamic_batching=not no_dynamic_batching, preferred_batch_sizes=list(preferred_batch or []),
         max_queue_delay_us=queue_delay_us, trt_precision=trt_precision.upper() if trt_precision else None,
-        trt_cache_path=trt_cache_path)
+        trt_cache_path=trt_cache_path, move=move)
     click.echo(f"wrote Triton model {result.config.name!r} version {result.version_dir.name}: {result.model_file}, "
                f"{result.config_file} (max_batch_size {result.config.max_batch_size})", err=True)
     return result

@@ -103,8 +103,9 @@ def run_batches(model: str | os.PathLike, batches: Iterable[np.ndarray], *, tota
             for b in it]
     if not outs:
         raise EdgecnnError("no data to run.")
-    out = np.concatenate(outs)
-    return out.reshape(len(out), -1)
+    from edgecnn.runtime.postprocess import class_scores
+
+    return class_scores(np.concatenate(outs), engine.metadata)
 
 
 def _array_batches(x: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
@@ -172,7 +173,9 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike | ImageFolder, *,
 
         it = tqdm(it, total=-(-len(paths) // batch_size), desc=f"evaluating {Path(model).name}", unit="batch",
                   file=sys.stderr, leave=False)
-    logits = np.concatenate([np.asarray(engine.run(b), dtype=np.float32).reshape(len(b), -1) for b in it])
+    from edgecnn.runtime.postprocess import class_scores
+
+    logits = class_scores(np.concatenate([np.asarray(engine.run(b), dtype=np.float32) for b in it]), engine.metadata)
     seconds = time.perf_counter() - start
     _check_classes(folder, logits.shape[1], model)
     return EvaluationReport(

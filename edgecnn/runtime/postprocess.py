@@ -1,4 +1,10 @@
-"""Scores to answers: softmax (only when needed), top-k and class names."""
+"""Scores to answers: the output's shape and layout understood, softmax (only when needed), top-k and class names.
+
+Classifier outputs come as (N, C), (N, C, 1, 1) (Caffe2's 4-D softmax) or (N, 1, 1, C) (TensorFlow's);
+:func:`class_scores` squeezes all of them to (N, C), and drops output 0 of TensorFlow's 1001-class
+background + ImageNet layout, so ImageNet's names and labels line up. Probabilities (non-negative rows
+summing to 1) are recognised so softmax is never applied twice.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from edgecnn.errors import EdgecnnError
+
+#: outputs of TensorFlow-slim's ImageNet classifiers: a background class, then ImageNet-1k's 1000
+TF_BACKGROUND_CLASSES = 1001
+
 
 @lru_cache(maxsize=1)
 def imagenet_classes() -> tuple[str, ...]:
@@ -18,15 +29,63 @@ def imagenet_classes() -> tuple[str, ...]:
 
 
 def class_names(meta: Mapping[str, Any], num_classes: int) -> tuple[str, ...] | None:
-    """Names for a model's classes: ImageNet's for 1000-class models, else None (use indices).
+    """Names for a model's classes (after :func:`class_scores`): the file's ``labels`` metadata, else
+    ImageNet's for 1000-class models, else None (use indices).
 
     A file's ``class_names`` metadata decides when present ('imagenet' or empty).
     """
+    labels = meta.get("labels")
+    if isinstance(labels, list) and len(labels) == num_classes:
+        return tuple(str(v) for v in labels)
     tag = meta.get("class_names")
     if tag is not None and tag != "imagenet":
         return None
     names = imagenet_classes()
     return names if num_classes == len(names) else None
+
+
+def has_background(meta: Mapping[str, Any], num_classes: int) -> bool:
+    """True when output 0 is a background class to drop: the file's ``background_class`` metadata, else
+    1001 outputs (TensorFlow's background + ImageNet-1k layout)."""
+    flag = meta.get("background_class")
+    if isinstance(flag, int):
+        return bool(flag) and num_classes > 1
+    return num_classes == TF_BACKGROUND_CLASSES
+
+
+def squeeze_scores(scores: np.ndarray) -> np.ndarray:
+    """(N, C), (N, C, 1, 1), (N, 1, 1, C) or (N,) -> (N, C); a spatial map (N, C, H, W) is an error."""
+    s = np.asarray(scores)
+    if s.ndim <= 1:
+        return s.reshape(len(s), -1) if s.ndim == 1 else s.reshape(1, 1)
+    sized = [d for d in s.shape[1:] if d != 1]
+    if len(sized) > 1:
+        raise EdgecnnError(f"model output of shape {list(s.shape)} is not a classifier's (expected (N, C), "
+                           "(N, C, 1, 1) or (N, 1, 1, C)).")
+    return s.reshape(len(s), -1)
+
+
+def class_scores(scores: np.ndarray, meta: Mapping[str, Any] | None = None) -> np.ndarray:
+    """A classifier's raw output -> (N, C) scores, background output dropped where there is one.
+
+    Probabilities stay probabilities: after dropping the background they are renormalised; logits just
+    lose their first column (softmax over the rest is the same renormalisation)."""
+    s = squeeze_scores(scores)
+    if s.shape[1] > 1 and has_background(meta or {}, s.shape[1]):
+        prob = is_probability(s)
+        s = s[:, 1:]
+        if prob:
+            total = s.sum(axis=1, keepdims=True, dtype=np.float64)
+            s = (s / np.where(total > 0, total, 1.0)).astype(s.dtype)
+    return s
+
+
+def output_notice(meta: Mapping[str, Any], num_classes: int) -> str | None:
+    """One line saying how the output is read when that is not plain (N, C) class scores, else None."""
+    if has_background(meta, num_classes):
+        return (f"{num_classes} outputs read as TensorFlow's background + ImageNet-1k layout: output 0 "
+                "(background) dropped, the rest are the 1000 ImageNet classes.")
+    return None
 
 
 def is_probability(scores: np.ndarray, atol: float = 1e-3) -> bool:
@@ -55,7 +114,7 @@ def topk(scores: np.ndarray, k: int = 5, names: Sequence[str] | None = None) -> 
     Each row gives ``[{"rank", "index", "label", "probability"}, ...]``, best first; ``label`` is the
     class name when ``names`` is given, else the index as a string.
     """
-    probs = to_probabilities(np.asarray(scores).reshape(len(scores), -1))
+    probs = to_probabilities(squeeze_scores(scores))
     k = max(1, min(int(k), probs.shape[1]))
     out = []
     for row in probs:

@@ -104,9 +104,9 @@ def output_labels(meta: dict[str, Any], num_classes: int) -> tuple[str, ...]:
 def topk_arrays(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` (indices int64, probabilities float32) per row, best first; the same rule as
     :func:`edgecnn.runtime.topk` (softmax unless already probabilities, stable order on ties)."""
-    from edgecnn.runtime.postprocess import to_probabilities
+    from edgecnn.runtime.postprocess import squeeze_scores, to_probabilities
 
-    probs = to_probabilities(np.asarray(scores).reshape(len(scores), -1))
+    probs = to_probabilities(squeeze_scores(scores))
     k = max(1, min(int(k), probs.shape[1]))
     idx = np.argsort(-probs, axis=1, kind="stable")[:, :k]
     return idx.astype(np.int64), np.take_along_axis(probs, idx, axis=1).astype(np.float32)
@@ -218,6 +218,7 @@ def batch_predict(
     from edgecnn.runtime import Batcher, Engine
     from edgecnn.runtime.datasets import list_images
     from edgecnn.runtime.images import preprocess
+    from edgecnn.runtime.postprocess import class_scores
 
     if top < 1:
         raise EdgecnnError(f"--top must be >= 1, got {top}.")
@@ -227,8 +228,7 @@ def batch_predict(
     paths = list_images(input_dir, limit=limit)
     eng = engine or Engine(model, provider, fallback=fallback, threads=threads, max_batch=batch)
     config = eng.preprocess_config()
-    num_classes = eng.info.outputs[0].shape[-1]
-    labels: tuple[str, ...] | None = output_labels(eng.metadata, num_classes) if isinstance(num_classes, int) else None
+    labels: tuple[str, ...] | None = None  # from the first scores: (N, C, 1, 1) and 1001-class outputs vary
 
     start = time.perf_counter()
     window = max(2 * batch, batch + 4 * loaders)
@@ -241,9 +241,9 @@ def batch_predict(
         nonlocal writer, labels
         if not done_paths:
             return
-        scores = np.stack(done_scores)
+        scores = class_scores(np.stack(done_scores), eng.metadata)
         if labels is None:
-            labels = output_labels(eng.metadata, scores.reshape(len(scores), -1).shape[1])
+            labels = output_labels(eng.metadata, scores.shape[1])
         if writer is None:
             writer = ResultWriter(out, labels)
         classes, probs = topk_arrays(scores, top)

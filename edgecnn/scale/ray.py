@@ -31,6 +31,7 @@ import numpy as np
 
 from edgecnn._io import atomic_write_bytes
 from edgecnn.errors import EdgecnnError
+from edgecnn.runtime.postprocess import class_scores
 from edgecnn.scale.local import (
     BatchPredictResult,
     ResultWriter,
@@ -126,7 +127,7 @@ class RayPredictor:
     def __call__(self, batch: Mapping[str, Any]) -> dict[str, np.ndarray]:
         images = batch["image"]
         x = np.stack([self.preprocess(img) for img in images])
-        classes, probs = topk_arrays(self.engine.run(x), self.top)
+        classes, probs = topk_arrays(class_scores(self.engine.run(x), self.engine.metadata), self.top)
         out: dict[str, np.ndarray] = {"classes": classes, "probabilities": probs}
         if "path" in batch:
             paths = [str(p) for p in batch["path"]]
@@ -144,8 +145,12 @@ def _file_meta(path: Path) -> tuple[dict[str, Any], int | None, int]:
 
     model = onnx.load(str(path), load_external_data=False)
     meta = decode({p.key: p.value for p in model.metadata_props})
-    dims = model.graph.output[0].type.tensor_type.shape.dim
-    classes = dims[-1].dim_value if dims and dims[-1].HasField("dim_value") else None
+    from edgecnn.io_spec import output_classes
+    from edgecnn.runtime.postprocess import has_background
+
+    classes = output_classes(model)  # (N, C), (N, C, 1, 1) or (N, 1, 1, C); 1001 loses the background
+    if classes and has_background(meta, classes):
+        classes -= 1
     inits = {i.name for i in model.graph.initializer}
     inputs = [v for v in model.graph.input if v.name not in inits]
     in_dims = inputs[0].type.tensor_type.shape.dim if inputs else []
@@ -275,4 +280,4 @@ def _num_classes(payload: Mapping[str, bytes]) -> int:
 
     eng = Engine(_materialize(payload), "cpu", threads=1)
     x = np.zeros((1, *[d if isinstance(d, int) and d > 0 else 1 for d in eng.sample_shape]), eng.input_dtype)
-    return int(eng.run(x).reshape(1, -1).shape[1])
+    return int(class_scores(eng.run(x), eng.metadata).shape[1])

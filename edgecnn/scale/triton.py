@@ -326,13 +326,16 @@ def write_triton_repo(
     *,
     version: int = 1,
     force: bool = False,
+    move: bool = False,
     **options: Any,
 ) -> TritonRepo:
     """Write ``repo/<name>/<version>/model.onnx`` and ``repo/<name>/config.pbtxt`` for ``model_path``.
 
     ``options`` go to :func:`build_config`. An existing version folder is an error unless ``force``
     (then it is replaced as a whole). The version folder appears complete or not at all: it is built
-    beside its target and renamed into place; ``config.pbtxt`` is written atomically.
+    beside its target and renamed into place; ``config.pbtxt`` is written atomically. ``move``: move
+    the model (and its external data) into the repository instead of copying it, for a file made only
+    for the repository (``export --triton-repo`` without ``-o``).
     """
     if isinstance(version, bool) or int(version) < 1:
         raise EdgecnnError(f"Triton model versions are positive integers, got {version!r}.")
@@ -356,10 +359,11 @@ def write_triton_repo(
 
     staging = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=model_dir))
     try:
-        shutil.copyfile(src, staging / MODEL_FILENAME)
+        put = shutil.move if move else shutil.copyfile
+        put(src, staging / MODEL_FILENAME)
         for rel in extras:
             (staging / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src.parent / rel, staging / rel)
+            put(src.parent / rel, staging / rel)
         old = None
         if version_dir.exists():
             old = model_dir / f".{version}.old.{os.getpid()}"
