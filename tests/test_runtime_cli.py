@@ -237,3 +237,29 @@ def test_provider_error_texts_take_versions_from_the_build(monkeypatch):
     monkeypatch.setattr(P, "gpu_build_versions", lambda: {"cuda": None, "cudnn": None, "tensorrt": None})
     msg = P.unavailable_message("cuda", ["CPUExecutionProvider"])
     assert "CUDA 12" not in msg and "pip install onnxruntime-gpu" in msg
+
+
+def test_gpu_versions_from_the_provider_libraries(monkeypatch):
+    from edgecnn.runtime import providers as P
+
+    # what onnxruntime-gpu 1.31.1's provider libraries load (read with providers._elf_needed from its wheel)
+    monkeypatch.setattr(P, "provider_libraries", lambda: {
+        "cuda": ["libcublasLt.so.13", "libcublas.so.13", "libcurand.so.10", "libcudart.so.13", "libcuda.so.1"],
+        "tensorrt": ["libcublas.so.13", "libnvinfer.so.10", "libnvonnxparser.so.10", "libcudart.so.13",
+                     "libcudnn.so.9"]})
+    v = P.gpu_build_versions()
+    assert v["tensorrt"] == "10" and v["cudnn"] == "9" and v["cuda"] is not None
+    assert doctor.gpu_library_names() == {"cublas": "libcublas.so.13", "cudart": "libcudart.so.13",
+                                          "tensorrt": "libnvinfer.so.10", "cudnn": "libcudnn.so.9"}
+
+
+def test_elf_reader_lists_needed_libraries():
+    import sys
+    from pathlib import Path
+
+    from edgecnn.runtime import providers as P
+
+    exe = Path(sys.executable).resolve()
+    needed = P._elf_needed(exe)
+    assert needed == [] or any(n.startswith(("libc.so", "libpython", "libm.so")) for n in needed)
+    assert P._elf_needed(Path(__file__)) == []  # not an ELF file

@@ -161,7 +161,7 @@ def gpu_build_versions() -> dict[str, str | None]:
     for name in libs.get("tensorrt", []):
         if name.startswith("libnvinfer.so."):
             out["tensorrt"] = name.rsplit(".", 1)[-1]
-    for name in libs.get("cuda", []):
+    for name in libs.get("cuda", []) + libs.get("tensorrt", []):
         if out["cuda"] is None and name.startswith("libcudart.so."):
             out["cuda"] = name.rsplit(".", 1)[-1]
         if out["cudnn"] is None and name.startswith("libcudnn.so."):
