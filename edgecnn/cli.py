@@ -14,6 +14,8 @@ import click
 
 from edgecnn import __version__
 from edgecnn.errors import EdgecnnError
+from edgecnn.runtime.precision import PRECISIONS
+from edgecnn.runtime.providers import PROVIDERS
 
 _DEBUG = False
 
@@ -79,8 +81,8 @@ def list_cmd(as_json: bool) -> None:
 
 # --------------------------------------------------------------------------- runtime
 
-_PROVIDER_HELP = ("Execution provider: auto (best available: TensorRT > CUDA > CPU), cpu, cuda or tensorrt. "
-                  "GPU providers need onnxruntime-gpu (see 'edgecnn doctor').")
+_PROVIDER_HELP = ("Execution provider: auto (best available: TensorRT > CUDA > CPU), cpu, cuda, tensorrt or "
+                  "openvino. GPU providers need edgecnn[gpu], openvino edgecnn[openvino] (see 'edgecnn doctor').")
 
 
 def _model_file(model: str) -> str:
@@ -122,7 +124,7 @@ def _open_engine(path: str, **kwargs: Any) -> Any:
 @click.argument("images", nargs=-1, required=True, metavar="IMAGE...")
 @click.option("--top", "-k", type=click.IntRange(min=1), default=5, show_default=True,
               help="How many classes to print per image, best first.")
-@click.option("--provider", type=click.Choice(["auto", "cpu", "cuda", "tensorrt"]), default="auto",
+@click.option("--provider", type=click.Choice(list(PROVIDERS)), default="auto",
               show_default=True, help=_PROVIDER_HELP)
 @click.option("--fallback", is_flag=True,
               help="If --provider is not available, warn and run on the best available one instead of failing.")
@@ -398,7 +400,7 @@ def quantize_cmd(model: str, output: str | None, calib: str | None, calib_size: 
 @click.option("--data", "data", type=click.Path(), required=True, metavar="DIR",
               help="ImageFolder-layout folder: root/<class>/<image>; labels from the sub-folder names (integer "
                    "names are class indices, otherwise sorted order).")
-@click.option("--provider", type=click.Choice(["auto", "cpu", "cuda", "tensorrt"]), default="cpu",
+@click.option("--provider", type=click.Choice(list(PROVIDERS)), default="cpu",
               show_default=True, help=_PROVIDER_HELP)
 @click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True, help="Images per run.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate the first N images only.")
@@ -456,8 +458,8 @@ def _int_list(text: str, what: str) -> list[int]:
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
               help="Write the per-layer table as CSV to this file ('-' for stdout).")
 @click.option("--nodes", is_flag=True, help="With --json: include every ONNX node.")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True,
-              help="For zoo names: which export to profile.")
+@click.option("--precision", type=click.Choice(list(PRECISIONS)), default="auto", show_default=True,
+              help="For zoo names: which export to profile; bf16 (and fp16 on openvino): the inference precision.")
 @click.option("--measure", is_flag=True,
               help="Also run the model with ONNX Runtime's profiler and join measured time per layer.")
 @click.option("--provider", default="cpu", show_default=True, help="With --measure: cpu, cuda, tensorrt or auto.")
@@ -522,8 +524,9 @@ def profile_cmd(model_or_file: str, batch: int, per_layer: bool, as_json: bool, 
 @click.argument("model_or_file")
 @click.option("--provider", default="cpu", show_default=True, help="cpu, cuda, tensorrt or auto (best available).")
 @click.option("--batch", "batch_text", default="1", show_default=True, help="Batch sizes to sweep, e.g. 1,8,32.")
-@click.option("--precision", type=click.Choice(["fp32", "fp16", "int8"]), default="fp32", show_default=True,
-              help="For zoo names: export (fp16) or quantize (int8) as needed; cached.")
+@click.option("--precision", type=click.Choice(list(PRECISIONS)), default="auto", show_default=True,
+              help="For zoo names: export (fp16) or quantize (int8) as needed, cached; bf16 (and fp16 on "
+                   "openvino): the inference precision on the fp32 file. See docs/runtimes.md.")
 @click.option("--warmup", type=int, default=5, show_default=True, help="Untimed runs before timing each batch size.")
 @click.option("--iters", type=int, default=None, help="Timed runs per batch size (default: run for --duration).")
 @click.option("--duration", type=float, default=None, help="Seconds of timed runs per batch size (default 2).")
@@ -587,14 +590,14 @@ def _triton_options(f: Any) -> Any:
                      help="Model version folder to write."),
         click.option("--max-batch-size", type=click.IntRange(min=1), default=None,
                      help="max_batch_size for a dynamic-batch file [default: 32]; a fixed-batch file gets 0."),
-        click.option("--triton-provider", "triton_provider", type=click.Choice(["cuda", "tensorrt", "cpu"]),
+        click.option("--triton-provider", "triton_provider", type=click.Choice(["cuda", "tensorrt", "cpu", "openvino"]),
                      default="cuda", show_default=True,
                      help="How Triton's ONNX Runtime backend runs it: cuda, tensorrt (adds the TensorRT "
-                          "accelerator) or cpu."),
+                          "accelerator), cpu or openvino (CPU instances with the OpenVINO accelerator)."),
         click.option("--instances", type=click.IntRange(min=1), default=1, show_default=True,
                      help="instance_group count (model copies per device)."),
         click.option("--instance-kind", type=click.Choice(["gpu", "cpu"]), default=None,
-                     help="instance_group kind [default: cpu for --triton-provider cpu, else gpu]."),
+                     help="instance_group kind [default: cpu for --triton-provider cpu/openvino, else gpu]."),
         click.option("--preferred-batch", default=None, metavar="N,N,...",
                      help="dynamic_batching preferred batch sizes, e.g. 8,16."),
         click.option("--queue-delay-us", type=click.IntRange(min=0), default=100, show_default=True,
@@ -870,7 +873,7 @@ def inspect_cmd(file: str, as_json: bool) -> None:
               help="Results file: .parquet (needs pyarrow) or .jsonl; one row per image.")
 @click.option("--top", "-k", type=click.IntRange(min=1), default=5, show_default=True, help="Classes per image.")
 @click.option("--batch", type=click.IntRange(min=1), default=32, show_default=True, help="Images per inference run.")
-@click.option("--provider", type=click.Choice(["auto", "cpu", "cuda", "tensorrt"]), default="auto",
+@click.option("--provider", type=click.Choice(list(PROVIDERS)), default="auto",
               show_default=True, help=_PROVIDER_HELP)
 @click.option("--ray", "use_ray", is_flag=True, help="Run on a Ray cluster with Ray Data (pip install 'edgecnn[ray]').")
 @click.option("--address", default=None,

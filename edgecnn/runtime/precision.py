@@ -295,3 +295,14 @@ def read_graph(path: str | os.PathLike) -> Any:
     except Exception as e:  # DecodeError and friends
         raise EdgecnnError(f"cannot load {path}: not a valid ONNX model (corrupt or truncated file?): "
                            f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
+
+
+def export_precision(precision: str, provider: str = "cpu") -> str:
+    """Which zoo export a precision picks (``bench resnet18 --precision ...``): ONNX Runtime runs a file at its
+    own precision, so fp16/int8 pick the fp16/int8 export; OpenVINO applies fp16/bf16 to the fp32 export itself.
+    ``auto`` and ``bf16`` pick fp32."""
+    p = check_precision(precision)
+    short = str(provider).strip().lower()
+    if short in ("openvino", "ov") or short.startswith("openvino:"):
+        return "int8" if p == "int8" else "fp32"
+    return p if p in FILE_PRECISIONS else "fp32"
