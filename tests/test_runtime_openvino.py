@@ -228,3 +228,23 @@ def test_without_onnxruntime_openvino_runs_and_ort_errors_name_the_extras(models
     assert "CPU-ERROR no ONNX Runtime is installed" in out and "edgecnn[cpu]" in out
     out = _blocked(models["dynamic"], "onnxruntime,openvino,torch")
     assert "ERROR no ONNX Runtime is installed" in out and "'edgecnn[openvino]'" in out
+
+
+def test_bench_and_per_layer_profile_on_openvino(models):
+    from edgecnn.profiler.measure import bench
+    from edgecnn.profiler.perlayer import profile
+
+    r = bench(models["dynamic"], [1, 4], provider="openvino", precision="fp32", iters=3, warmup=1, progress=False)
+    assert r.providers == ["OpenVINO:CPU"] and r.provider == "openvino" and r.precision == "fp32"
+    assert r.peak is None and all(b.efficiency is None for b in r.batches)  # the peak probe is ONNX Runtime's
+    assert [b.batch for b in r.batches] == [1, 4] and r.machine["openvino"]
+    p = profile(models["dynamic"], measure=True, provider="openvino", precision="fp32", iters=3)
+    t = p.timings
+    assert t.runs == 3 and t.total_ms > 0 and t.provider_check["ok"]
+    by_kind = {x.kind: x for x in t.layers if x.kernels}
+    conv = next(x for x in t.layers if x.name == "conv1")
+    assert conv.time_ms > 0 and conv.providers == ["OpenVINO:CPU"] and conv.achieved_gflops > 0
+    assert any(k.startswith("conv1") for k in conv.kernels)  # OpenVINO's node name, mapped back to the layer
+    assert by_kind  # at least one layer measured
+    assert abs(sum(x.time_ms for x in t.layers) + t.unattributed_ms - t.total_ms) < 1e-6
+    assert "OpenVINO:CPU" in p.layer_table()
