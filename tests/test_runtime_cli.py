@@ -202,3 +202,64 @@ def test_predict_api_single_image_and_pil(files):
     assert pil[0]["image"] == files["images"][1]
     by_path = predict(engine, files["images"][1:2], top=1)
     assert pil[0]["predictions"][0]["index"] == by_path[0]["predictions"][0]["index"]
+
+
+def test_doctor_aarch64_features_openvino_and_build_versions(monkeypatch):
+    arm = doctor.cpu_info("processor\t: 0\nFeatures\t: fp asimd asimdhp asimddp i8mm bf16\n", machine="aarch64")
+    assert arm["arch"] == "aarch64" and arm["flags"]["i8mm"] and arm["native_bf16"] and "avx2" not in arm["flags"]
+    assert "int8 matrix multiply (SMMLA)" in arm["flag_names"]
+    report = doctor.collect(check_gpu_libraries=False)
+    ov = report["openvino"]
+    if ov["version"]:
+        assert "CPU" in ov["devices"] and "openvino     " + ov["version"] in doctor.format_report(report)
+    # GPU versions in the advice come from the installed build, not constants
+    report["onnxruntime"]["providers"] = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    report["onnxruntime"]["build"] = {"cuda": "13.0", "cudnn": "9.14", "tensorrt": "10"}
+    report["onnxruntime"]["gpu_libraries"] = {"cudart": "libcudart.so.13", "cudnn": "libcudnn.so.9",
+                                              "tensorrt": "libnvinfer.so.10"}
+    report["gpu_libraries"] = {"cudart": True, "cudnn": False, "tensorrt": False}
+    fixes = doctor.fixes(report)
+    assert any("libcudnn.so.9" in f and "CUDA 13.0 + cuDNN 9.14" in f and "CUDA 12" not in f for f in fixes)
+    assert any("libnvinfer.so.10" in f and "TensorRT 10" in f and "edgecnn[tensorrt]" in f for f in fixes)
+    assert "gpu build    cuda 13.0, cudnn 9.14, tensorrt 10" in doctor.format_report(report)
+    # no runtime at all: one fix naming the extras
+    report["onnxruntime"]["distributions"] = {}
+    report["openvino"] = {"version": None, "devices": {}, "error": None}
+    assert any(f.startswith("no runtime is installed: pip install 'edgecnn[cpu]'") for f in doctor.fixes(report))
+
+
+def test_provider_error_texts_take_versions_from_the_build(monkeypatch):
+    from edgecnn.runtime import providers as P
+
+    monkeypatch.setattr(P, "gpu_build_versions", lambda: {"cuda": "13.0", "cudnn": "9.14", "tensorrt": "10"})
+    msg = P.unavailable_message("tensorrt", ["CPUExecutionProvider"])
+    assert "CUDA 13.0 and cuDNN 9.14" in msg and "TensorRT 10" in msg and "edgecnn[tensorrt]" in msg
+    monkeypatch.setattr(P, "gpu_build_versions", lambda: {"cuda": None, "cudnn": None, "tensorrt": None})
+    msg = P.unavailable_message("cuda", ["CPUExecutionProvider"])
+    assert "CUDA 12" not in msg and "pip install onnxruntime-gpu" in msg
+
+
+def test_gpu_versions_from_the_provider_libraries(monkeypatch):
+    from edgecnn.runtime import providers as P
+
+    # what onnxruntime-gpu 1.31.1's provider libraries load (read with providers._elf_needed from its wheel)
+    monkeypatch.setattr(P, "provider_libraries", lambda: {
+        "cuda": ["libcublasLt.so.13", "libcublas.so.13", "libcurand.so.10", "libcudart.so.13", "libcuda.so.1"],
+        "tensorrt": ["libcublas.so.13", "libnvinfer.so.10", "libnvonnxparser.so.10", "libcudart.so.13",
+                     "libcudnn.so.9"]})
+    v = P.gpu_build_versions()
+    assert v["tensorrt"] == "10" and v["cudnn"] == "9" and v["cuda"] is not None
+    assert doctor.gpu_library_names() == {"cublas": "libcublas.so.13", "cudart": "libcudart.so.13",
+                                          "tensorrt": "libnvinfer.so.10", "cudnn": "libcudnn.so.9"}
+
+
+def test_elf_reader_lists_needed_libraries():
+    import sys
+    from pathlib import Path
+
+    from edgecnn.runtime import providers as P
+
+    exe = Path(sys.executable).resolve()
+    needed = P._elf_needed(exe)
+    assert needed == [] or any(n.startswith(("libc.so", "libpython", "libm.so")) for n in needed)
+    assert P._elf_needed(Path(__file__)) == []  # not an ELF file

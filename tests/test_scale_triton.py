@@ -143,6 +143,25 @@ def test_tensorrt_accelerator(pb2, tiny, tmp_path):
     assert build_config(tiny, provider="tensorrt").tensorrt["precision_mode"] == "FP32"
 
 
+def test_openvino_cpu_accelerator(pb2, tiny, tmp_path):
+    r = write_triton_repo(tiny, tmp_path / "repo", provider="openvino", instance_count=2)
+    c = parse(pb2, r.config_file)
+    accels = c.optimization.execution_accelerators.cpu_execution_accelerator
+    assert [a.name for a in accels] == ["openvino"] and dict(accels[0].parameters) == {}
+    assert not c.optimization.execution_accelerators.gpu_execution_accelerator
+    assert [(g.count, g.kind) for g in c.instance_group] == [(2, pb2.ModelInstanceGroup.KIND_CPU)]
+    assert c.platform == "onnxruntime_onnx" and c.WhichOneof("scheduling_choice") == "dynamic_batching"
+    with pytest.raises(EdgecnnError, match="provider openvino needs --instance-kind cpu"):
+        build_config(tiny, provider="openvino", instance_kind="gpu")
+    with pytest.raises(EdgecnnError, match="tensorrt only"):
+        build_config(tiny, provider="openvino", trt_precision="FP16")
+    # the TensorRT block is unchanged by the OpenVINO one and keeps its precision parameters
+    trt = parse(pb2, write_triton_repo(tiny, tmp_path / "trt", provider="tensorrt", trt_precision="INT8").config_file)
+    assert not trt.optimization.execution_accelerators.cpu_execution_accelerator
+    assert dict(trt.optimization.execution_accelerators.gpu_execution_accelerator[0].parameters)[
+        "precision_mode"] == "INT8"
+
+
 def test_versions_and_force(tiny, tmp_path):
     repo = tmp_path / "repo"
     write_triton_repo(tiny, repo)

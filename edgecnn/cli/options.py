@@ -24,17 +24,16 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from edgecnn.errors import EdgecnnError
+from edgecnn.runtime.precision import PRECISIONS
 from edgecnn.runtime.providers import PREFERENCE, PROVIDER_NAMES, PROVIDERS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: ``--precision`` values. The one place to switch to ``edgecnn.runtime.precision.PRECISIONS`` (issue 14).
-PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 
 _SHORT = {full: short for short, full in PROVIDER_NAMES.items()}
 PROVIDER_HELP = (f"Where the model runs: {', '.join(PROVIDERS)}. auto = the best provider this install has "
                  f"({' > '.join(_SHORT.get(p, p) for p in PREFERENCE)}); the output names the one that ran. "
-                 "GPU providers need onnxruntime-gpu (see 'edgecnn doctor').")
+                 "GPU providers need edgecnn[gpu], openvino edgecnn[openvino] (see 'edgecnn doctor').")
 FALLBACK_HELP = "If --provider is not available, warn and run on the best available one instead of failing."
 THREADS_HELP = "CPU threads of ONNX Runtime's intra-op pool [default: all CPUs available to this process]."
 JSON_HELP = "Print the result as JSON on stdout (no tables, no progress bars)."
@@ -106,17 +105,21 @@ def model_source(*, precision: bool = False) -> Callable[[F], F]:
     decorators = [click.argument("model", metavar="MODEL_OR_FILE")]
     if precision:
         decorators.append(click.option(
-            "--precision", type=Choice(PRECISIONS), default="fp32", show_default=True,
-            help="For a zoo name: which file to use: its fp32 export, its fp16 export or its int8 (static QDQ) "
-                 "quantization, made once and cached. An .onnx file runs as it is."))
+            "--precision", type=Choice(PRECISIONS), default="auto", show_default=True,
+            help="What to run at. For a zoo name, fp16/int8 pick its fp16 export or int8 (static QDQ) "
+                 "quantization, made once and cached; bf16 (and fp16 on openvino) is the runtime's inference "
+                 "precision on the fp32 file; auto = bf16 under OpenVINO on CPUs with native bf16, else the "
+                 "file's own. A precision the file and provider cannot run is an error (see docs/runtimes.md)."))
     return _stack(*decorators)
 
 
-def model_path(model: str, precision: str = "fp32") -> str:
-    """The ``.onnx`` path for ``MODEL_OR_FILE``: a file as is, a zoo name exported (and cached) on first use."""
+def model_path(model: str, precision: str = "fp32", provider: str = "cpu") -> str:
+    """The ``.onnx`` path for ``MODEL_OR_FILE``: a file as is, a zoo name exported (and cached) on first use in the
+    precision that ``precision`` on ``provider`` runs from."""
     from edgecnn.profiler.source import resolve_model
+    from edgecnn.runtime.precision import export_precision
 
-    return str(resolve_model(model, precision))
+    return str(resolve_model(model, export_precision(precision, provider)))
 
 
 def runtime(*, fallback: bool = True, threads: bool = True, provider: bool = True) -> Callable[[F], F]:

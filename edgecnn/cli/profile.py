@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from edgecnn.cli.options import batching, model_source, reporting, runtime
+from edgecnn.cli.options import batching, model_path, model_source, reporting, runtime
 from edgecnn.cli.output import echo_json
 
 
@@ -50,14 +50,12 @@ def profile_cmd(model: str, precision: str, batch: int | None, per_layer: bool, 
     """
     from edgecnn.profiler import report
     from edgecnn.profiler.cost import graph_cost
-    from edgecnn.profiler.source import resolve_model
-
-    path = resolve_model(model, precision)
+    path = model_path(model, precision, measure_options["provider"])
     result = None
     if measure:
         from edgecnn.profiler.perlayer import profile
 
-        result = profile(path, batch=batch, measure=True, **measure_options)
+        result = profile(path, batch=batch, measure=True, precision=precision, **measure_options)
     cost = result.cost if result else graph_cost(path, batch)
     if csv_path:
         _write_csv(csv_path, report.cost_csv(cost, result.csv_extra() if result else None))

@@ -97,13 +97,23 @@ class BenchResult:
 
 
 def machine_info() -> dict[str, Any]:
-    """CPU model, logical CPUs, memory, ONNX Runtime version."""
-    import onnxruntime as ort
+    """CPU model and flags, logical CPUs, memory, ONNX Runtime and OpenVINO versions (None when absent)."""
+    import importlib.metadata
 
     from edgecnn.profiler.peak import _cpu_name
+    from edgecnn.runtime.precision import detect_cpu
 
-    return {"cpu": _cpu_name(), "cpus": os.cpu_count(), "memory_bytes": psutil.virtual_memory().total,
-            "onnxruntime": ort.__version__, "python": sys.version.split()[0]}
+    def version(dist: str) -> str | None:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    ort_version = next((v for d in ("onnxruntime", "onnxruntime-gpu") if (v := version(d))), None)
+    cpu = detect_cpu()
+    return {"cpu": _cpu_name(), "cpu_flags": sorted(f for f, ok in cpu.known_flags().items() if ok),
+            "native_bf16": cpu.native_bf16, "cpus": os.cpu_count(), "memory_bytes": psutil.virtual_memory().total,
+            "onnxruntime": ort_version, "openvino": version("openvino"), "python": sys.version.split()[0]}
 
 
 def _decision_warnings(metadata: dict[str, Any], running: str) -> list[str]:
@@ -189,7 +199,8 @@ def time_runs(run: Callable[[], Any], *, warmup: int, iters: int | None, duratio
 
 
 def bench(model: str | os.PathLike, batches: Sequence[int] = (1,), *, provider: str = "cpu",
-          precision: str = "fp32", warmup: int = 5, iters: int | None = None, duration: float | None = None,
+          precision: str = "auto", device: str | None = None, warmup: int = 5, iters: int | None = None,
+          duration: float | None = None,
           threads: int | None = None, compare: str | None = None, per_layer: bool = False,
           peak_gflops: float | None = None, measure_peak_now: bool = True, refresh_peak: bool = False,
           progress: bool | None = None, fallback: bool = False, seed: int = 0) -> BenchResult:
@@ -197,7 +208,11 @@ def bench(model: str | os.PathLike, batches: Sequence[int] = (1,), *, provider: 
 
     ``iters`` timed runs per batch size, or runs for ``duration`` seconds (default: 2 s); ``compare='torch'``
     also times the same model in torch eager (same threads and inputs); ``per_layer`` adds ONNX Runtime's
-    per-layer profile at each batch size. ``progress``: None shows a bar only on a terminal.
+    per-layer profile at each batch size (OpenVINO: its performance counters). ``precision``
+    (``auto|fp32|fp16|bf16|int8``) picks the zoo export for zoo names and the inference precision (see
+    :func:`edgecnn.runtime.precision.resolve_precision`); ``device``: the OpenVINO device. On OpenVINO the
+    compute peak (an ONNX Runtime probe) is not measured, so efficiency needs ``peak_gflops``.
+    ``progress``: None shows a bar only on a terminal.
     """
     from edgecnn.profiler.source import resolve_model
     from edgecnn.runtime import Engine
@@ -213,11 +228,14 @@ def bench(model: str | os.PathLike, batches: Sequence[int] = (1,), *, provider: 
         raise EdgecnnError(f"--compare supports only 'torch', got {compare!r}")
     if iters is None and duration is None:
         duration = 2.0
-    path = resolve_model(model, precision)
+    from edgecnn.runtime.precision import export_precision
+
+    path = resolve_model(model, export_precision(precision, provider))
     threads = int(threads or default_threads())
     max_b = max(int(b) for b in batches)
     t0 = time.perf_counter()
-    engine = Engine(path, provider=provider, threads=threads, max_batch=max_b, fallback=fallback)
+    engine = Engine(path, provider=provider, threads=threads, max_batch=max_b, fallback=fallback,
+                    precision=precision, device=device)
     session_s = time.perf_counter() - t0
     info = engine.info
     if engine.batch_size is not None and any(int(b) != engine.batch_size for b in batches):
@@ -227,7 +245,7 @@ def bench(model: str | os.PathLike, batches: Sequence[int] = (1,), *, provider: 
     running = info.providers[0]
     warnings.extend(_decision_warnings(info.metadata, running))
     peak = None
-    if peak_gflops is not None or measure_peak_now:
+    if peak_gflops is not None or (measure_peak_now and engine.backend == "onnxruntime"):
         peak = measure_peak(running, threads, providers=list(info.providers), gflops=peak_gflops,
                             refresh=refresh_peak)
     shape = [d if isinstance(d, int) and d > 0 else None for d in engine.sample_shape]
@@ -271,7 +289,7 @@ def bench(model: str | os.PathLike, batches: Sequence[int] = (1,), *, provider: 
             batch=b, iters=len(lat), latency_ms={k: v for k, v in stats.items() if k != "cv"},
             throughput=b / (stats["mean"] / 1e3), cv=stats["cv"], noisy=stats["cv"] > NOISY_CV,
             rss_peak_bytes=int(peak_rss[0]), rss_growth_bytes=int(rss1 - rss0),
-            gpu_memory_bytes=_gpu_memory_used() if running != "CPUExecutionProvider" else None,
+            gpu_memory_bytes=_gpu_memory_used() if not engine.on_cpu else None,
             gflops_per_image=cost.gflops_per_image, achieved_gflops=achieved,
             efficiency=achieved / peak.gflops if peak and peak.gflops > 0 else None, first_run_ms=first_ms)
         if res.noisy:
@@ -296,7 +314,7 @@ def bench(model: str | os.PathLike, batches: Sequence[int] = (1,), *, provider: 
             from edgecnn.profiler.perlayer import measure_layers
 
             timing = measure_layers(path, cost, provider=provider, threads=threads, iters=min(iters or 10, 20),
-                                    peak=peak, fallback=fallback, x=x)
+                                    peak=peak, fallback=fallback, x=x, precision=precision, device=device)
             res.layers = [t.to_dict() for t in timing.layers]
             res.provider_check = timing.provider_check
             if not timing.provider_check.get("ok", True):
@@ -304,6 +322,6 @@ def bench(model: str | os.PathLike, batches: Sequence[int] = (1,), *, provider: 
         results.append(res)
     name = str(info.metadata.get("model") or Path(path).stem)
     return BenchResult(model=name, path=str(path), provider=info.requested_provider, providers=list(info.providers),
-                       precision=str(info.metadata.get("precision") or precision), threads=threads, peak=peak,
+                       precision=info.precision, threads=threads, peak=peak,
                        session_s=session_s, engine_build_s=engine_build_s, batches=results, warnings=warnings,
                        machine=machine_info(), cost=costs[int(batches[0])])

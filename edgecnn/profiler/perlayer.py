@@ -125,14 +125,19 @@ def timing_table(timings: LayerTimings, cost: GraphCost) -> str:
 
 def measure_layers(path: str | os.PathLike, cost: GraphCost, *, provider: str = "cpu", threads: int | None = None,
                    iters: int = 10, peak: Peak | None = None, fallback: bool = False,
-                   x: np.ndarray | None = None, keep_trace: str | os.PathLike | None = None) -> LayerTimings:
-    """Profile ``iters`` runs (after one warm-up run) with ONNX Runtime's profiler and join them to ``cost``."""
-    import onnxruntime as ort
-
+                   x: np.ndarray | None = None, keep_trace: str | os.PathLike | None = None,
+                   precision: str = "auto", device: str | None = None) -> LayerTimings:
+    """Profile ``iters`` runs (after one warm-up run) with ONNX Runtime's profiler (OpenVINO: its performance
+    counters) and join them to ``cost``."""
     from edgecnn.runtime import Engine
+    from edgecnn.runtime import providers as P
     from edgecnn.runtime.engine import default_threads
 
     threads = int(threads or default_threads())
+    if P.normalize(provider) == "openvino":
+        return _measure_layers_openvino(path, cost, threads=threads, iters=iters, peak=peak, x=x,
+                                        precision=precision, device=device)
+    ort = P.import_onnxruntime()
     engine = Engine(path, provider=provider, threads=threads, fallback=fallback, max_batch=max(1, cost.batch))
     info = engine.info
     with tempfile.TemporaryDirectory(prefix="edgecnn-trace-") as tmp:
@@ -170,6 +175,36 @@ def measure_layers(path: str | os.PathLike, cost: GraphCost, *, provider: str = 
     mapping = map_to_layers(sorted({e.node for e in events}), original, node_layer, optimized)
     return join(cost, events, runs, mapping, peak, provider_check(events, providers[0]),
                 str(keep_trace) if keep_trace else None)
+
+
+def _measure_layers_openvino(path: str | os.PathLike, cost: GraphCost, *, threads: int, iters: int,
+                             peak: Peak | None, x: np.ndarray | None, precision: str,
+                             device: str | None) -> LayerTimings:
+    """Per-layer times from OpenVINO's performance counters (``PERF_COUNT``, ``get_profiling_info()``), each
+    executed node mapped to a layer by name like ONNX Runtime's kernels (OpenVINO keeps the ONNX node name, or
+    the output tensor name, and suffixes fused parts: ``conv1/WithoutBiases``). Reorders OpenVINO inserts are
+    reported as unattributed."""
+    from edgecnn.profiler.trace import TraceEvent
+    from edgecnn.runtime import Engine
+
+    engine = Engine(path, provider="openvino", threads=threads, max_batch=max(1, cost.batch), precision=precision,
+                    device=device, openvino_config={"PERF_COUNT": True})
+    if x is None:
+        shape = [cost.batch, *cost.input_shape[1:]]
+        x = np.random.default_rng(0).standard_normal(shape).astype(engine.input_dtype)
+    runner = engine.openvino
+    assert runner is not None
+    where = engine.providers[0]
+    events = [TraceEvent(node=e["node"], op=f"{e['op']} [{e['kernel']}]", provider=where, dur_us=e["us"], ts_us=0.0,
+                         run=i) for i, run in enumerate(runner.profile(x, iters)) for e in run]
+    original = onnx.load(str(path), load_external_data=False)
+    _fill_unnamed(original, cost)
+    node_layer = {n.name: n.layer for n in cost.nodes}
+    mapping = map_to_layers(sorted({e.node for e in events}), original, node_layer, None)
+    check = {"ok": True, "requested": where, "nodes": [],
+             "message": f"all {len({e.node for e in events})} executed nodes ran on {where} at {engine.precision} "
+                        "(OpenVINO performance counters)"}
+    return join(cost, events, iters, mapping, peak, check)
 
 
 def _fill_unnamed(model: onnx.ModelProto, cost: GraphCost) -> None:
@@ -214,12 +249,14 @@ def join(cost: GraphCost, events: list, runs: int, mapping: dict[str, int | None
 
 def profile(model: str | os.PathLike, batch: int | None = None, *, measure: bool = False, provider: str = "cpu",
             threads: int | None = None, iters: int = 10, peak_gflops: float | None = None,
-            precision: str = "fp32", fallback: bool = False) -> ProfileResult:
+            precision: str = "auto", fallback: bool = False, device: str | None = None) -> ProfileResult:
     """Theoretical per-layer cost of ``model`` (file or zoo name); with ``measure=True`` also the measured
-    time of each layer on ``provider`` (ONNX Runtime's profiler) and the GFLOP/s reached there."""
+    time of each layer on ``provider`` (ONNX Runtime's profiler, or OpenVINO's performance counters) and the
+    GFLOP/s reached there."""
     from edgecnn.profiler.source import resolve_model
+    from edgecnn.runtime.precision import export_precision
 
-    path = resolve_model(model, precision)
+    path = resolve_model(model, export_precision(precision, provider))
     cost = graph_cost(path, batch)
     if not measure:
         return ProfileResult(cost)
@@ -227,8 +264,11 @@ def profile(model: str | os.PathLike, batch: int | None = None, *, measure: bool
     from edgecnn.runtime.engine import default_threads
 
     threads = int(threads or default_threads())
-    info = Engine(path, provider=provider, threads=threads, fallback=fallback).info
-    peak = measure_peak(info.providers[0], threads, providers=list(info.providers), gflops=peak_gflops)
+    info = Engine(path, provider=provider, threads=threads, fallback=fallback, precision=precision,
+                  device=device).info
+    peak = None
+    if info.backend == "onnxruntime" or peak_gflops is not None:  # the peak probe runs on ONNX Runtime
+        peak = measure_peak(info.providers[0], threads, providers=list(info.providers), gflops=peak_gflops)
     timings = measure_layers(path, cost, provider=provider, threads=threads, iters=iters, peak=peak,
-                             fallback=fallback)
+                             fallback=fallback, precision=precision, device=device)
     return ProfileResult(cost, timings, peak, list(info.providers))

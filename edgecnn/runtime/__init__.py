@@ -1,4 +1,4 @@
-"""edgecnn's runtime: run ``.onnx`` files on ONNX Runtime (CPU, CUDA, TensorRT) without torch.
+"""edgecnn's runtime: run ``.onnx`` files on ONNX Runtime (CPU, CUDA, TensorRT) or OpenVINO without torch.
 
     from edgecnn.runtime import Engine, load_images, topk
 
@@ -6,7 +6,7 @@
     x = load_images(["cat.jpg", "dog.jpg"], engine.preprocess_config())
     print(topk(engine.run(x), k=5))
 
-Only onnxruntime, numpy, Pillow and the standard library are imported, never torch. Names load
+Only onnxruntime or openvino, numpy, Pillow and the standard library are imported, never torch. Names load
 lazily, so ``edgecnn doctor`` still works when onnxruntime itself is broken.
 """
 
@@ -33,6 +33,13 @@ _EXPORTS: dict[str, str] = {
     "ProviderConfig": "providers",
     "Resolution": "providers",
     "ProviderFallbackWarning": "providers",
+    "PROVIDERS": "providers",
+    # precision
+    "PRECISIONS": "precision",
+    "CpuFeatures": "precision",
+    "PrecisionChoice": "precision",
+    "detect_cpu": "precision",
+    "resolve_precision": "precision",
     # batching
     "Batcher": "batcher",
     "BatcherStats": "batcher",
@@ -52,11 +59,15 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "PRECISIONS",
+    "PROVIDERS",
     "Batcher",
     "BatcherStats",
+    "CpuFeatures",
     "Engine",
     "EngineInfo",
     "GRAPH_OPTIMIZATIONS",
+    "PrecisionChoice",
     "PreprocessConfig",
     "ProviderConfig",
     "ProviderFallbackWarning",
@@ -67,6 +78,7 @@ __all__ = [
     "check_registered",
     "class_names",
     "default_threads",
+    "detect_cpu",
     "imagenet_classes",
     "load_images",
     "open_image",
@@ -74,6 +86,7 @@ __all__ = [
     "predict",
     "preprocess",
     "provider_options",
+    "resolve_precision",
     "resolve_providers",
     "softmax",
     "to_probabilities",
@@ -86,7 +99,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from edgecnn.runtime.engine import GRAPH_OPTIMIZATIONS, Engine, EngineInfo, TensorInfo, default_threads
     from edgecnn.runtime.images import PreprocessConfig, load_images, open_image, preprocess
     from edgecnn.runtime.postprocess import class_names, imagenet_classes, softmax, to_probabilities, topk
+    from edgecnn.runtime.precision import PRECISIONS, CpuFeatures, PrecisionChoice, detect_cpu, resolve_precision
     from edgecnn.runtime.providers import (
+        PROVIDERS,
         ProviderConfig,
         ProviderFallbackWarning,
         Resolution,

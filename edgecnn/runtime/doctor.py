@@ -10,37 +10,20 @@ import importlib.metadata
 import importlib.util
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
+from edgecnn.runtime import precision as PR
 from edgecnn.runtime import providers as P
 
-#: /proc/cpuinfo flag -> what it means for int8 / fp16 inference
-CPU_FLAGS: dict[str, str] = {
-    "avx2": "AVX2 (int8 u8s8 GEMM via VPMADDUBSW)",
-    "fma": "FMA",
-    "f16c": "F16C (fp16 <-> fp32 conversion)",
-    "avx512f": "AVX-512",
-    "avx512bw": "AVX-512 BW",
-    "avx512_vnni": "AVX-512 VNNI (fast int8 dot products)",
-    "avx_vnni": "AVX-VNNI (fast int8 on AVX2 width)",
-    "avx512_bf16": "AVX-512 BF16",
-    "amx_tile": "AMX tiles",
-    "amx_int8": "AMX int8",
-    "amx_bf16": "AMX bf16",
-}
+#: x86 /proc/cpuinfo flag -> what it means for int8 / fp16 / bf16 inference (aarch64: ``precision.ARM_FLAGS``)
+CPU_FLAGS: dict[str, str] = PR.X86_FLAGS
 
-#: shared libraries the CUDA / TensorRT providers of ONNX Runtime 1.2x load (CUDA 12, cuDNN 9, TRT 10)
-GPU_LIBS: dict[str, tuple[str, ...]] = {
-    "cudart": ("libcudart.so.12",),
-    "cublas": ("libcublas.so.12",),
-    "cudnn": ("libcudnn.so.9",),
-    "tensorrt": ("libnvinfer.so.10",),
-}
+#: library kind -> soname prefix; the versions come from what the installed provider libraries load
+GPU_LIB_KINDS: dict[str, str] = {"cudart": "libcudart.so", "cublas": "libcublas.so", "cudnn": "libcudnn.so",
+                                 "tensorrt": "libnvinfer.so"}
 
 
 def _version(dist: str) -> str | None:
@@ -50,26 +33,23 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def cpu_info(cpuinfo: str | None = None) -> dict[str, Any]:
-    """CPU model, logical CPUs and the instruction sets relevant to int8/fp16 inference."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
-        except OSError:
-            cpuinfo = ""
-    model = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.M)
-    flags_line = re.search(r"^(?:flags|Features)\s*:\s*(.+)$", cpuinfo, re.M)
-    flags = set(flags_line.group(1).split()) if flags_line else set()
+def cpu_info(cpuinfo: str | None = None, machine: str | None = None) -> dict[str, Any]:
+    """CPU model, logical CPUs and the instruction sets relevant to int8/fp16/bf16 inference (x86 flags or
+    aarch64 features, from :func:`edgecnn.runtime.precision.detect_cpu`)."""
+    cpu = PR.detect_cpu(cpuinfo, machine)
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = os.cpu_count()
     return {
-        "model": model.group(1).strip() if model else (platform.processor() or platform.machine()),
-        "arch": platform.machine(),
+        "model": cpu.model or platform.processor() or platform.machine(),
+        "arch": machine or platform.machine(),
         "logical_cpus": os.cpu_count(),
         "usable_cpus": usable,
-        "flags": {f: (f in flags) for f in CPU_FLAGS},
+        "flags": cpu.known_flags(),
+        "flag_names": cpu.describe(),
+        "native_bf16": cpu.native_bf16,
+        "native_fp16": cpu.native_fp16,
     }
 
 
@@ -111,19 +91,33 @@ def gpu_info() -> list[dict[str, Any]]:
     return []
 
 
+def gpu_library_names() -> dict[str, str]:
+    """kind -> soname the installed onnxruntime's CUDA/TensorRT provider libraries load (``libcudnn.so.9``...)."""
+    names: dict[str, str] = {}
+    for libs in P.provider_libraries().values():
+        for lib in libs:
+            for kind, prefix in GPU_LIB_KINDS.items():
+                if lib.startswith(prefix + ".") and kind not in names:
+                    names[kind] = lib
+    return names
+
+
 def gpu_libraries() -> dict[str, bool]:
-    """Whether the CUDA/cuDNN/TensorRT shared libraries ONNX Runtime needs can be loaded."""
+    """Whether the CUDA/cuDNN/TensorRT shared libraries the installed ONNX Runtime build needs can be loaded
+    (``onnxruntime.preload_dlls()`` first, so the nvidia-* wheels of ``onnxruntime-gpu[cuda,cudnn]`` count)."""
+    names = gpu_library_names()
+    if names:
+        try:
+            P.preload_gpu_libraries()
+        except Exception:  # a broken onnxruntime is reported elsewhere
+            pass
     found = {}
-    for key, names in GPU_LIBS.items():
-        ok = False
-        for name in names:
-            try:
-                ctypes.CDLL(name)
-                ok = True
-                break
-            except OSError:
-                continue
-        found[key] = ok
+    for key, name in names.items():
+        try:
+            ctypes.CDLL(name)
+            found[key] = True
+        except OSError:
+            found[key] = False
     return found
 
 
@@ -155,8 +149,11 @@ def onnxruntime_info() -> dict[str, Any]:
 def collect(check_gpu_libraries: bool | None = None) -> dict[str, Any]:
     """Everything ``edgecnn doctor`` reports, as plain data (``fixes`` lists what to do)."""
     from edgecnn import __version__
+    from edgecnn.runtime.openvino_backend import openvino_info
 
     ort_info = onnxruntime_info()
+    ort_info["build"] = P.gpu_build_versions()
+    ort_info["gpu_libraries"] = gpu_library_names()
     try:  # find_spec locates torch without importing it
         torch_present = importlib.util.find_spec("torch") is not None
     except (ImportError, ValueError):
@@ -173,6 +170,7 @@ def collect(check_gpu_libraries: bool | None = None) -> dict[str, Any]:
                    "platform": platform.platform()},
         "onnx": _version("onnx"),
         "onnxruntime": ort_info,
+        "openvino": openvino_info(),
         "torch": {"installed": torch_present, "version": torch_version,
                   "cuda_build": bool(torch_version and "+cu" in torch_version)},
         "numpy": _version("numpy"),
@@ -191,7 +189,10 @@ def fixes(report: dict[str, Any]) -> list[str]:
     ort_info = report["onnxruntime"]
     provs = ort_info["providers"]
     gpus = report["gpus"]
-    if ort_info["import_error"] or not ort_info["distributions"]:
+    ov = report.get("openvino") or {}
+    if not ort_info["distributions"] and not ov.get("version"):
+        out.append(f"no runtime is installed: {P.EXTRAS_HELP}.")
+    elif ort_info["distributions"] and ort_info["import_error"]:
         out.append("onnxruntime does not import: pip install --force-reinstall onnxruntime "
                    "(or onnxruntime-gpu on an NVIDIA machine).")
     if ort_info["conflict"]:
@@ -204,20 +205,32 @@ def fixes(report: dict[str, Any]) -> list[str]:
         out.append("onnxruntime-gpu is installed but no NVIDIA GPU/driver was found (nvidia-smi): install the "
                    "NVIDIA driver, or use the CPU build (pip uninstall -y onnxruntime-gpu && pip install onnxruntime).")
     libs = report["gpu_libraries"]
+    names = ort_info.get("gpu_libraries") or {}
+    build = ort_info.get("build") or {}
     if P.CUDA in provs and libs:
-        missing = [k for k in ("cudart", "cublas", "cudnn") if not libs.get(k)]
+        missing = [k for k in ("cudart", "cublas", "cudnn") if k in libs and not libs[k]]
         if missing:
-            out.append(f"CUDA provider libraries not loadable ({', '.join(missing)}): ONNX Runtime will silently "
-                       "run on CPU. Install CUDA 12 + cuDNN 9 (pip install nvidia-cudnn-cu12 nvidia-cublas-cu12 "
-                       "nvidia-cuda-runtime-cu12, or onnxruntime-gpu[cuda,cudnn]) or add them to LD_LIBRARY_PATH.")
-    if P.TENSORRT in provs and libs and not libs.get("tensorrt"):
-        out.append("TensorRT libraries not loadable (libnvinfer.so.10): pip install tensorrt-cu12 or add TensorRT "
-                   "10's lib folder to LD_LIBRARY_PATH; without it --provider tensorrt fails (auto uses CUDA).")
+            want = ", ".join(names.get(k, k) for k in missing)
+            cuda = f"CUDA {build['cuda']}" if build.get("cuda") else "CUDA"
+            cudnn = f"cuDNN {build['cudnn']}" if build.get("cudnn") else "cuDNN"
+            out.append(f"CUDA provider libraries not loadable ({want}): ONNX Runtime will silently run on CPU. "
+                       f"This build needs {cuda} + {cudnn}: pip install 'onnxruntime-gpu[cuda,cudnn]' (or "
+                       "'edgecnn[gpu]'), or add them to LD_LIBRARY_PATH.")
+    if P.TENSORRT in provs and libs and "tensorrt" in libs and not libs["tensorrt"]:
+        trt = f"TensorRT {build['tensorrt']}" if build.get("tensorrt") else "TensorRT"
+        out.append(f"TensorRT libraries not loadable ({names.get('tensorrt', 'libnvinfer')}): this build's TensorRT "
+                   f"provider needs {trt}: pip install 'edgecnn[tensorrt]' or add its lib folder to LD_LIBRARY_PATH; "
+                   "without it --provider tensorrt fails (auto uses CUDA).")
     flags = report["cpu"]["flags"]
     if report["cpu"]["arch"] in ("x86_64", "AMD64") and not (flags.get("avx512_vnni") or flags.get("avx_vnni")
                                                              or flags.get("amx_int8")):
         out.append("this CPU has no VNNI/AMX: int8 models gain less (u8s8 on AVX2 only); prefer fp32 or test "
                    "int8 speed with 'edgecnn bench'.")
+    if report["cpu"].get("native_bf16") and not ov.get("version"):
+        out.append("this CPU has native bf16: OpenVINO's bf16 inference ran ResNet-50 about 2x faster than ONNX "
+                   "Runtime fp32 here; pip install 'edgecnn[openvino]' and use --provider openvino.")
+    if ov.get("error"):
+        out.append(f"openvino is installed but does not start ({ov['error']}): pip install --force-reinstall openvino.")
     if not report["torch"]["installed"]:
         out.append("torch is not installed: running .onnx files works; exporting zoo models needs "
                    "pip install 'edgecnn[export]'.")
@@ -237,6 +250,17 @@ def format_report(report: dict[str, Any]) -> str:
                            if o["version"] else f"NOT IMPORTABLE ({o['import_error']})"),
         f"providers    {', '.join(o['providers']) or 'none'}",
     ]
+    build = o.get("build") or {}
+    if any(build.values()):
+        lines.append("gpu build    " + ", ".join(f"{k} {v}" for k, v in build.items() if v)
+                     + (f" ({', '.join(o['gpu_libraries'].values())})" if o.get("gpu_libraries") else ""))
+    ov = report.get("openvino") or {}
+    if ov.get("version"):
+        devs = ", ".join(f"{d} ({v['name']})" for d, v in ov.get("devices", {}).items()) or "none"
+        lines.append(f"openvino     {ov['version']}, devices: {devs}" + (f" - ERROR {ov['error']}" if ov.get("error")
+                                                                           else ""))
+    else:
+        lines.append("openvino     not installed (pip install 'edgecnn[openvino]')")
     if o["conflict"]:
         c = o["conflict"]
         lines.append(f"CONFLICT     {' and '.join(c['installed'])} are both installed; files in use are "
@@ -255,8 +279,10 @@ def format_report(report: dict[str, Any]) -> str:
                                                  for k, v in report["gpu_libraries"].items()))
     c = report["cpu"]
     lines.append(f"cpu          {c['model']} ({c['arch']}, {c['usable_cpus']}/{c['logical_cpus']} CPUs usable)")
-    have = [CPU_FLAGS[f] for f, ok in c["flags"].items() if ok]
-    lines.append(f"cpu flags    {', '.join(have) or 'none of AVX2/AVX-512/VNNI/AMX'}")
+    have = c.get("flag_names") or [CPU_FLAGS[f] for f, ok in c["flags"].items() if ok and f in CPU_FLAGS]
+    lines.append(f"cpu flags    {', '.join(have) or 'none of AVX2/AVX-512/VNNI/AMX (x86) or NEON/dot/bf16 (arm)'}")
+    lines.append(f"native bf16  {'yes' if c.get('native_bf16') else 'no'} (OpenVINO --precision auto runs "
+                 f"{'bf16' if c.get('native_bf16') else 'fp32'} on this CPU)")
     if report["fixes"]:
         lines.append("")
         lines.append("fixes:")

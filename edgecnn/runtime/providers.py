@@ -1,9 +1,12 @@
 """Execution-provider resolution and options: which ONNX Runtime providers to register, in which order,
-with which options.
+with which options; and the provider choices every part offers (:data:`PROVIDERS`).
 
 Resolution is a pure function of the provider list this onnxruntime build reports
 (``onnxruntime.get_available_providers()``), so GPU cases are testable on a CPU-only machine.
 Option names are ONNX Runtime's documented provider options (CUDA and TensorRT execution providers).
+``openvino`` is not an ONNX Runtime provider: it runs the file on the ``openvino`` package
+(:mod:`edgecnn.runtime.openvino_backend`). CUDA/cuDNN/TensorRT versions in messages come from the installed
+onnxruntime build (:func:`gpu_build_versions`), never from constants.
 """
 
 from __future__ import annotations
@@ -28,9 +31,11 @@ TENSORRT = "TensorrtExecutionProvider"
 PROVIDER_NAMES: dict[str, str] = {"cpu": CPU, "cuda": CUDA, "tensorrt": TENSORRT}
 #: provider preference for ``auto``: best first
 PREFERENCE: tuple[str, ...] = (TENSORRT, CUDA, CPU)
-#: the values of ``provider=`` and of the CLI's ``--provider``: ``auto`` (the best available) or a short name
-PROVIDERS: tuple[str, ...] = ("auto", "cpu", "cuda", "tensorrt")
+#: the provider choices every part offers (``--provider``, ``Engine(provider=...)``)
+PROVIDERS: tuple[str, ...] = ("auto", "cpu", "cuda", "tensorrt", "openvino")
 CHOICES: tuple[str, ...] = PROVIDERS
+#: ``Engine.providers`` entry prefix for the OpenVINO backend (``OpenVINO:CPU``, ``OpenVINO:GPU.0`` ...)
+OPENVINO = "OpenVINO"
 
 #: onnxruntime distributions that all install the same ``onnxruntime`` import package
 ORT_DISTRIBUTIONS: tuple[str, ...] = (
@@ -38,12 +43,143 @@ ORT_DISTRIBUTIONS: tuple[str, ...] = (
     "onnxruntime-qnn", "onnxruntime-silicon", "ort-nightly", "ort-nightly-gpu",
 )
 
-INSTALL_GPU = "pip uninstall -y onnxruntime && pip install onnxruntime-gpu"
-_HOW_TO_GET = {
-    CUDA: f"install the GPU build ({INSTALL_GPU}) with the CUDA 12 and cuDNN 9 libraries and an NVIDIA driver",
-    TENSORRT: (f"install the GPU build ({INSTALL_GPU}) with the CUDA 12, cuDNN 9 and TensorRT 10 libraries "
-               "(e.g. pip install tensorrt-cu12)"),
-}
+INSTALL_GPU = ("pip uninstall -y onnxruntime && pip install onnxruntime-gpu[cuda,cudnn] "
+               "(in a fresh environment: pip install 'edgecnn[gpu]')")
+#: the install extras, one runtime each (docs/install.md)
+EXTRAS_HELP = ("pip install 'edgecnn[cpu]' (ONNX Runtime, CPU), 'edgecnn[gpu]' (ONNX Runtime CUDA), "
+               "'edgecnn[tensorrt]' or 'edgecnn[openvino]'")
+
+
+def _how_to_get(full: str) -> str:
+    v = gpu_build_versions()
+    libs = "CUDA and cuDNN libraries" if not (v.get("cuda") or v.get("cudnn")) else (
+        f"CUDA {v.get('cuda') or '?'} and cuDNN {v.get('cudnn') or '?'} libraries this build needs")
+    if full == CUDA:
+        return f"install the GPU build ({INSTALL_GPU}): it brings the {libs}; and an NVIDIA driver"
+    if full == TENSORRT:
+        trt = f"TensorRT {v['tensorrt']}" if v.get("tensorrt") else "TensorRT"
+        return (f"install the GPU build ({INSTALL_GPU}) with the {libs} and the {trt} libraries its TensorRT "
+                "provider was built against (pip install 'edgecnn[tensorrt]')")
+    return "install an onnxruntime build that has it"
+
+
+def import_onnxruntime() -> Any:
+    """``import onnxruntime``, or one clear error naming the extras when no ONNX Runtime build is installed."""
+    try:
+        import onnxruntime as ort
+    except ImportError as e:
+        raise EdgecnnError(f"no ONNX Runtime is installed ({e}): {EXTRAS_HELP}; or run with --provider openvino "
+                           "if the openvino package is installed. 'edgecnn doctor' shows what is installed.") from None
+    return ort
+
+
+def onnxruntime_installed() -> bool:
+    """True when some onnxruntime distribution can be imported (found without importing it)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("onnxruntime") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _elf_needed(path: Path) -> list[str]:
+    """DT_NEEDED entries (sonames) of a 64-bit little-endian ELF shared library; [] when it cannot be read."""
+    import struct
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+            if head[:4] != b"\x7fELF" or head[4] != 2 or head[5] != 1:
+                return []
+            phoff, = struct.unpack_from("<Q", head, 32)
+            phentsize, phnum = struct.unpack_from("<HH", head, 54)
+            f.seek(phoff)
+            phdrs = [struct.unpack_from("<IIQQQQQQ", f.read(phentsize)) for _ in range(phnum)]
+            loads = [(p[3], p[2], p[5]) for p in phdrs if p[0] == 1]  # (vaddr, offset, filesz)
+            dyn = next((p for p in phdrs if p[0] == 2), None)
+            if dyn is None:
+                return []
+            f.seek(dyn[2])
+            raw = f.read(dyn[5])
+            entries = [struct.unpack_from("<qQ", raw, i) for i in range(0, len(raw) - 15, 16)]
+            strtab = next((v for t, v in entries if t == 5), None)
+            if strtab is None:
+                return []
+            off = next((o + strtab - va for va, o, sz in loads if va <= strtab < va + sz), strtab)
+            names = []
+            for tag, val in entries:
+                if tag == 0:
+                    break
+                if tag == 1:
+                    f.seek(off + val)
+                    names.append(f.read(256).split(b"\0", 1)[0].decode(errors="replace"))
+            return names
+    except (OSError, struct.error, ValueError):
+        return []
+
+
+def provider_libraries() -> dict[str, list[str]]:
+    """The shared libraries (sonames) the installed onnxruntime's CUDA and TensorRT provider libraries load:
+    ``{"cuda": ["libcudart.so.13", "libcudnn.so.9", ...], "tensorrt": ["libnvinfer.so.10", ...]}`` (found
+    without importing onnxruntime; empty for a CPU-only build)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("onnxruntime")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    capi = Path(next(iter(spec.submodule_search_locations))) / "capi"
+    out: dict[str, list[str]] = {}
+    for key in ("cuda", "tensorrt"):
+        for lib in sorted(capi.glob(f"libonnxruntime_providers_{key}.so*")):
+            wanted = ("libcud", "libcublas", "libcufft", "libcurand", "libnvinfer", "libnvonnxparser")
+            out[key] = [n for n in _elf_needed(lib) if n.startswith(wanted)]
+            break
+    return out
+
+
+def gpu_build_versions() -> dict[str, str | None]:
+    """CUDA, cuDNN and TensorRT versions of the installed onnxruntime build: ``cuda``/``cudnn`` from
+    ``onnxruntime.capi.build_and_package_info`` (GPU builds), the TensorRT major from the soname its TensorRT
+    provider library loads (``libnvinfer.so.<major>``); None where the build has none."""
+    import importlib.util
+
+    out: dict[str, str | None] = {"cuda": None, "cudnn": None, "tensorrt": None}
+    try:
+        if importlib.util.find_spec("onnxruntime") is not None:
+            import importlib
+
+            info = importlib.import_module("onnxruntime.capi.build_and_package_info")
+            out["cuda"] = getattr(info, "cuda_version", None) or None
+            out["cudnn"] = getattr(info, "cudnn_version", None) or None
+    except Exception:  # a broken onnxruntime install: doctor reports it elsewhere
+        pass
+    libs = provider_libraries()
+    for name in libs.get("tensorrt", []):
+        if name.startswith("libnvinfer.so."):
+            out["tensorrt"] = name.rsplit(".", 1)[-1]
+    for name in libs.get("cuda", []) + libs.get("tensorrt", []):
+        if out["cuda"] is None and name.startswith("libcudart.so."):
+            out["cuda"] = name.rsplit(".", 1)[-1]
+        if out["cudnn"] is None and name.startswith("libcudnn.so."):
+            out["cudnn"] = name.rsplit(".", 1)[-1]
+    return out
+
+
+def preload_gpu_libraries() -> None:
+    """``onnxruntime.preload_dlls()`` (ORT >= 1.21): load the CUDA/cuDNN libraries of the nvidia-* wheels that
+    ``onnxruntime-gpu[cuda,cudnn]`` installs, before a CUDA/TensorRT session is created. No-op when absent."""
+    ort = import_onnxruntime()
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        return
+    try:
+        preload()
+    except Exception:  # missing wheels: the session's own check (check_registered) reports it
+        pass
 
 
 class ProviderFallbackWarning(RuntimeWarning):
@@ -101,14 +237,14 @@ def normalize(provider: str) -> str:
             return short
     if lowered in ("trt", "gpu"):
         return "tensorrt" if lowered == "trt" else "cuda"
+    if lowered in ("ov", "openvinoexecutionprovider") or lowered.startswith("openvino:"):
+        return "openvino"
     raise EdgecnnError(f"unknown provider {provider!r}: choose one of {', '.join(CHOICES)}.")
 
 
 def available_providers() -> list[str]:
     """The providers this onnxruntime build was compiled with (not a guarantee their libraries load)."""
-    import onnxruntime as ort
-
-    return list(ort.get_available_providers())
+    return list(import_onnxruntime().get_available_providers())
 
 
 def ort_distributions() -> dict[str, str]:
@@ -132,7 +268,7 @@ def unavailable_message(requested: str, available: Sequence[str]) -> str:
     """One line: what was asked, what this build has, and how to get the missing provider."""
     full = PROVIDER_NAMES[requested]
     return (f"provider {requested!r} ({full}) is not available: {_build_description(available)}. "
-            f"To use it, {_HOW_TO_GET.get(full, 'install an onnxruntime build that has it')}; "
+            f"To use it, {_how_to_get(full)}; "
             "or pass fallback=True (--fallback) to run on the best available provider.")
 
 
@@ -152,6 +288,9 @@ def resolve_providers(requested: str, available: Sequence[str], *, fallback: boo
     ``Resolution.warning`` says which provider really runs.
     """
     short = normalize(requested)
+    if short == "openvino":
+        raise EdgecnnError("provider 'openvino' does not run on ONNX Runtime: use Engine(..., provider='openvino'), "
+                           "which runs the file on the openvino package.")
     if short == "auto":
         best = next(p for p in PREFERENCE if p in available or p == CPU)
         chain = _chain(best, available)
@@ -265,7 +404,10 @@ def check_registered(resolution: Resolution, registered: Sequence[str], *, fallb
     if resolution.primary in registered:
         return None
     runs = registered[0] if registered else CPU
-    libs = "TensorRT, CUDA and cuDNN" if resolution.primary == TENSORRT else "CUDA and cuDNN"
+    v = gpu_build_versions()
+    cuda = f"CUDA {v['cuda']} and cuDNN {v['cudnn']}" if v.get("cuda") and v.get("cudnn") else "CUDA and cuDNN"
+    trt = f"TensorRT {v['tensorrt']}" if v.get("tensorrt") else "TensorRT"
+    libs = f"{trt}, {cuda}" if resolution.primary == TENSORRT else cuda
     msg = (f"{resolution.primary} was requested but ONNX Runtime registered only {', '.join(registered)}: "
            f"its {libs} libraries or the NVIDIA driver could not be loaded (see onnxruntime's log above; "
            "run 'edgecnn doctor')")

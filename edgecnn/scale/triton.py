@@ -13,7 +13,8 @@ backend::
 Inputs, outputs, data types and dims come from the file's graph. A file with a dynamic batch dim gets
 ``max_batch_size`` > 0 (dims without the batch dim) and a ``dynamic_batching`` block; a fixed-batch file
 gets ``max_batch_size: 0`` and full dims, as Triton requires. ``provider="tensorrt"`` adds the ONNX
-Runtime backend's TensorRT execution accelerator (precision mode, workspace, engine cache).
+Runtime backend's TensorRT GPU execution accelerator (precision mode, workspace, engine cache);
+``provider="openvino"`` adds its OpenVINO CPU execution accelerator (CPU instances).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from edgecnn.errors import EdgecnnError
 PLATFORM = "onnxruntime_onnx"
 MODEL_FILENAME = "model.onnx"
 LABELS_FILENAME = "imagenet_classes.txt"
-PROVIDERS = ("cuda", "tensorrt", "cpu")
+PROVIDERS = ("cuda", "tensorrt", "cpu", "openvino")
 TRT_PRECISIONS = ("FP32", "FP16", "INT8")
 DEFAULT_MAX_BATCH = 32
 DEFAULT_QUEUE_DELAY_US = 100
@@ -73,6 +74,8 @@ class TritonConfig:
     #: TensorRT accelerator parameters (ordered), or None without TensorRT
     tensorrt: dict[str, str] | None = None
     platform: str = PLATFORM
+    #: add the ONNX Runtime backend's OpenVINO CPU execution accelerator
+    openvino: bool = False
 
     def to_pbtxt(self) -> str:
         """The ``config.pbtxt`` text (protobuf text format of Triton's ``inference.ModelConfig``)."""
@@ -101,6 +104,9 @@ class TritonConfig:
                       "      {", '        name: "tensorrt"']
             lines += [f'        parameters {{ key: "{k}" value: "{_escape(v)}" }}' for k, v in self.tensorrt.items()]
             lines += ["      }", "    ]", "  }", "}"]
+        elif self.openvino:
+            lines += ["optimization {", "  execution_accelerators {", "    cpu_execution_accelerator: [",
+                      "      {", '        name: "openvino"', "      }", "    ]", "  }", "}"]
         return "\n".join(lines) + "\n"
 
 
@@ -209,8 +215,9 @@ def build_config(
 
     ``name``: model name (default: the file's ``edgecnn.model`` metadata, else its stem). ``max_batch_size``:
     for a dynamic-batch file (default 32); a fixed-batch file always gets 0. ``provider``: ``cuda`` (plain
-    GPU), ``tensorrt`` (adds the TensorRT accelerator) or ``cpu``. ``instance_kind``: ``gpu``/``cpu``
-    (default: cpu for provider cpu, else gpu). ``trt_precision``: FP32, FP16 or INT8 (default: the file's
+    GPU), ``tensorrt`` (adds the TensorRT accelerator), ``cpu`` or ``openvino`` (CPU instances with the
+    OpenVINO accelerator). ``instance_kind``: ``gpu``/``cpu`` (default: cpu for providers cpu and openvino,
+    else gpu). ``trt_precision``: FP32, FP16 or INT8 (default: the file's
     precision). ``trt_cache_path``: engine cache folder inside the server (default
     ``/tmp/triton_trt_cache/<name>``).
     """
@@ -224,13 +231,14 @@ def build_config(
     provider = provider.lower()
     if provider not in PROVIDERS:
         raise EdgecnnError(f"unknown Triton provider {provider!r}: choose one of {', '.join(PROVIDERS)}.")
-    kind = (instance_kind or ("cpu" if provider == "cpu" else "gpu")).lower()
+    on_cpu = provider in ("cpu", "openvino")
+    kind = (instance_kind or ("cpu" if on_cpu else "gpu")).lower()
     if kind not in ("gpu", "cpu"):
         raise EdgecnnError(f"unknown instance kind {instance_kind!r}: choose gpu or cpu.")
-    if provider != "cpu" and kind == "cpu":
+    if not on_cpu and kind == "cpu":
         raise EdgecnnError(f"provider {provider} runs on GPU instances; use --instance-kind gpu or --provider cpu.")
-    if provider == "cpu" and kind == "gpu":
-        raise EdgecnnError("provider cpu needs --instance-kind cpu (GPU instances use the cuda provider).")
+    if on_cpu and kind == "gpu":
+        raise EdgecnnError(f"provider {provider} needs --instance-kind cpu (GPU instances use the cuda provider).")
     if instance_count < 1:
         raise EdgecnnError(f"instance count must be >= 1, got {instance_count}.")
     if max_queue_delay_us < 0:
@@ -317,6 +325,7 @@ def build_config(
         name=name, max_batch_size=mbs, inputs=tin, outputs=tout, instance_count=int(instance_count),
         instance_kind="KIND_GPU" if kind == "gpu" else "KIND_CPU", dynamic_batching=batching,
         preferred_batch_sizes=preferred, max_queue_delay_us=int(max_queue_delay_us), tensorrt=trt,
+        openvino=provider == "openvino",
     )
 
 
