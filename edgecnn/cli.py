@@ -14,6 +14,7 @@ import click
 
 from edgecnn import __version__
 from edgecnn.errors import EdgecnnError
+from edgecnn.tables import format_table
 
 _DEBUG = False
 
@@ -21,20 +22,6 @@ _DEBUG = False
 def echo_json(obj: Any) -> None:
     """Print ``obj`` as indented JSON on stdout."""
     click.echo(json.dumps(obj, indent=2, default=str))
-
-
-def format_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
-    """Render rows as a plain aligned text table; ``columns`` is [(key, header), ...]."""
-    cells = [[h for _, h in columns]] + [["" if r.get(k) is None else str(r.get(k)) for k, _ in columns]
-                                          for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-
-    def fmt(row: list[str]) -> str:
-        return "  ".join(c.rjust(w) if c.replace(",", "").replace(".", "").isdigit() else c.ljust(w)
-                         for c, w in zip(row, widths, strict=True)).rstrip()
-
-    lines = [fmt(cells[0]), "  ".join("-" * w for w in widths)] + [fmt(r) for r in cells[1:]]
-    return "\n".join(lines)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

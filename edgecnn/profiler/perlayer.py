@@ -20,8 +20,9 @@ import onnx
 
 from edgecnn.profiler.cost import GraphCost, graph_cost
 from edgecnn.profiler.peak import Peak, measure_peak
-from edgecnn.profiler.report import human, table
+from edgecnn.profiler.report import human
 from edgecnn.profiler.trace import map_to_layers, parse_trace, provider_check
+from edgecnn.tables import table
 
 
 @dataclass
