@@ -21,7 +21,6 @@ _LAZY = {
     "describe": "edgecnn.exporters.inspection",
     "cached_export": "edgecnn.exporters.cache",
     "cache_dir": "edgecnn.exporters.cache",
-    "register_precision_hook": "edgecnn.exporters.cache",
 }
 
 
