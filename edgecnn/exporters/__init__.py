@@ -17,7 +17,7 @@ _LAZY = {
     "ExportResult": "edgecnn.exporters.api",
     "ValidationFailed": "edgecnn.exporters.api",
     "DEFAULT_OPSET": "edgecnn.exporters.onnx_export",
-    "read_metadata": "edgecnn.exporters.inspection",
+    "read_metadata": "edgecnn.onnxfile",
     "describe": "edgecnn.exporters.inspection",
     "cached_export": "edgecnn.exporters.cache",
     "cache_dir": "edgecnn.exporters.cache",

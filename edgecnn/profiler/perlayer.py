@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from edgecnn import onnxfile
 from edgecnn.profiler.cost import GraphCost, graph_cost
 from edgecnn.profiler.peak import Peak, measure_peak
 from edgecnn.profiler.report import human
@@ -162,10 +163,10 @@ def measure_layers(path: str | os.PathLike, cost: GraphCost, *, provider: str = 
         if keep_trace:
             Path(keep_trace).write_bytes(Path(trace_file).read_bytes())
         try:
-            optimized = onnx.load(str(opt_path), load_external_data=False) if opt_path.is_file() else None
+            optimized = onnxfile.open_model(opt_path, load_data=False) if opt_path.is_file() else None
         except Exception:
             optimized = None
-    original = onnx.load(str(path), load_external_data=False)
+    original = onnxfile.open_model(path, load_data=False)
     node_layer = {n.name: n.layer for n in cost.nodes}
     _fill_unnamed(original, cost)
     mapping = map_to_layers(sorted({e.node for e in events}), original, node_layer, optimized)
