@@ -102,3 +102,15 @@ def test_input_info_skips_initializers_listed_as_inputs() -> None:
         model.graph.input.append(helper.make_tensor_value_info(t.name, t.data_type, list(t.dims)))
     name, dims, _ = onnxfile.input_info(model)
     assert (name, dims) == ("input", [4, 3, 32, 32]) and onnxfile.fixed_batch(model) == 4
+
+
+def test_save_over_the_protobuf_limit_writes_external_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above ONNX's 2 GB limit (lowered here) the weights go to <name>.data beside the model."""
+    model = make_classifier_model(hidden=64)
+    expected = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    monkeypatch.setattr(onnx.checker, "MAXIMUM_PROTOBUF", 2_000)
+    assert onnxfile.save(model, tmp_path / "big.onnx") is True
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.onnx", "big.onnx.data"]
+    loaded = onnxfile.open_model(tmp_path / "big.onnx")
+    for t in loaded.graph.initializer:
+        np.testing.assert_array_equal(onnx.numpy_helper.to_array(t), expected[t.name])
