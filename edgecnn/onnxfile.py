@@ -27,6 +27,7 @@ from edgecnn import metadata
 from edgecnn._io import atomic_path
 from edgecnn.errors import EdgecnnError
 
+
 def _first_line(e: BaseException, limit: int = 200) -> str:
     text = str(e).strip()
     return (text.splitlines()[0] if text else type(e).__name__)[:limit]
