@@ -53,3 +53,25 @@ def test_table_alignment() -> None:
     assert text.splitlines() == [" #  layer  params", "--  -----  ------", " 1  conv1   1,024", "12  fc"]
     auto = format_table([{"n": "a", "v": "1.5"}, {"n": "bbb", "v": "10"}], [("n", "name"), ("v", "value")])
     assert auto.splitlines() == ["name  value", "----  -----", "a       1.5", "bbb      10"]
+
+
+def test_quantize_and_graph_cost_run_with_torch_blocked(tmp_path: Path) -> None:
+    """Quantization, the graph-cost counter and the ONNX-file module need no torch (an edge install)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    model = make_classifier(tmp_path / "m.onnx")
+    script = textwrap.dedent("""
+        import sys
+        sys.modules["torch"] = None  # any import of torch now fails
+        from edgecnn.graphcost import count
+        from edgecnn.quantize import quantize_model
+        run = quantize_model(sys.argv[1], calib="random:8", explain_layers=True)
+        assert run.result.quant_nodes["QuantizeLinear"] > 0 and run.report.samples == 8 and run.ranking
+        assert count(run.result.output).macs == count(sys.argv[1]).macs
+        print("OK")
+    """)
+    proc = subprocess.run([sys.executable, "-c", script, str(model)], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[1])
+    assert proc.returncode == 0 and "OK" in proc.stdout, proc.stderr[-3000:]
