@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from edgecnn import onnxfile
 from edgecnn.cli import main
 from edgecnn.errors import EdgecnnError
 from edgecnn.exporters import ValidationFailed, cache, export, onnx_export, read_metadata, validate
@@ -150,14 +151,14 @@ def test_model_whose_onnx_differs_from_torch(tmp_path: Path) -> None:
 
 
 def test_interrupted_write_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    real = onnx_export.save_model
+    real = onnxfile.write_model
 
     def half_then_interrupt(model, path, *a, **k):
         real(model, path, *a, **k)
         Path(path).write_bytes(Path(path).read_bytes()[:100])
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(onnx_export, "save_model", half_then_interrupt)
+    monkeypatch.setattr(onnxfile, "write_model", half_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         export("lenet5", tmp_path / "lenet5.onnx", progress=False)
     assert list(tmp_path.iterdir()) == []

@@ -15,15 +15,17 @@ from onnx_factory import make_classifier
 from quantize_helpers import digits_tools
 
 from edgecnn.errors import EdgecnnError
-from edgecnn.exporters.calibration import ArrayReader, RandomCalibrationWarning, load_calibration
-from edgecnn.exporters.quantize import (
+from edgecnn.metadata import decode
+from edgecnn.quantize import (
+    ArrayReader,
+    RandomCalibrationWarning,
     default_output,
     explain,
+    load_calibration,
     quantize,
     quantize_keep_float,
     write_tensorrt_calibration,
 )
-from edgecnn.metadata import decode
 from edgecnn.runtime.images import PreprocessConfig
 
 

@@ -11,15 +11,8 @@ from onnx_factory import make_classifier
 from PIL import Image
 
 from edgecnn.errors import EdgecnnError
-from edgecnn.profiler.accuracy import (
-    compare_models,
-    compare_outputs,
-    cosine_similarity,
-    evaluate,
-    sqnr_db,
-    topk_accuracy,
-    topk_indices,
-)
+from edgecnn.metrics import cosine_similarity, sqnr_db, topk_accuracy, topk_indices
+from edgecnn.profiler.accuracy import compare_models, compare_outputs, evaluate
 from edgecnn.runtime.datasets import list_images, load_image_folder
 
 
@@ -118,7 +111,7 @@ def test_bad_image_folders_fail_in_one_line(tmp_path: Path, case: str, message: 
 
 
 def test_evaluate_and_compare_on_folder(tmp_path: Path) -> None:
-    from edgecnn.exporters.quantize import quantize
+    from edgecnn.quantize import quantize
 
     root = write_folder(tmp_path / "data", {str(i): 4 for i in range(3)}, size=40)
     model = make_classifier(tmp_path / "m.onnx", num_classes=3, hidden=16)

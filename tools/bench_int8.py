@@ -49,8 +49,9 @@ def bench_model(name: str, out: Path, batches: list[int], *, calib: int, eval_n:
                 log: Any) -> dict[str, Any]:
     """Export ``name`` (fp32), quantize it (static QDQ defaults, random calibration), time and compare."""
     from edgecnn.exporters.api import export
-    from edgecnn.exporters.quantize import quantize
-    from edgecnn.profiler.accuracy import compare_outputs, file_size
+    from edgecnn.onnxfile import file_size
+    from edgecnn.profiler.accuracy import compare_outputs
+    from edgecnn.quantize import quantize
     from edgecnn.runtime import Engine
 
     out.mkdir(parents=True, exist_ok=True)

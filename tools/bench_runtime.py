@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edgecnn.runtime import Batcher, Engine  # noqa: E402
 from edgecnn.runtime.engine import default_threads  # noqa: E402
+from edgecnn.tables import table  # noqa: E402
 
 
 def export_resnet18(path: Path) -> Path:
@@ -190,15 +191,12 @@ def bench_batcher(path: Path, threads: int, clients: int, per_client: int, max_b
 
 
 def _table(rows: list[dict[str, Any]], cols: list[tuple[str, str, str]]) -> str:
+    """Right-aligned columns; (key, header, format spec); missing values print as '-'."""
     def cell(r: dict[str, Any], key: str, fmt: str) -> str:
         v = r.get(key)
         return "-" if v is None else format(v, fmt) if fmt else str(v)
 
-    cells = [[h for _, h, _ in cols]] + [[cell(r, k, f) for k, _, f in cols] for r in rows]
-    widths = [max(len(c[i]) for c in cells) for i in range(len(cols))]
-    lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)) for row in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return table([[cell(r, k, f) for k, _, f in cols] for r in rows], [h for _, h, _ in cols], [True] * len(cols))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,8 +37,8 @@ def run_chain(out: str | os.PathLike, *, epochs: int = 12, calib_size: int = 256
               quiet: bool = True) -> dict[str, Any]:
     """Train, write the data, export fp32 -> fp16 -> int8 (static QDQ, calibrated on training images),
     evaluate each on the held-out test ImageFolder; return the figures."""
-    from edgecnn.exporters.quantize import quantize
     from edgecnn.profiler.accuracy import compare_models, evaluate
+    from edgecnn.quantize import quantize
 
     out = Path(out)
     t0 = time.perf_counter()
@@ -63,7 +63,7 @@ def run_chain(out: str | os.PathLike, *, epochs: int = 12, calib_size: int = 256
         row = rep.as_dict()
         if name != "fp32":
             row["vs_fp32"] = compare_models(fp32, path, test_dir, quiet=quiet).as_dict()
-        from edgecnn.profiler.accuracy import file_size
+        from edgecnn.onnxfile import file_size
 
         row["size"] = file_size(path)
         results["models"][name] = row

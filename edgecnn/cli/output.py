@@ -1,7 +1,5 @@
-"""What the commands print: JSON, plain aligned tables, and warnings turned into one stderr line each.
-
-The one table renderer of the CLI (until ``edgecnn/tables.py`` serves every part).
-"""
+"""What the commands print: JSON, plain aligned tables (:func:`edgecnn.tables.format_table`, the one renderer),
+and warnings turned into one stderr line each."""
 
 from __future__ import annotations
 
@@ -10,24 +8,12 @@ from typing import Any
 
 import click
 
+from edgecnn.tables import format_table
+
 
 def echo_json(obj: Any) -> None:
     """Print ``obj`` as indented JSON on stdout."""
     click.echo(json.dumps(obj, indent=2, default=str))
-
-
-def format_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
-    """Render rows as a plain aligned text table; ``columns`` is [(key, header), ...]."""
-    cells = [[h for _, h in columns]] + [["" if r.get(k) is None else str(r.get(k)) for k, _ in columns]
-                                          for r in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(columns))]
-
-    def fmt(row: list[str]) -> str:
-        return "  ".join(c.rjust(w) if c.replace(",", "").replace(".", "").isdigit() else c.ljust(w)
-                         for c, w in zip(row, widths, strict=True)).rstrip()
-
-    lines = [fmt(cells[0]), "  ".join("-" * w for w in widths)] + [fmt(r) for r in cells[1:]]
-    return "\n".join(lines)
 
 
 def open_engine(path: str, **kwargs: Any) -> Any:
@@ -45,3 +31,6 @@ def open_engine(path: str, **kwargs: Any) -> Any:
         else:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     return engine
+
+
+__all__ = ["echo_json", "format_table", "open_engine"]

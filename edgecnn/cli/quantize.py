@@ -1,6 +1,7 @@
 """``edgecnn quantize`` (and the int8 step of ``export --int8``): fp32 ``.onnx`` -> int8, with its accuracy cost.
 
-Moved here unchanged from the former ``cli.py``; its decisions move into the ``edgecnn.quantize`` API next.
+The decisions (calibration, kept-float layers, which accuracy report) are :func:`edgecnn.quantize.quantize_model`'s;
+this module parses and prints.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import click
 
 from edgecnn.cli.options import model_path, model_source, output, reporting
 from edgecnn.cli.output import echo_json, format_table
-from edgecnn.errors import EdgecnnError
 
 
 def _quant_source(model: str) -> tuple[str, bool]:
@@ -23,7 +23,7 @@ def _quant_source(model: str) -> tuple[str, bool]:
 
 def _echo_warnings(caught: list[Any]) -> None:
     """Print caught warnings as one loud line each on stderr (random calibration first)."""
-    from edgecnn.exporters.calibration import RandomCalibrationWarning
+    from edgecnn.quantize.calibration import RandomCalibrationWarning
 
     for w in caught:
         if issubclass(w.category, RandomCalibrationWarning):
@@ -44,17 +44,14 @@ def _export_int8(fp32_path: str, calib: str | None, quiet: bool) -> dict[str, An
     """'edgecnn export NAME --int8': quantize the fresh fp32 export beside it; quantize + report as a dict."""
     import warnings
 
-    from edgecnn.exporters import quantize as Q
-    from edgecnn.exporters.calibration import show_progress
-    from edgecnn.profiler.accuracy import compare_models
+    from edgecnn.quantize import quantize_model, show_progress
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        res = Q.quantize(fp32_path, calib=calib or "random:32", progress=show_progress(quiet))
-        rep = compare_models(fp32_path, res.output, res.calib_data, quiet=True,
+        run = quantize_model(fp32_path, calib=calib or "random:32", progress=show_progress(quiet),
                              note="measured on the calibration data (use 'edgecnn quantize --eval DIR')")
     _echo_warnings(caught)
-    return {"quantize": res.as_dict(), "report": rep.as_dict()}
+    return run.to_dict()
 
 
 def _print_export_int8(quant: dict[str, Any]) -> None:
@@ -125,87 +122,44 @@ def quantize_cmd(model: str, output: str | None, calib: str | None, calib_size: 
     import warnings
     from pathlib import Path
 
-    from edgecnn.exporters import quantize as Q
-    from edgecnn.exporters.calibration import show_progress
+    from edgecnn import quantize as Q
 
-    progress = show_progress(quiet=as_json)
+    progress = Q.show_progress(quiet=as_json)
     src, zoo = _quant_source(model)
     out = Path(output) if output else (Path(f"{model}.int8.onnx") if zoo else Q.default_output(src))
     names = tuple(n.strip() for item in exclude for n in item.split(",") if n.strip())
     opts = Q.QuantizeOptions(mode=mode, format=fmt, per_channel=not per_tensor, method=method,
                              activation_type=activation_type, weight_type=weight_type,
                              symmetric_activations=symmetric, exclude=names, calib_size=calib_size)
-    if mode == "dynamic" and calib:
-        raise EdgecnnError("--calib is for static quantization; dynamic quantization needs no calibration data.")
-    payload: dict[str, Any] = {}
-    ranking: list[Any] | None = None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        calib_data = None
-        if mode == "static":
-            if calib is None:
-                raise EdgecnnError("static quantization needs calibration data: --calib DIR (images), "
-                                   "--calib FILE.npy, or --calib random:N (speed tests only).")
-            import onnx
-
-            calib_data = Q.load_calibration(calib, Q.preprocess_config(onnx.load(src, load_external_data=False)),
-                                            limit=calib_size)
-        _echo_warnings(caught)
-        caught.clear()
-        eval_x = None
-        if keep_float:
-            ranking_holder: list[Any] = []
-            result, ranking = Q.quantize_keep_float(src, out, keep_float=keep_float, calib=calib_data, options=opts,
-                                                    progress=progress, on_ranking=ranking_holder.extend)
-        else:
-            result = Q.quantize(src, out, calib=calib_data, options=opts, progress=progress)
-        if explain and ranking is None:
-            if mode != "static" or fmt != "qdq":
-                raise EdgecnnError("--explain needs static QDQ quantization (the default --mode/--format).")
-            assert result.calib_data is not None
-            eval_x = result.calib_data
-            ranking = Q.explain(src, result.output, eval_x)
-        if trt:
-            payload["tensorrt"] = Q.write_tensorrt_calibration(
-                src, calib_data if calib_data is not None else "random:32",
-                Q.default_output(out, "trt-calib").with_suffix(""), method=method, calib_size=calib_size,
-                progress=progress)
-        report = None
-        if not no_report:
-            from edgecnn.profiler.accuracy import compare_models
-
-            if eval_data:
-                report = compare_models(src, result.output, eval_data, limit=eval_limit, quiet=not progress)
-            elif result.calib_data is not None:
-                note = ("random calibration data reused: agreement on noise, not accuracy"
-                        if result.calibration_random else
-                        "no --eval data: measured on the calibration data (not independent)")
-                report = compare_models(src, result.output, result.calib_data, limit=eval_limit,
-                                        quiet=not progress, note=note)
-            else:  # dynamic mode without --eval: nothing but random inputs to compare on
-                import numpy as np
-                import onnx
-
-                cfg = Q.preprocess_config(onnx.load(src, load_external_data=False))
-                x = np.random.default_rng(0).standard_normal((32, cfg.channels, *cfg.input_size), dtype=np.float32)
-                report = compare_models(src, result.output, x, quiet=not progress,
-                                        note="no --eval data: agreement with fp32 on random inputs only")
+        calib_data = Q.calibration_for(src, calib, mode=mode, calib_size=calib_size)
+    _echo_warnings(caught)  # the random-calibration warning comes first, before the long run
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run = Q.quantize_model(src, out, calib=calib_data, options=opts, keep_float=keep_float,
+                               explain_layers=explain, tensorrt=trt, report=not no_report, eval_data=eval_data,
+                               eval_limit=eval_limit, progress=progress)
     _echo_warnings([w for w in caught if "random calibration" not in str(w.message)])
-    payload = {"quantize": result.as_dict(), **payload}
-    if report is not None:
-        payload["report"] = report.as_dict()
-    if ranking is not None:
-        payload["explain"] = [r.as_dict() for r in ranking]
     if as_json:
-        echo_json(payload)
+        echo_json(run.to_dict())
         return
+    _print_quantize(run, explain_top)
+
+
+def _print_quantize(run: Any, explain_top: int) -> None:
+    """The text report of 'edgecnn quantize'."""
+    from pathlib import Path
+
+    result, ranking, o = run.result, run.ranking, run.result.options
+    mode, fmt = o["mode"], o["format"]
     nodes = ", ".join(f"{k} {v}" for k, v in result.quant_nodes.items()) or "none"
     click.echo(f"wrote {result.output} ({result.size_output / 1e6:.2f} MB, {result.compression:.2f}x smaller than "
                f"{Path(result.source).name}) in {result.seconds:.1f} s")
     click.echo(f"  {mode}, {fmt if mode == 'static' else 'dynamic'}, "
-               f"{'per-tensor' if per_tensor else 'per-channel'} {weight_type} weights, "
-               f"{activation_type} activations" + (f", {method} calibration on {result.calibration}"
-                                                    if mode == "static" else ""))
+               f"{'per-channel' if o['per_channel'] else 'per-tensor'} {o['weight_type']} weights, "
+               f"{o['activation_type']} activations" + (f", {o['method']} calibration on {result.calibration}"
+                                                        if mode == "static" else ""))
     click.echo(f"  quantization nodes: {nodes}")
     if result.excluded:
         click.echo(f"  kept in float: {', '.join(result.excluded)}")
@@ -215,13 +169,13 @@ def quantize_cmd(model: str, output: str | None, calib: str | None, calib_size: 
         click.echo(format_table(_explain_rows(ranking, explain_top),
                                 [("rank", "#"), ("node", "node"), ("op", "op"), ("loss", "loss dB"),
                                  ("w", "weight dB"), ("in", "input dB"), ("out", "output dB")]))
-    if "tensorrt" in payload:
-        t = payload["tensorrt"]
+    if run.tensorrt is not None:
+        t = run.tensorrt
         click.echo(f"\nTensorRT calibration table ({t['tensors']} tensors) in {t['dir']}; run the fp32 model with "
                    f"Engine(..., provider='tensorrt', provider_options={{'tensorrt': {t['provider_options']}}})")
-    if report is not None:
+    if run.report is not None:
         click.echo("")
-        click.echo("\n".join(report.lines()))
+        click.echo("\n".join(run.report.lines()))
     if result.calibration_random:
         click.secho("WARNING: calibrated on random data: use this model for speed tests only.", err=True,
                     fg="yellow", bold=True)

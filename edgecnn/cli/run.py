@@ -71,8 +71,8 @@ def evaluate_cmd(model: str, data: str, provider: str, batch: int, limit: int | 
     Example:
       edgecnn evaluate lenet5.int8.onnx --data digits/test --reference lenet5.onnx
     """
-    from edgecnn.exporters.calibration import show_progress
     from edgecnn.profiler.accuracy import compare_models, evaluate
+    from edgecnn.quantize.calibration import show_progress
     from edgecnn.runtime.datasets import load_image_folder
 
     quiet = not show_progress(quiet=as_json)

@@ -17,11 +17,10 @@ _LAZY = {
     "ExportResult": "edgecnn.exporters.api",
     "ValidationFailed": "edgecnn.exporters.api",
     "DEFAULT_OPSET": "edgecnn.exporters.onnx_export",
-    "read_metadata": "edgecnn.exporters.inspection",
+    "read_metadata": "edgecnn.onnxfile",
     "describe": "edgecnn.exporters.inspection",
     "cached_export": "edgecnn.exporters.cache",
     "cache_dir": "edgecnn.exporters.cache",
-    "register_precision_hook": "edgecnn.exporters.cache",
 }
 
 

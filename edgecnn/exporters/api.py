@@ -22,15 +22,16 @@ import onnx
 import torch
 from torch import nn
 
-from edgecnn import __version__
+from edgecnn import __version__, onnxfile
 from edgecnn._io import atomic_path
 from edgecnn.errors import EdgecnnError
-from edgecnn.exporters import inspection as _inspection
 from edgecnn.exporters import onnx_export
 from edgecnn.exporters import validate as _validate
 from edgecnn.exporters.onnx_export import DEFAULT_OPSET
+from edgecnn.graphcost.nodes import count
 from edgecnn.metadata import IMAGENET_MEAN, IMAGENET_STD
 from edgecnn.models import inference_params
+from edgecnn.runtime.shapes import shapes_from_run
 
 PRECISIONS = ("fp32", "fp16")
 IO_DTYPES = {"fp32": "float32", "float32": "float32", "fp16": "float16", "float16": "float16"}
@@ -228,7 +229,7 @@ def _finish(graph: onnx.ModelProto, precision: str, io: str, opset: int, meta: d
     written = onnx_export.model_opset(graph)
     if written != opset:
         raise EdgecnnError(f"the exported graph has opset {written}, not the requested {opset}")
-    _inspection.set_metadata(graph, meta)
+    onnxfile.set_metadata(graph, meta)
     graph.producer_name, graph.producer_version = "edgecnn", __version__
     return graph
 
@@ -249,8 +250,8 @@ def _write_and_validate(final: onnx.ModelProto, target: Path, result: ExportResu
     try:
         with atomic_path(target, suffix=".onnx") as tmp:
             with prog.step("write", timings, "write"):
-                big = onnx_export.over_protobuf_limit(final)
-                result.external_data = onnx_export.save_model(final, tmp, data_file.name if big else None)
+                big = onnxfile.over_protobuf_limit(final)
+                result.external_data = onnxfile.write_model(final, tmp, data_file.name if big else None)
                 result.size_bytes = tmp.stat().st_size + (data_file.stat().st_size if result.external_data else 0)
             if validate:
                 with prog.step("validate", timings, "validate"):
@@ -354,7 +355,7 @@ def _export(model: str | nn.Module | Callable[[], nn.Module], output: str | os.P
             onx, note = _simplify(onx, check=not validate)
         if note and progress:
             print(f"  note: {note}", file=sys.stderr)
-    macs = _inspection.count_macs(onx) // int(batch or 1)
+    macs = count(onx, fill_shapes=shapes_from_run).macs_per_image
     num_params = (inference_params(m) if built.zoo else onnx_export.used_params(m, example))
     wsha = onnx_export.weights_sha256(m, exclude=built.train_only)
     meta = {

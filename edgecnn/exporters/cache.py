@@ -6,7 +6,8 @@ that changes the file:
 model name, precision, the weights file's SHA-256, batch, input size, opset, the other export options
 and the edgecnn version. A second ``edgecnn bench resnet34`` therefore finds the file and exports nothing.
 
-Other precisions (int8) plug in through :func:`register_precision_hook`.
+int8 entries are the fp32 entry quantized by :mod:`edgecnn.quantize` (the cache calls quantization;
+quantization never imports the exporters).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +22,7 @@ from edgecnn import __version__
 from edgecnn._io import atomic_path, sha256_file, user_cache_dir
 from edgecnn.errors import EdgecnnError
 
-#: precision -> hook(target, *, name, weights, batch, input_size, opset, **options) that writes ``target``.
-PrecisionHook = Callable[..., None]
-_PRECISION_HOOKS: dict[str, PrecisionHook] = {}
-_BUILTIN = ("fp32", "fp16")
-
-
-def register_precision_hook(precision: str, hook: PrecisionHook) -> None:
-    """Let another part (quantization) produce ``precision`` files for :func:`cached_export`.
-
-    ``hook(target: Path, *, name, weights, batch, input_size, opset, **options)`` must write a complete
-    ``.onnx`` file at ``target`` (a temporary path moved onto the cache entry only if the hook returns).
-    """
-    if precision in _BUILTIN:
-        raise ValueError(f"precision {precision!r} is built in")
-    _PRECISION_HOOKS[precision] = hook
+PRECISIONS = ("fp32", "fp16", "int8")
 
 
 def cache_dir() -> Path:
@@ -64,14 +50,8 @@ def cached_export(name: str, precision: str = "fp32", weights: str | os.PathLike
     from edgecnn.models import get_spec
 
     get_spec(name)  # unknown names fail here, before anything is hashed or written
-    if precision == "int8" and precision not in _PRECISION_HOOKS:
-        import edgecnn.exporters.quantize  # noqa: F401  (registers the int8 hook)
-    if precision not in _BUILTIN and precision not in _PRECISION_HOOKS:
-        if precision == "int8":
-            raise EdgecnnError("int8 exports are not available yet: use precision fp32 or fp16 "
-                               "(or 'edgecnn quantize' once installed)")
-        raise EdgecnnError(f"unknown precision {precision!r}: expected fp32, fp16"
-                           + "".join(f", {p}" for p in _PRECISION_HOOKS))
+    if precision not in PRECISIONS:
+        raise EdgecnnError(f"unknown precision {precision!r}: expected {', '.join(PRECISIONS)}")
     if input_size is not None:
         input_size = (int(input_size[0]), int(input_size[1]))
     wsha = None
@@ -89,10 +69,10 @@ def cached_export(name: str, precision: str = "fp32", weights: str | os.PathLike
     except OSError as e:
         raise EdgecnnError(f"cannot create the export cache {target.parent}: {e.strerror}; "
                            "set EDGECNN_CACHE_DIR to a writable folder") from None
-    if precision in _PRECISION_HOOKS:
+    if precision == "int8":
         with atomic_path(target, suffix=".onnx") as tmp:
-            _PRECISION_HOOKS[precision](tmp, name=name, weights=weights, batch=batch, input_size=input_size,
-                                        opset=opset, **options)
+            _quantized_export(tmp, name=name, weights=weights, batch=batch, input_size=input_size, opset=opset,
+                              **options)
         return target
     from edgecnn.exporters.api import export
 
@@ -102,6 +82,25 @@ def cached_export(name: str, precision: str = "fp32", weights: str | os.PathLike
     export(name, target, weights=weights, precision=precision, batch=batch, input_size=input_size,
            force=True, **kwargs)
     return target
+
+
+def _quantized_export(target: Path, *, name: str, weights: Any = None, batch: int | None = None,
+                      input_size: tuple[int, int] | None = None, opset: int | None = None, **options: Any) -> None:
+    """``cached_export(name, "int8", calib=..., **quantize_options)``: the cached fp32 export, quantized.
+
+    ``calib`` defaults to ``random:32`` (warns: speed tests only); keys that are fields of
+    :class:`~edgecnn.quantize.QuantizeOptions` configure the quantizer; the rest go to the fp32 export.
+    """
+    from dataclasses import fields
+
+    from edgecnn.quantize import QuantizeOptions, quantize
+
+    qkeys = {f.name for f in fields(QuantizeOptions)}
+    qopts = {k: tuple(v) if isinstance(v, list) else v for k, v in options.items() if k in qkeys}
+    calib = options.get("calib", "random:32")
+    export_opts = {k: v for k, v in options.items() if k not in qkeys and k != "calib"}
+    fp32 = cached_export(name, "fp32", weights, batch, input_size, opset, **export_opts)
+    quantize(fp32, target, calib=None if qopts.get("mode") == "dynamic" else calib, options=QuantizeOptions(**qopts))
 
 
 def clear_cache() -> int:

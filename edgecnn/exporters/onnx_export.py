@@ -18,12 +18,12 @@ import os
 import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 
 import onnx
 import torch
 from torch import nn
 
+from edgecnn import onnxfile
 from edgecnn.errors import EdgecnnError
 
 #: Opset 17: the newest opset that ONNX Runtime (>= 1.14), TensorRT 10 and onnxruntime-web all run,
@@ -236,9 +236,9 @@ def torch_to_onnx(model: nn.Module, example: torch.Tensor, opset: int = DEFAULT_
         except Exception as e:  # noqa: BLE001 - torch raises many types; the user gets one line
             raise EdgecnnError(f"torch could not export the model to ONNX opset {opset}: {_first_line(e)}") from None
         if isinstance(target, io.BytesIO):
-            onx = onnx.load_model_from_string(target.getvalue())
+            onx = onnxfile.from_bytes(target.getvalue(), "torch's export")
         else:
-            onx = onnx.load(target)  # loads the external data too
+            onx = onnxfile.open_model(target)  # loads the external data too
     written = model_opset(onx)
     if written != opset:
         raise EdgecnnError(f"torch wrote opset {written} although opset {opset} was requested")
@@ -307,33 +307,3 @@ def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     line = text.splitlines()[0] if text else type(e).__name__
     return line[:300]
-
-
-def over_protobuf_limit(model: onnx.ModelProto) -> bool:
-    """True if ``model`` cannot be one protobuf (ONNX's 2 GB limit).
-
-    ``ByteSize()`` walks every tensor (1 s for VGG-16's 550 MB), so the initializers' sizes from their
-    dims decide first; only a model within 64 MB of the limit is measured exactly.
-    """
-    limit = onnx.checker.MAXIMUM_PROTOBUF
-    estimate = 0
-    for t in model.graph.initializer:
-        n = 1
-        for d in t.dims:
-            n *= d
-        itemsize = onnx.helper.tensor_dtype_to_np_dtype(t.data_type).itemsize if t.data_type else 4
-        estimate += n * itemsize
-    if estimate + (64 << 20) < limit:
-        return False
-    return model.ByteSize() >= limit
-
-
-def save_model(model: onnx.ModelProto, path: Path, external_location: str | None = None) -> bool:
-    """Write ``model``; weights embedded unless over ONNX's 2 GB protobuf limit. Returns True if external."""
-    if external_location is None and not over_protobuf_limit(model):
-        with open(path, "wb") as f:
-            f.write(model.SerializeToString())
-        return False
-    onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location=external_location or f"{path.name}.data", size_threshold=1024)
-    return True

@@ -19,7 +19,7 @@ def simplify(model: onnx.ModelProto, check: bool = True) -> tuple[onnx.ModelProt
         import onnxsim
     except ImportError:
         return model, "onnxsim is not installed (pip install 'edgecnn[export]'); graph not simplified"
-    from edgecnn.exporters.onnx_export import over_protobuf_limit
+    from edgecnn.onnxfile import over_protobuf_limit
 
     if over_protobuf_limit(model):
         return model, "model over 2 GB: onnxsim skipped, graph not simplified"

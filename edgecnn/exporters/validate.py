@@ -31,6 +31,7 @@ import onnx
 import torch
 from torch import nn
 
+from edgecnn import metrics
 from edgecnn.exporters.onnx_export import INPUT_NAME, first_output
 
 FP16_MAX = 65504.0
@@ -182,31 +183,21 @@ def validate(path: str | Path, model: nn.Module, input_shape: tuple[int, int, in
 
 def _figures(res: Validation, ref: np.ndarray, got: np.ndarray,
              centered: list[tuple[np.ndarray, np.ndarray]]) -> None:
-    diff = np.abs(got - ref)
-    res.max_abs_diff = float(diff.max())
-    res.max_rel_diff = float(diff.max() / max(float(np.abs(ref).max()), 1e-30))
-    res.cosine = float(min(_cos(a, b) for a, b in zip(ref, got, strict=True)))
+    res.max_abs_diff = metrics.max_abs_error(ref, got)
+    res.max_rel_diff = metrics.max_rel_error(ref, got)
+    res.cosine = float(np.min(metrics.cosine_similarity(ref, got)))
     if centered:
         cr = np.concatenate([c for c, _ in centered])
         cg = np.concatenate([c for _, c in centered])
         scale = float(np.abs(cr).max())
         res.input_dependence = scale / max(float(np.abs(ref).max()), 1e-30)
         if scale > 0:
-            res.centered_rel_diff = float(np.abs(cg - cr).max() / scale)
-            res.centered_cosine = _cos(cr.ravel(), cg.ravel())
+            res.centered_rel_diff = metrics.max_rel_error(cr, cg)
+            res.centered_cosine = float(metrics.cosine_similarity(cr.reshape(1, -1), cg.reshape(1, -1))[0])
     if ref.shape[1] > 1:
-        res.top1_agreement = float(np.mean(ref.argmax(1) == got.argmax(1)))
+        res.top1_agreement = metrics.topk_agreement(ref, got, 1)
     if ref.shape[1] >= 5:
-        t5r = np.argsort(-ref, 1)[:, :5]
-        t5g = np.argsort(-got, 1)[:, :5]
-        res.top5_agreement = float(np.mean([set(a) == set(b) for a, b in zip(t5r, t5g, strict=True)]))
-
-
-def _cos(a: np.ndarray, b: np.ndarray) -> float:
-    na, nb = float(np.linalg.norm(a)), float(np.linalg.norm(b))
-    if na == 0 or nb == 0:
-        return 1.0 if na == nb else 0.0
-    return float(np.dot(a, b) / (na * nb))
+        res.top5_agreement = metrics.topk_set_agreement(ref, got, 5)
 
 
 def _judge(res: Validation, tol: Tolerances) -> None:

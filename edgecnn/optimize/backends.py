@@ -182,42 +182,35 @@ def export_fp32(name: str, weights: str | os.PathLike | None = None) -> Path:
 
 def export_fp16(fp32_path: str | os.PathLike, output: str | os.PathLike) -> Path:
     """Convert the fp32 file to fp16 weights and compute (float32 inputs/outputs), metadata precision fp16."""
-    import onnx
-
-    from edgecnn._io import atomic_path
+    from edgecnn import onnxfile
     from edgecnn.exporters.fp16 import to_fp16
-    from edgecnn.exporters.inspection import read_metadata, set_metadata
 
-    model = to_fp16(onnx.load(str(fp32_path)), keep_io_types=True)
-    set_metadata(model, {**read_metadata(fp32_path), "precision": "fp16", "io_dtype": "float32"})
-    with atomic_path(output, suffix=".onnx") as tmp:
-        onnx.save(model, str(tmp))
+    model = to_fp16(onnxfile.open_model(fp32_path), keep_io_types=True)
+    onnxfile.set_metadata(model, {**onnxfile.read_metadata(fp32_path), "precision": "fp16", "io_dtype": "float32"})
+    onnxfile.save(model, output)
     return Path(output)
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The decoded edgecnn metadata of a file (empty for a foreign file)."""
-    import onnx
+    from edgecnn import onnxfile
 
-    from edgecnn.metadata import decode
-
-    return decode({p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props})
+    return onnxfile.read_metadata(path)
 
 
 def preprocess_config(path: str | os.PathLike) -> Any:
     """The runtime's preprocessing for the file (from its metadata and input shape)."""
-    import onnx
+    from edgecnn import onnxfile
+    from edgecnn.quantize import preprocess_config as _pc
 
-    from edgecnn.exporters.quantize import preprocess_config as _pc
-
-    return _pc(onnx.load(str(path), load_external_data=False))
+    return _pc(onnxfile.open_model(path, load_data=False))
 
 
 def input_shape(path: str | os.PathLike) -> tuple[Any, ...]:
     """The file's input shape (ints, or None/str for dynamic dims)."""
-    import onnx
+    from edgecnn import onnxfile
 
-    model = onnx.load(str(path), load_external_data=False)
+    model = onnxfile.open_model(path, load_data=False)
     inits = {t.name for t in model.graph.initializer}
     inputs = [i for i in model.graph.input if i.name not in inits]
     if len(inputs) != 1:
@@ -236,7 +229,7 @@ def file_size(path: str | os.PathLike) -> int:
 def calibrate_once(fp32_path: str | os.PathLike, data: np.ndarray, source: str = "array") -> Any:
     """Calibration inputs checked against the model (shape, dtype), made once per model and reused by every
     int8 candidate (a ``CalibrationData``)."""
-    from edgecnn.exporters.calibration import CalibrationData, load_calibration
+    from edgecnn.quantize import CalibrationData, load_calibration
 
     checked = load_calibration(np.ascontiguousarray(data, dtype=np.float32), preprocess_config(fp32_path),
                                limit=None)
@@ -246,7 +239,7 @@ def calibrate_once(fp32_path: str | os.PathLike, data: np.ndarray, source: str =
 def quantize_int8(fp32_path: str | os.PathLike, calib: Any, output: str | os.PathLike, *,
                   exclude: Sequence[str] = (), activation_type: str = "uint8") -> Path:
     """Static QDQ int8 (per-channel int8 weights, min-max ranges from ``calib``), ``exclude`` kept in float."""
-    from edgecnn.exporters.quantize import QuantizeOptions, quantize
+    from edgecnn.quantize import QuantizeOptions, quantize
 
     opts = QuantizeOptions(activation_type=activation_type, exclude=tuple(exclude), calib_size=len(calib))
     return Path(quantize(fp32_path, output, calib=calib, options=opts).output)
@@ -256,7 +249,7 @@ def rank_layers(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, data
                 ) -> list[dict[str, Any]]:
     """Quantized nodes ranked by the error they add (worst first), as ``quantize --explain`` shows them:
     ``node``, ``op_type``, ``loss_db``, ``weight_sqnr_db``, ``input_sqnr_db``, ``output_sqnr_db``."""
-    from edgecnn.exporters.quantize import explain
+    from edgecnn.quantize import explain
 
     return [r.as_dict() for r in explain(fp32_path, int8_path, np.ascontiguousarray(data, dtype=np.float32))]
 

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from edgecnn._io import atomic_path, atomic_write_bytes
+from edgecnn._io import atomic_write_bytes
 
 #: CSV/Markdown columns: (candidate key, header)
 COLUMNS: list[tuple[str, str]] = [
@@ -45,19 +45,11 @@ def decision_metadata(report: dict[str, Any]) -> dict[str, Any]:
 
 def write_chosen(source: str | os.PathLike, target: str | os.PathLike, decision: dict[str, Any]) -> Path:
     """Copy ``source`` to ``target`` with the decision in its metadata (other metadata kept), atomically."""
-    import onnx
+    from edgecnn import onnxfile
 
-    from edgecnn.metadata import decode, encode
-
-    model = onnx.load(str(source))
-    meta = decode({p.key: p.value for p in model.metadata_props})
-    others = {p.key: p.value for p in model.metadata_props if not p.key.startswith("edgecnn.")}
-    meta["optimize"] = decision
-    del model.metadata_props[:]
-    for k, v in {**others, **encode(meta)}.items():
-        model.metadata_props.add(key=k, value=v)
-    with atomic_path(target, suffix=".onnx") as tmp:
-        onnx.save(model, str(tmp))
+    model = onnxfile.open_model(source)
+    onnxfile.set_metadata(model, {**onnxfile.read_metadata(model), "optimize": decision}, sort=False)
+    onnxfile.save(model, target)
     return Path(target)
 
 

@@ -22,7 +22,7 @@ _EXPORTS: dict[str, str] = {
     "LayerCost": "cost",
     "NodeCost": "cost",
     "format_shape": "cost",
-    "load_graph": "graph",
+    "load_graph": "cost",
     "profile": "perlayer",
     "ProfileResult": "perlayer",
     "LayerTiming": "perlayer",

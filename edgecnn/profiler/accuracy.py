@@ -23,62 +23,9 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import EdgecnnError
+from edgecnn.metrics import cosine_similarity, max_abs_error, sqnr_db, topk_accuracy, topk_indices
+from edgecnn.onnxfile import file_size, read_metadata
 from edgecnn.runtime.datasets import ImageFolder, iter_batches, list_images, load_image_folder
-
-
-def file_size(path: str | os.PathLike) -> int:
-    """Bytes of a model file plus the external-data files its initializers point to."""
-    import onnx
-
-    path = Path(path)
-    total = path.stat().st_size
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception:  # noqa: BLE001
-        return total
-    locs = {e.value for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL
-            for e in t.external_data if e.key == "location"}
-    return total + sum((path.parent / loc).stat().st_size for loc in locs if (path.parent / loc).is_file())
-
-
-# --------------------------------------------------------------------------- metrics
-
-
-def topk_indices(logits: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the ``k`` largest scores per row, best first (N x k)."""
-    logits = np.asarray(logits).reshape(len(logits), -1)
-    k = max(1, min(k, logits.shape[1]))
-    idx = np.argpartition(-logits, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(logits, idx, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(idx, order, axis=1)
-
-
-def topk_accuracy(logits: np.ndarray, labels: np.ndarray, k: int) -> float:
-    """Fraction of rows whose label is among the top ``k`` scores."""
-    top = topk_indices(logits, k)
-    return float(np.mean(np.any(top == np.asarray(labels).reshape(-1, 1), axis=1)))
-
-
-def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-row cosine similarity of two N x C arrays (1.0 for two zero rows)."""
-    a = np.asarray(a, dtype=np.float64).reshape(len(a), -1)
-    b = np.asarray(b, dtype=np.float64).reshape(len(b), -1)
-    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
-    dot = np.sum(a * b, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cos = dot / (na * nb)
-    cos[(na == 0) & (nb == 0)] = 1.0
-    return np.nan_to_num(cos, nan=0.0)
-
-
-def sqnr_db(reference: np.ndarray, test: np.ndarray) -> float:
-    """Signal-to-quantization-noise ratio in dB: 10 log10(sum(ref^2) / sum((ref - test)^2)); inf if equal."""
-    r = np.asarray(reference, dtype=np.float64)
-    noise = float(np.sum((r - np.asarray(test, dtype=np.float64)) ** 2))
-    if noise == 0.0:
-        return float("inf")
-    return 10.0 * float(np.log10(max(float(np.sum(r ** 2)), 1e-300) / noise))
-
 
 # --------------------------------------------------------------------------- running models
 
@@ -268,7 +215,7 @@ def compare_outputs(reference: np.ndarray, candidate: np.ndarray, labels: np.nda
         "cosine_mean": round(float(np.mean(cos)), 6),
         "cosine_min": round(float(np.min(cos)), 6),
         "sqnr_db": round(sqnr_db(ref, cand), 3),
-        "max_abs_error": float(np.max(np.abs(ref - cand))),
+        "max_abs_error": max_abs_error(ref, cand),
         "top1_reference": None, "top5_reference": None, "top1_candidate": None, "top5_candidate": None,
         "top1_delta_points": None,
     }
@@ -331,11 +278,7 @@ def compare_models(reference: str | os.PathLike, candidate: str | os.PathLike,
         _check_classes(folder_checked, ref.shape[1], reference)
     metrics = compare_outputs(ref, cand, labels)
     sr, sc = file_size(reference), file_size(candidate)
-    import onnx
-
-    from edgecnn.metadata import decode
-
-    meta = decode({p.key: p.value for p in onnx.load(str(candidate), load_external_data=False).metadata_props})
+    meta = read_metadata(candidate)
     return AccuracyReport(reference=str(reference), candidate=str(candidate), data=desc, labelled=labels is not None,
                           size_reference=sr, size_candidate=sc, compression=round(sr / max(1, sc), 3),
                           precision_candidate=meta.get("precision"), note=note, **metrics)

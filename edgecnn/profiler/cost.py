@@ -1,13 +1,14 @@
 """Theoretical cost of an ONNX graph: per node, per layer and in total (no weights or runtime needed).
 
-``graph_cost(path_or_model, batch=1)`` infers shapes at ``batch``, applies the counting rules of
-:mod:`edgecnn.profiler.rules` to every node, groups nodes into layers (:mod:`edgecnn.profiler.layers`),
+``graph_cost(path_or_model, batch=1)`` infers shapes at ``batch``, counts every node with
+:mod:`edgecnn.graphcost` (the counter the export metadata uses too), groups nodes into layers
+(:mod:`edgecnn.profiler.layers`),
 and adds up parameters, MACs, FLOPs, weight and activation memory, peak live activation memory and
 arithmetic intensity.
 
 Memory rules: weight bytes are the bytes of a layer's constant inputs (each constant counted once, for
 its first consumer); activation bytes are the bytes of a layer's output tensors. "Activation memory" is
-the sum over layers including the input row, as in the lecture tables; "peak live activation memory"
+the sum over layers including the input row, as in published per-layer tables; "peak live activation memory"
 replays the graph in order, allocating each tensor when produced and freeing it after its last consumer.
 Bytes moved by a layer = its inputs from other layers + its weights + its outputs (the intermediates of a
 fused layer stay in cache); arithmetic intensity = FLOPs / bytes moved.
@@ -21,36 +22,23 @@ from typing import Any
 
 import onnx
 
-from edgecnn.profiler.graph import Graph, Tensor, load_graph
+from edgecnn.graphcost.nodes import NodeCost, executed_nodes, node_costs
+from edgecnn.graphcost.shapes import Graph
+from edgecnn.graphcost.shapes import load_graph as _load_graph
 from edgecnn.profiler.layers import group_nodes, layer_kind, layer_name
-from edgecnn.profiler.rules import input_role, node_cost
+from edgecnn.runtime.shapes import shapes_from_run
 
-_BIAS_SLOTS = {"Conv": 2, "ConvTranspose": 2, "Gemm": 2, "QLinearConv": 8, "FusedConv": 2}
+__all__ = ["GraphCost", "LayerCost", "NodeCost", "format_shape", "graph_cost", "load_graph", "peak_live_bytes"]
 
 
-@dataclass
-class NodeCost:
-    """Cost of one ONNX node at the profiled batch size."""
-
-    name: str
-    op: str
-    layer: int
-    output_shape: list[int] | None
-    params: int
-    bias_params: int
-    macs: int
-    flops: int | None
-    weight_bytes: int
-    activation_bytes: int
-    input_bytes: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+def load_graph(model: str | os.PathLike | onnx.ModelProto, batch: int | None = None) -> Graph:
+    """:func:`edgecnn.graphcost.load_graph` with the shapes inference misses read from an ONNX Runtime run."""
+    return _load_graph(model, batch, fill_shapes=shapes_from_run)
 
 
 @dataclass
 class LayerCost:
-    """One row of the per-layer table: a layer as the lectures count it."""
+    """One row of the per-layer table: a layer as published per-layer tables count it (conv + activation)."""
 
     index: int
     name: str
@@ -59,7 +47,7 @@ class LayerCost:
     nodes: list[str]
     output_shape: list[int]
     output_dtype: str
-    #: elements in the layer's output(s) ("memory" in the lecture tables)
+    #: elements in the layer's output(s) ("memory" in published per-layer tables)
     activations: int
     params: int
     bias_params: int
@@ -72,7 +60,7 @@ class LayerCost:
 
     @property
     def weights_only(self) -> int:
-        """Parameters without biases (what the VGG table of seed 004 lists)."""
+        """Parameters without biases (the weights-only count some per-layer tables list)."""
         return self.params - self.bias_params
 
     @property
@@ -82,7 +70,7 @@ class LayerCost:
 
     @property
     def shape_hwc(self) -> str:
-        """Output shape per image as the lectures write it: ``HxWxC`` for feature maps, ``C`` for vectors."""
+        """Output shape per image as per-layer tables write it: ``HxWxC`` for feature maps, ``C`` for vectors."""
         return format_shape(self.output_shape)
 
     def to_dict(self) -> dict[str, Any]:
@@ -182,45 +170,8 @@ def graph_cost(model: str | os.PathLike | onnx.ModelProto | Graph, batch: int | 
     graph = model if isinstance(model, Graph) else load_graph(model, batch)
     batch = graph.batch
     t = graph.tensors
-    nodes = [nd for nd in graph.model.graph.node if nd.name not in graph.constant_nodes]
-
-    owned: set[str] = set()
-    node_costs: list[NodeCost] = []
-    unknown: list[str] = []
-    for nd in nodes:
-        ins: list[Tensor | None] = [t.get(i) if i else None for i in nd.input]
-        outs = [t[o] for o in nd.output if o and o in t]
-        if outs and all(o.is_integer for o in outs):
-            cost: tuple[int, int] | None = (0, 0)  # shape arithmetic (Shape, Gather, Equal on shapes)
-        else:
-            cost = node_cost(nd, ins, outs)
-        params = bias = wbytes = in_bytes = 0
-        for k, name_in in enumerate(nd.input):
-            tensor = t.get(name_in) if name_in else None
-            if tensor is None:
-                continue
-            if not tensor.constant:
-                in_bytes += tensor.nbytes
-                continue
-            if name_in in owned:
-                continue
-            role = input_role(nd, k, tensor)
-            if role == "other":
-                continue
-            owned.add(name_in)
-            wbytes += tensor.nbytes
-            if role == "param":
-                params += tensor.numel
-                if _BIAS_SLOTS.get(nd.op_type) == k or (nd.op_type == "Add" and tensor.shape is not None
-                                                         and len(tensor.shape) == 1):
-                    bias += tensor.numel
-        if cost is None:
-            unknown.append(nd.op_type)
-        act = sum(o.nbytes for o in outs if not o.constant)
-        node_costs.append(NodeCost(
-            name=nd.name, op=nd.op_type, layer=-1, output_shape=list(outs[0].shape) if outs and outs[0].shape else None,
-            params=params, bias_params=bias, macs=cost[0] if cost else 0, flops=cost[1] if cost else None,
-            weight_bytes=wbytes, activation_bytes=act, input_bytes=in_bytes))
+    nodes = executed_nodes(graph)
+    node_cost_rows = node_costs(graph, nodes)
 
     groups = group_nodes(graph, nodes, use_scopes=use_scopes)
     layers: list[LayerCost] = []
@@ -247,7 +198,7 @@ def graph_cost(model: str | os.PathLike | onnx.ModelProto | Graph, batch: int | 
             outs = [o for o in produced if o in t]
         ext_in = {i_ for i in idx for i_ in nodes[i].input
                   if i_ and i_ not in produced and i_ in t and not t[i_].constant and not t[i_].is_integer}
-        costs = [node_costs[i] for i in idx]
+        costs = [node_cost_rows[i] for i in idx]
         lay_index = len(layers)
         for c in costs:
             c.layer = lay_index
@@ -271,13 +222,14 @@ def graph_cost(model: str | os.PathLike | onnx.ModelProto | Graph, batch: int | 
                               graph.model.graph.name or "model"))
     return GraphCost(
         model=model_name, path=graph.path, batch=batch, input_shape=list(x.shape or []) if x else [],
-        layers=layers, nodes=node_costs,
+        layers=layers, nodes=node_cost_rows,
         params=sum(lay.params for lay in layers), bias_params=sum(lay.bias_params for lay in layers),
         macs=sum(lay.macs for lay in layers), flops=sum(lay.flops for lay in layers),
         weight_bytes=sum(lay.weight_bytes for lay in layers), activations=sum(lay.activations for lay in layers),
         activation_bytes=sum(lay.activation_bytes for lay in layers),
         peak_activation_bytes=peak_live_bytes(graph, nodes),
-        bytes_moved=sum(lay.bytes_moved for lay in layers), unknown_ops=sorted(set(unknown)),
+        bytes_moved=sum(lay.bytes_moved for lay in layers),
+        unknown_ops=sorted({c.op for c in node_cost_rows if c.flops is None}),
         metadata=dict(graph.metadata))
 
 

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 import onnx
 
-from edgecnn.profiler.graph import Graph, attr
-from edgecnn.profiler.rules import DATA_MOVEMENT, UNARY
+from edgecnn.graphcost.rules import DATA_MOVEMENT, UNARY
+from edgecnn.graphcost.shapes import Graph, attr
 
 #: ops that belong to the layer producing their input
 BACKWARD = (UNARY - {"Not"}) | {"BatchNormalization", "Identity", "Dropout", "Cast", "QuantizeLinear",

@@ -18,10 +18,12 @@ from typing import Any
 import numpy as np
 import onnx
 
+from edgecnn import onnxfile
 from edgecnn.profiler.cost import GraphCost, graph_cost
 from edgecnn.profiler.peak import Peak, measure_peak
-from edgecnn.profiler.report import human, table
+from edgecnn.profiler.report import human
 from edgecnn.profiler.trace import map_to_layers, parse_trace, provider_check
+from edgecnn.tables import table
 
 
 @dataclass
@@ -166,10 +168,10 @@ def measure_layers(path: str | os.PathLike, cost: GraphCost, *, provider: str = 
         if keep_trace:
             Path(keep_trace).write_bytes(Path(trace_file).read_bytes())
         try:
-            optimized = onnx.load(str(opt_path), load_external_data=False) if opt_path.is_file() else None
+            optimized = onnxfile.open_model(opt_path, load_data=False) if opt_path.is_file() else None
         except Exception:
             optimized = None
-    original = onnx.load(str(path), load_external_data=False)
+    original = onnxfile.open_model(path, load_data=False)
     node_layer = {n.name: n.layer for n in cost.nodes}
     _fill_unnamed(original, cost)
     mapping = map_to_layers(sorted({e.node for e in events}), original, node_layer, optimized)
@@ -197,7 +199,7 @@ def _measure_layers_openvino(path: str | os.PathLike, cost: GraphCost, *, thread
     where = engine.providers[0]
     events = [TraceEvent(node=e["node"], op=f"{e['op']} [{e['kernel']}]", provider=where, dur_us=e["us"], ts_us=0.0,
                          run=i) for i, run in enumerate(runner.profile(x, iters)) for e in run]
-    original = onnx.load(str(path), load_external_data=False)
+    original = onnxfile.open_model(path, load_data=False)
     _fill_unnamed(original, cost)
     node_layer = {n.name: n.layer for n in cost.nodes}
     mapping = map_to_layers(sorted({e.node for e in events}), original, node_layer, None)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
 from typing import Any
 
 from edgecnn.profiler.cost import GraphCost
+from edgecnn.tables import table
 
 
 def human(n: float, unit: str = "", base: float = 1000.0) -> str:
@@ -24,19 +24,6 @@ def human(n: float, unit: str = "", base: float = 1000.0) -> str:
 def human_bytes(n: float) -> str:
     """Bytes in binary units (KiB, MiB, GiB)."""
     return human(n, "B", 1024.0)
-
-
-def table(rows: Sequence[Sequence[Any]], headers: Sequence[str], right: Sequence[bool] | None = None) -> str:
-    """An aligned text table; ``right[i]`` right-aligns column i (numbers)."""
-    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    right = list(right) if right is not None else [False] * len(headers)
-
-    def fmt(r: list[str]) -> str:
-        return "  ".join(c.rjust(w) if right[i] else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths,
-                                                                                              strict=True))).rstrip()
-
-    return "\n".join([fmt(cells[0]), "  ".join("-" * w for w in widths)] + [fmt(r) for r in cells[1:]])
 
 
 LAYER_COLUMNS = ["#", "layer", "kind", "ops", "output (HxWxC)", "activations", "params", "params w/o bias",

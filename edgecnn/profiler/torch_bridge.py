@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from edgecnn import onnxfile
 from edgecnn.errors import EdgecnnError
 from edgecnn.profiler.cost import GraphCost, graph_cost
 
@@ -37,7 +38,6 @@ def profile_module(module: Any, input_shape: Sequence[int], *, name: str | None 
     file, so the numbers match ``edgecnn profile`` on the exported model.
     """
     torch = _torch()
-    import onnx
 
     shape = tuple(int(d) for d in input_shape)
     if len(shape) == 3:
@@ -54,7 +54,7 @@ def profile_module(module: Any, input_shape: Sequence[int], *, name: str | None 
                               input_names=["input"], output_names=["output"])
     finally:
         module.train(was_training)
-    proto = onnx.load_from_string(buf.getvalue())
+    proto = onnxfile.from_bytes(buf.getvalue(), type(module).__name__)
     return graph_cost(proto, batch=shape[0], name=name or type(module).__name__)
 
 

@@ -288,13 +288,9 @@ def file_precision(metadata: dict[str, Any], graph: Any | None = None) -> str:
 def read_graph(path: str | os.PathLike) -> Any:
     """The file's ``onnx.ModelProto`` without external weights: the runtime's one place that opens a file
     with ``onnx`` (metadata and precision of files that ONNX Runtime/OpenVINO do not describe)."""
-    import onnx
+    from edgecnn import onnxfile
 
-    try:
-        return onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # DecodeError and friends
-        raise EdgecnnError(f"cannot load {path}: not a valid ONNX model (corrupt or truncated file?): "
-                           f"{str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__}") from None
+    return onnxfile.open_model(path, load_data=False)
 
 
 def export_precision(precision: str, provider: str = "cpu") -> str:

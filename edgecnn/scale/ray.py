@@ -54,19 +54,12 @@ def require_ray() -> Any:
 
 def model_payload(path: str | os.PathLike) -> dict[str, bytes]:
     """The ``.onnx`` file and its external-data files as ``{relative name: bytes}`` (for the object store)."""
-    import onnx
-
-    from edgecnn.scale.triton import _external_files
+    from edgecnn import onnxfile
 
     src = Path(path)
-    if not src.is_file():
-        raise EdgecnnError(f"model file not found: {src}" if not src.exists() else f"not a file: {src}")
-    try:
-        model = onnx.load(str(src), load_external_data=False)
-    except Exception as e:
-        raise EdgecnnError(f"cannot read {src}: not a valid ONNX model ({type(e).__name__}).") from None
+    model = onnxfile.open_model(src, load_data=False)
     files = {"model.onnx": src.read_bytes()}
-    for rel in _external_files(model, src.parent):
+    for rel in onnxfile.check_external_data(model, src.parent):
         files[rel.as_posix()] = (src.parent / rel).read_bytes()
     return files
 
@@ -139,12 +132,10 @@ class RayPredictor:
 
 def _file_meta(path: Path) -> tuple[dict[str, Any], int | None, int]:
     """(edgecnn metadata, number of classes if static, input channels) read with onnx, without a session."""
-    import onnx
+    from edgecnn import onnxfile
 
-    from edgecnn.metadata import decode
-
-    model = onnx.load(str(path), load_external_data=False)
-    meta = decode({p.key: p.value for p in model.metadata_props})
+    model = onnxfile.open_model(path, load_data=False)
+    meta = onnxfile.read_metadata(model)
     from edgecnn.io_spec import output_classes
     from edgecnn.runtime.postprocess import has_background
 

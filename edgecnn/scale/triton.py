@@ -135,17 +135,9 @@ def _dim(d: Any) -> int | None:
 
 
 def _load_graph(path: Path) -> Any:
-    import onnx
+    from edgecnn import onnxfile
 
-    if not path.exists():
-        raise EdgecnnError(f"model file not found: {path}")
-    if not path.is_file():
-        raise EdgecnnError(f"not a file: {path} (expected an .onnx model file)")
-    try:
-        return onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # onnx raises DecodeError and friends with long text
-        line = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise EdgecnnError(f"cannot read {path}: not a valid ONNX model (corrupt or truncated file?): {line}") from None
+    return onnxfile.open_model(path, load_data=False)
 
 
 def _tensors(values: Sequence[Any], graph_inputs: bool) -> list[tuple[str, int, list[int | None]]]:
@@ -174,25 +166,10 @@ def _metadata(model: Any) -> dict[str, Any]:
 
 
 def _external_files(model: Any, base: Path) -> list[Path]:
-    """Side files (``.onnx.data``) that the graph's initializers point to, relative to the model's folder."""
-    names: set[str] = set()
-    tensors = list(model.graph.initializer)
-    for node in model.graph.node:
-        tensors += [a.t for a in node.attribute if a.HasField("t")]
-    for t in tensors:
-        if t.data_location == 1:  # TensorProto.EXTERNAL
-            for entry in t.external_data:
-                if entry.key == "location":
-                    names.add(entry.value)
-    files = []
-    for name in sorted(names):
-        p = (base / name)
-        if Path(name).is_absolute() or ".." in Path(name).parts:
-            raise EdgecnnError(f"external data location {name!r} must be a relative path inside the model's folder.")
-        if not p.is_file():
-            raise EdgecnnError(f"external data file of the model not found: {p}")
-        files.append(Path(name))
-    return files
+    """Side files (``.onnx.data``) that the graph's tensors point to, relative to the model's folder."""
+    from edgecnn import onnxfile
+
+    return onnxfile.check_external_data(model, base)
 
 
 def build_config(

@@ -1,8 +1,9 @@
 """Counting rules: MACs and FLOPs of one ONNX node from its input/output shapes.
 
-MACs count only the multiply-accumulates of convolutions and matrix products (what the lectures call
-"ops"); 1 MAC = 2 FLOPs. FLOPs = 2 x MACs for those ops, and for every other op the FLOPs of its rule
-below. Bias additions of Conv/Gemm are not counted (as in the lectures, and < 1/(Cin*k*k) of the work).
+MACs count only the multiply-accumulates of convolutions and matrix products (the convention of the
+published per-layer tables, e.g. Szegedy et al. 2015, Table 1, and Simonyan & Zisserman 2015); 1 MAC =
+2 FLOPs. FLOPs = 2 x MACs for those ops, and for every other op the FLOPs of its rule below. Bias
+additions of Conv/Gemm are not counted (as in those tables, and < 1/(Cin*k*k) of the work).
 
 | op | MACs | FLOPs |
 | --- | --- | --- |
@@ -36,7 +37,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import onnx
 
-from edgecnn.profiler.graph import Tensor, attr
+from edgecnn.graphcost.shapes import Tensor, attr
 
 Shape = tuple[int, ...]
 

@@ -145,3 +145,16 @@ class ArrayReader(CalibrationDataReader):
         if self._bar is not None:
             self._bar.update(1)
         return {self.input_name: np.ascontiguousarray(batch)}
+
+
+def fit_batch(data: np.ndarray, batch: int | None) -> np.ndarray:
+    """Calibration rows for a model with a fixed ``batch`` dimension: a whole number of batches.
+
+    Too few rows are repeated up to one batch; otherwise the rows past the last whole batch are dropped.
+    A dynamic batch (None) keeps every row.
+    """
+    if not batch or len(data) % batch == 0:
+        return data
+    if len(data) < batch:
+        return np.resize(data, (batch, *data.shape[1:])).astype(data.dtype)
+    return data[: len(data) - len(data) % batch]

@@ -1,23 +1,24 @@
 """Load an ONNX graph at a given batch size and know every tensor's shape, dtype and constness.
 
 Shapes come from ONNX shape inference (with data propagation). Where that leaves a tensor unknown (e.g.
-torch's LocalResponseNorm decomposition, whose padding goes through an ``If``), the missing shapes are
-read from one ONNX Runtime run of the graph on zeros, with those tensors added as outputs.
+torch's LocalResponseNorm decomposition, whose padding goes through an ``If``), ``fill_shapes`` may read
+them elsewhere: :func:`edgecnn.runtime.shapes.shapes_from_run` runs the graph once on zeros in ONNX
+Runtime. This module itself needs only onnx and numpy.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper, shape_inference
 
+from edgecnn import onnxfile
 from edgecnn.errors import EdgecnnError
-from edgecnn.metadata import decode
 
 _INT_TYPES = {TensorProto.INT64, TensorProto.INT32, TensorProto.INT16, TensorProto.UINT64, TensorProto.UINT32,
               TensorProto.UINT16, TensorProto.BOOL}
@@ -102,34 +103,33 @@ def _dims(vtype: onnx.TypeProto) -> tuple[int, ...] | None:
     return tuple(dims)
 
 
+#: ``fill_shapes(model, input_names, batch, names) -> {name: (shape, elem_type)}`` for tensors whose
+#: shape inference left unknown.
+ShapeFiller = Callable[[onnx.ModelProto, Sequence[str], int, Sequence[str]], dict[str, tuple[tuple[int, ...], int]]]
+
+
 def load_model(model: str | os.PathLike | onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
-    """Load an ONNX file (with external data) or pass a ModelProto through; user errors are one line."""
+    """Open an ONNX file (with external data) or pass a ModelProto through; user errors are one line."""
     if isinstance(model, onnx.ModelProto):
         return model, None
-    path = Path(model)
-    if not path.exists():
-        raise EdgecnnError(f"model file not found: {path}")
-    if not path.is_file():
-        raise EdgecnnError(f"not a file: {path} (expected an .onnx model file)")
-    try:
-        return onnx.load(str(path)), str(path)
-    except Exception as e:  # protobuf DecodeError and friends
-        raise EdgecnnError(f"cannot load {path}: not a valid ONNX model (corrupt or truncated file?): "
-                           f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    return onnxfile.open_model(model), str(model)
 
 
 def _light_copy(model: onnx.ModelProto, batch: int) -> onnx.ModelProto:
     """A copy without large weight data (shape inference needs only dims), input batch set to ``batch``."""
     light = onnx.ModelProto()
-    light.CopyFrom(model)
-    for init in light.graph.initializer:
+    graph = model.graph
+    # copy everything but the initializers' data, which can be hundreds of MB
+    light.CopyFrom(onnx.ModelProto(**{f.name: v for f, v in model.ListFields() if f.name != "graph"}))
+    light.graph.CopyFrom(onnx.GraphProto(**{f.name: v for f, v in graph.ListFields() if f.name != "initializer"}))
+    for init in graph.initializer:
+        t = light.graph.initializer.add()
         if init.data_type not in _INT_TYPES and int(np.prod(init.dims, dtype=np.int64)) > _STRIP_ABOVE:
-            init.ClearField("raw_data")
-            init.ClearField("float_data")
-            init.ClearField("int32_data")
-            init.data_location = TensorProto.DEFAULT
-            del init.external_data[:]
             # keep the element count visible to inference: an empty data field is allowed there
+            t.name, t.data_type = init.name, init.data_type
+            t.dims.extend(init.dims)
+        else:
+            t.CopyFrom(init)
     init_names = {i.name for i in light.graph.initializer}
     for inp in light.graph.input:
         if inp.name in init_names:
@@ -147,9 +147,11 @@ def _light_copy(model: onnx.ModelProto, batch: int) -> onnx.ModelProto:
     return light
 
 
-def load_graph(model: str | os.PathLike | onnx.ModelProto, batch: int | None = None) -> Graph:
+def load_graph(model: str | os.PathLike | onnx.ModelProto, batch: int | None = None, *,
+               fill_shapes: ShapeFiller | None = None) -> Graph:
     """Load ``model`` and infer every tensor's shape at batch size ``batch`` (default: the graph's fixed
-    batch, else 1)."""
+    batch, else 1). Shapes inference leaves unknown come from ``fill_shapes`` when given, else stay unknown
+    (their nodes then have no cost)."""
     proto, path = load_model(model)
     if batch is None:
         batch = _fixed_batch(proto) or 1
@@ -196,9 +198,12 @@ def load_graph(model: str | os.PathLike | onnx.ModelProto, batch: int | None = N
                 tensors[o] = Tensor(o, None, TensorProto.FLOAT)
 
     unknown = [n for n, t in tensors.items() if t.shape is None and not t.constant]
-    if unknown:
-        _shapes_from_runtime(proto, inputs, batch, unknown, tensors)
-    meta = decode({p.key: p.value for p in proto.metadata_props})
+    if unknown and fill_shapes is not None:
+        for name, (shape, elem_type) in fill_shapes(proto, inputs, batch, unknown).items():
+            t = tensors.get(name)
+            if t is not None and t.shape is None:
+                t.shape, t.elem_type = tuple(shape), elem_type
+    meta = onnxfile.read_metadata(proto)
     # node names were filled on the inferred copy: keep the full model's nodes in step
     for node, inferred_node in zip(proto.graph.node, g.node, strict=True):
         if not node.name:
@@ -215,42 +220,6 @@ def _fixed_batch(proto: onnx.ModelProto) -> int | None:
             return int(dims[0].dim_value) if len(dims) and dims[0].HasField("dim_value") and dims[0].dim_value > 0 \
                 else None
     return None
-
-
-def _shapes_from_runtime(proto: onnx.ModelProto, inputs: list[str], batch: int, names: list[str],
-                         tensors: dict[str, Tensor]) -> None:
-    """Fill in unknown shapes by running the graph once on zeros in ONNX Runtime (CPU)."""
-    import onnxruntime as ort
-
-    m = onnx.ModelProto()
-    m.CopyFrom(proto)
-    existing = {o.name for o in m.graph.output}
-    for name in names:
-        if name not in existing:
-            m.graph.output.append(helper.make_empty_tensor_value_info(name))
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    so.log_severity_level = 3
-    try:
-        sess = ort.InferenceSession(m.SerializeToString(), sess_options=so, providers=["CPUExecutionProvider"])
-        feeds = {}
-        for i in sess.get_inputs():
-            if i.name not in inputs:
-                continue
-            shape = [batch if (k == 0 or not isinstance(d, int)) else d for k, d in enumerate(i.shape)]
-            dtype = helper.tensor_dtype_to_np_dtype(tensors[i.name].elem_type)
-            feeds[i.name] = np.zeros(shape, dtype=dtype)
-        outs = sess.run([o.name for o in sess.get_outputs()], feeds)
-    except Exception as e:
-        missing = ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
-        raise EdgecnnError(f"cannot determine the shapes of {missing}: shape inference left them unknown and "
-                           f"running the graph failed: {str(e).splitlines()[0]}") from None
-    for o, value in zip(sess.get_outputs(), outs, strict=True):
-        t = tensors.get(o.name)
-        if t is not None and t.shape is None:
-            arr = np.asarray(value)
-            t.shape = tuple(int(d) for d in arr.shape)
-            t.elem_type = helper.np_dtype_to_tensor_dtype(arr.dtype)
 
 
 def constant_value(graph: Graph, name: str) -> np.ndarray | None:
