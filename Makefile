@@ -15,6 +15,7 @@ demo: setup
 
 lint: setup
 	$(BIN)/ruff check edgecnn tests tools
+	$(BIN)/lint-imports
 
 ## The documentation site (mkdocs.yml): --strict turns a broken link or anchor, or a page missing from the nav,
 ## into a failure (not with --quiet: it hides the warnings that strict mode counts).
