@@ -76,9 +76,14 @@ def register_model(name: str, family: str, **spec: Any) -> Callable[[Callable[..
 
 
 def list_models(family: str | None = None, group: str | None = None) -> list[str]:
-    """Names of the registered models, in registration order (optionally one family and/or group)."""
-    return [n for n, s in _REGISTRY.items()
+    """Names of the registered models, classic then mobile, each in registration order (optionally one family
+    and/or group)."""
+    return [s.name for s in _ordered()
             if (family is None or s.family == family) and (group is None or s.group == group)]
+
+
+def _ordered() -> list[ModelSpec]:
+    return sorted(_REGISTRY.values(), key=lambda s: GROUPS.index(s.group))
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -136,7 +141,7 @@ def describe_all(group: str | None = None) -> list[dict[str, Any]]:
     device: no memory, fast.
     """
     rows = []
-    for spec in sorted(_REGISTRY.values(), key=lambda s: GROUPS.index(s.group)):
+    for spec in _ordered():
         if group is not None and spec.group != group:
             continue
         with torch.device("meta"):
