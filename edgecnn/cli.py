@@ -59,8 +59,9 @@ def cli(debug: bool) -> None:
 @cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_cmd(as_json: bool) -> None:
-    """List the reference models: name, family, input, parameters, torchvision compatibility."""
-    from edgecnn.models import describe_all
+    """List the reference models, classic then mobile: name, family, input, parameters, GMACs, torchvision
+    compatibility, paper."""
+    from edgecnn.models import GROUPS, describe_all
 
     rows = describe_all()
     if as_json:
@@ -71,10 +72,12 @@ def list_cmd(as_json: bool) -> None:
         r["params"] = f"{r['inference_params']:,}"
         if r["num_params"] != r["inference_params"]:
             r["params"] += f" (+{r['num_params'] - r['inference_params']:,} train-only)"
+        r["gmacs"] = f"{r['gmacs']:.3f}" if r["gmacs"] >= 0.001 else f"{r['gmacs']:.4f}"
         r["tv"] = "yes" if r["torchvision_compatible"] else "no"
-    click.echo(format_table(rows, [("name", "name"), ("family", "family"), ("input", "input"),
-                                   ("params", "parameters"), ("tv", "torchvision"),
-                                   ("reference", "reference")]))
+    columns = [("name", "name"), ("family", "family"), ("input", "input"), ("params", "parameters"),
+               ("gmacs", "GMACs"), ("tv", "torchvision"), ("reference", "reference")]
+    click.echo("\n\n".join(f"{group} models\n" + format_table([r for r in rows if r["group"] == group], columns)
+                           for group in GROUPS))
 
 
 # --------------------------------------------------------------------------- runtime

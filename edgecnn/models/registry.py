@@ -148,6 +148,6 @@ def describe_all(group: str | None = None) -> list[dict[str, Any]]:
             model = spec.builder(num_classes=spec.num_classes)
         d = spec.describe(count_params(model))
         d["inference_params"] = count_params(model, tuple(f"{m}." for m in spec.train_only))
-        d["gmacs"] = round(spec.macs / 1e9, 3)
+        d["gmacs"] = spec.macs / 1e9
         rows.append(d)
     return rows
