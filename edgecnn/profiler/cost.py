@@ -7,7 +7,7 @@ arithmetic intensity.
 
 Memory rules: weight bytes are the bytes of a layer's constant inputs (each constant counted once, for
 its first consumer); activation bytes are the bytes of a layer's output tensors. "Activation memory" is
-the sum over layers including the input row, as in the lecture tables; "peak live activation memory"
+the sum over layers including the input row, as in layer-by-layer cost tables; "peak live activation memory"
 replays the graph in order, allocating each tensor when produced and freeing it after its last consumer.
 Bytes moved by a layer = its inputs from other layers + its weights + its outputs (the intermediates of a
 fused layer stay in cache); arithmetic intensity = FLOPs / bytes moved.
@@ -50,7 +50,7 @@ class NodeCost:
 
 @dataclass
 class LayerCost:
-    """One row of the per-layer table: a layer as the lectures count it."""
+    """One row of the per-layer table: a conv with its norm and activation, a pool, an FC layer, ..."""
 
     index: int
     name: str
@@ -59,7 +59,7 @@ class LayerCost:
     nodes: list[str]
     output_shape: list[int]
     output_dtype: str
-    #: elements in the layer's output(s) ("memory" in the lecture tables)
+    #: elements in the layer's output(s) (the "memory" column of layer-by-layer cost tables)
     activations: int
     params: int
     bias_params: int
@@ -72,7 +72,7 @@ class LayerCost:
 
     @property
     def weights_only(self) -> int:
-        """Parameters without biases (what the VGG table of seed 004 lists)."""
+        """Parameters without biases (what per-layer weight counts of VGG-style tables list)."""
         return self.params - self.bias_params
 
     @property
@@ -82,7 +82,7 @@ class LayerCost:
 
     @property
     def shape_hwc(self) -> str:
-        """Output shape per image as the lectures write it: ``HxWxC`` for feature maps, ``C`` for vectors."""
+        """Output shape per image as layer tables write it: ``HxWxC`` for feature maps, ``C`` for vectors."""
         return format_shape(self.output_shape)
 
     def to_dict(self) -> dict[str, Any]:
