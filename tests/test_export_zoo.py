@@ -19,10 +19,8 @@ FAST: dict[str, tuple[int, int] | None] = {
     "lenet5": None, "resnet18": None, "googlenet": None, "resnet34": (64, 64), "resnet50": (64, 64),
     "alexnet": None,
 }
-# The mobile group exports at full size (~1-2 s each); fp16 of all but three of them only in the slow run.
-MOBILE = list_models(group="mobile")
-FAST.update({name: None for name in MOBILE})
-MOBILE_FP16_FAST = {"mobilenet_v3_small", "efficientnet_b0", "shufflenet_v2_x0_5"}
+# The mobile group exports at full size (about a second per model and precision on an idle 2-core VM).
+FAST.update({name: None for name in list_models(group="mobile")})
 SLOW: dict[str, tuple[int, int] | None] = {"resnet101": (64, 64), "resnet152": (64, 64), "alexnet_paper": None,
                                            "zfnet": None, "vgg11": None}
 # The other VGG configurations share vgg11's classifier (25088x4096x4096: 120M of their ~130M weights, exported
@@ -36,10 +34,9 @@ def _cases() -> list:
     assert set(FAST) | set(SLOW) | set(VGG_VARIANTS) == set(list_models()), "a zoo model has no export test"
     cases = []
     for name in [n for n in list_models() if n not in VGG_VARIANTS]:
+        marks = [pytest.mark.slow] if name in SLOW else []
         size = FAST.get(name, SLOW.get(name))
         for precision in ("fp32", "fp16"):
-            slow = name in SLOW or (precision == "fp16" and name in MOBILE and name not in MOBILE_FP16_FAST)
-            marks = [pytest.mark.slow] if slow else []
             cases.append(pytest.param(name, precision, size, marks=marks, id=f"{name}-{precision}"))
     return cases
 
