@@ -21,11 +21,16 @@ def test_list_table_and_json(capsys: pytest.CaptureFixture) -> None:
     code, out, _ = run_cli(capsys, "list")
     assert code == 0
     assert "resnet50" in out and "25,557,032" in out and "61,706" in out and "6,624,904" in out
+    classic, mobile = out.split("mobile models")
+    assert "vgg16" in classic and "mobilenet" not in classic
+    assert "mobilenet_v3_small" in mobile and "2,542,856" in mobile and "0.057" in mobile and "vgg" not in mobile
+    assert " 4.089 " in classic and " 0.0004 " in classic  # GMACs of resnet50, lenet5
     code, out, _ = run_cli(capsys, "list", "--json")
     rows = {r["name"]: r for r in json.loads(out)}
     assert rows["vgg16"]["num_params"] == 138_357_544
     assert rows["lenet5"]["input_shape"] == [1, 32, 32]
     assert rows["googlenet"]["torchvision_compatible"] is True
+    assert rows["mnasnet0_5"]["group"] == "mobile" and rows["mnasnet0_5"]["macs"] == 104_455_968
 
 
 def test_console_script_error_is_one_line() -> None:

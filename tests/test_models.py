@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from torch import nn
 
 from edgecnn.errors import EdgecnnError
 from edgecnn.models import (
+    GROUPS,
     Inception,
     count_params,
     create_model,
@@ -49,7 +51,21 @@ EXPECTED_PARAMS = {
     "vgg11_lrn": 132_863_336,  # LRN has no parameters
     # config C = D with the third conv of blocks 3, 4, 5 made 1x1
     "vgg16_c": 138_357_544 - (9 - 1) * 256 * 256 - 2 * (9 - 1) * 512 * 512,
+    # mobile group: torchvision 0.29.1's weight metadata ("num_params"), also in the layout fixture
+    "mobilenet_v2": 3_504_872,
+    "mobilenet_v3_large": 5_483_032,
+    "mobilenet_v3_small": 2_542_856,
+    "efficientnet_b0": 5_288_548,
+    "squeezenet1_0": 1_248_424,
+    "squeezenet1_1": 1_235_496,
+    "shufflenet_v2_x0_5": 1_366_792,
+    "shufflenet_v2_x1_0": 2_278_604,
+    "mnasnet0_5": 2_218_512,
+    "mnasnet1_0": 4_383_312,
+    "regnet_y_400mf": 4_344_144,
 }
+MOBILE = ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "efficientnet_b0", "squeezenet1_0",
+          "squeezenet1_1", "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "mnasnet0_5", "mnasnet1_0", "regnet_y_400mf"]
 
 
 def test_registry_lists_every_model() -> None:
@@ -62,6 +78,112 @@ def test_exact_parameter_count(name: str) -> None:
     with torch.device("meta"):
         model = create_model(name)
     assert count_params(model) == EXPECTED_PARAMS[name]
+
+
+def test_groups_list_classic_and_mobile_apart() -> None:
+    assert GROUPS == ("classic", "mobile")
+    assert sorted(list_models(group="mobile")) == sorted(MOBILE)
+    assert set(list_models(group="classic")) == set(EXPECTED_PARAMS) - set(MOBILE)
+    assert list_models() == list_models(group="classic") + list_models(group="mobile")
+    assert list_models("mobilenet") == ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"]
+    assert list_models("mobilenet", group="classic") == []
+
+
+def test_describe_all_rows_carry_group_params_and_gmacs() -> None:
+    rows = describe_all()
+    assert [r["name"] for r in rows] == list_models()
+    by_name = {r["name"]: r for r in rows}
+    v3 = by_name["mobilenet_v3_small"]
+    assert v3["group"] == "mobile" and v3["family"] == "mobilenet" and v3["torchvision_compatible"]
+    assert v3["num_params"] == v3["inference_params"] == 2_542_856
+    assert v3["macs"] == get_spec("mobilenet_v3_small").macs and v3["gmacs"] == v3["macs"] / 1e9
+    assert by_name["vgg16"]["group"] == "classic" and by_name["vgg16"]["gmacs"] == 15.47026432
+    assert [r["name"] for r in describe_all(group="mobile")] == list_models(group="mobile")
+
+
+def _torch_macs(model: nn.Module, shape: tuple[int, ...]) -> int:
+    """MACs of Conv2d/Linear by forward hooks on the meta device (no memory, no arithmetic)."""
+    total = [0]
+
+    def hook(mod: nn.Module, _inp: object, out: torch.Tensor) -> None:
+        if isinstance(mod, nn.Conv2d):
+            total[0] += out.numel() * (mod.in_channels // mod.groups) * mod.kernel_size[0] * mod.kernel_size[1]
+        else:
+            total[0] += out.numel() * mod.in_features
+
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            m.register_forward_hook(hook)
+    with torch.no_grad():
+        model(torch.zeros(1, *shape, device="meta"))
+    return total[0]
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED_PARAMS))
+def test_spec_macs_match_a_count_in_torch(name: str) -> None:
+    # the table behind `edgecnn list`; tests/test_export_mobile.py checks the mobile ones against the ONNX graph
+    # and torchvision's documented figures
+    with torch.device("meta"):
+        model = create_model(name).eval()
+    assert get_spec(name).macs == _torch_macs(model, get_spec(name).input_shape)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_builder_is_explicit_and_cites_paper_and_parameter_count(name: str) -> None:
+    spec = get_spec(name)
+    doc = spec.builder.__doc__ or ""
+    assert spec.builder.__name__ == name and "\n" not in doc.strip()
+    with torch.device("meta"):
+        n = count_params(create_model(name))
+    assert f"{n:,} param" in doc or f"{n:,} with" in doc, doc
+    assert re.search(r"\b(19|20)\d\d\b", doc) and re.search(r"\b(19|20)\d\d\b", spec.reference)
+    assert not re.search(r"\b(seeds?|lectures?)\b", spec.reference + doc + spec.notes, re.IGNORECASE)
+
+
+def test_stochastic_depth_only_in_training() -> None:
+    from edgecnn.models.blocks import StochasticDepth
+
+    sd = StochasticDepth(0.5)
+    x = torch.ones(4000, 3, 2, 2)
+    assert torch.equal(sd.eval()(x), x)
+    torch.manual_seed(0)
+    y = sd.train()(x)
+    per_sample = y.flatten(1)
+    assert set(per_sample.unique().tolist()) == {0.0, 2.0}  # whole samples dropped, survivors scaled by 1/(1-p)
+    assert (per_sample == per_sample[:, :1]).all()
+    assert 0.45 < (per_sample[:, 0] == 0).float().mean().item() < 0.55
+    torch.manual_seed(0)
+    model = create_model("efficientnet_b0", num_classes=10).eval()
+    probs = [m.stochastic_depth.p for m in model.modules() if getattr(m, "stochastic_depth", None) is not None]
+    assert len(probs) == 16 and probs[0] == 0.0 and probs[-1] == pytest.approx(0.2 * 15 / 16)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model(x), model(x))  # deterministic at inference
+
+
+def test_mobile_blocks_follow_their_tables() -> None:
+    with torch.device("meta"):
+        v3 = create_model("mobilenet_v3_small")
+        mnas = create_model("mnasnet0_5")
+        regnet = create_model("regnet_y_400mf")
+    bn = v3.features[0][1]
+    assert (bn.eps, bn.momentum) == (0.001, 0.01)
+    assert isinstance(v3.features[0][2], nn.Hardswish)
+    se = v3.features[1].block[1]  # first bneck of Table 2: SE on 16 channels, squeezed to make_divisible(16 // 4)
+    assert (se.fc1.in_channels, se.fc1.out_channels) == (16, 8) and isinstance(se.scale_activation, nn.Hardsigmoid)
+    assert mnas.layers[1].momentum == pytest.approx(1 - 0.9997)
+    assert [mnas.layers[i].out_channels for i in (0, 6)] == [16, 8]  # alpha 0.5: 32 -> 16, 16 -> 8
+    widths = [stage[0].f.c[0].out_channels for stage in regnet.trunk_output]
+    groups = [stage[0].f.b[0].groups for stage in regnet.trunk_output]
+    assert widths == [48, 104, 208, 440] and groups == [w // 8 for w in widths]
+    assert [len(stage) for stage in regnet.trunk_output] == [1, 3, 6, 6]
+
+
+def test_channel_shuffle_interleaves_groups() -> None:
+    from edgecnn.models.shufflenet import channel_shuffle
+
+    x = torch.arange(6.0).reshape(1, 6, 1, 1).repeat(2, 1, 1, 1)
+    assert channel_shuffle(x, 2)[:, :, 0, 0].tolist() == [[0, 3, 1, 4, 2, 5]] * 2
 
 
 def test_lenet_is_61706() -> None:

@@ -12,28 +12,31 @@ from edgecnn.cli.output import echo_json, format_table
 
 #: ``edgecnn list`` table: (key of the row, header)
 LIST_COLUMNS = [("name", "name"), ("family", "family"), ("input", "input"), ("params", "parameters"),
-                ("tv", "torchvision"), ("reference", "reference")]
+                ("gmacs", "GMACs"), ("tv", "torchvision"), ("reference", "reference")]
 
 
 def _list_row(r: dict[str, Any]) -> dict[str, Any]:
     params = f"{r['inference_params']:,}"
     if r["num_params"] != r["inference_params"]:
         params += f" (+{r['num_params'] - r['inference_params']:,} train-only)"
-    return {**r, "input": "x".join(str(v) for v in r["input_shape"]), "params": params,
+    gmacs = f"{r['gmacs']:.3f}" if r["gmacs"] >= 0.001 else f"{r['gmacs']:.4f}"
+    return {**r, "input": "x".join(str(v) for v in r["input_shape"]), "params": params, "gmacs": gmacs,
             "tv": "yes" if r["torchvision_compatible"] else "no"}
 
 
 @click.command("list")
 @reporting()
 def list_cmd(as_json: bool) -> None:
-    """List the reference models: name, family, input, parameters, torchvision compatibility."""
-    from edgecnn.models import describe_all
+    """List the reference models, classic then mobile: name, family, input, parameters, GMACs, torchvision
+    compatibility, paper."""
+    from edgecnn.models import GROUPS, describe_all
 
     rows = describe_all()
     if as_json:
         echo_json(rows)
-    else:
-        click.echo(format_table([_list_row(r) for r in rows], LIST_COLUMNS))
+        return
+    click.echo("\n\n".join(f"{group} models\n" + format_table([_list_row(r) for r in rows if r["group"] == group],
+                                                               LIST_COLUMNS) for group in GROUPS))
 
 
 @click.command("doctor")

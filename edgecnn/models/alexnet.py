@@ -1,8 +1,8 @@
 """AlexNet (Krizhevsky et al. 2012), torchvision's single-GPU variant, and ZFNet (Zeiler & Fergus 2013).
 
 * ``alexnet``: torchvision-compatible (64/192/384/256/256 maps, adaptive 6x6 pool), 61,100,840 params.
-* ``alexnet_paper``: the lecture table of seed 004 — 227x227x3 input; CONV1 96 11x11/4 pad 0 -> 55x55x96;
-  POOL1 3x3/2 -> 27x27x96; NORM1; CONV2 256 5x5 pad 2 -> 27x27x256; POOL2 -> 13x13x256; NORM2;
+* ``alexnet_paper``: Krizhevsky et al. 2012 (Fig. 2 on one GPU) — 227x227x3 input; CONV1 96 11x11/4 pad 0
+  -> 55x55x96; POOL1 3x3/2 -> 27x27x96; NORM1; CONV2 256 5x5 pad 2 -> 27x27x256; POOL2 -> 13x13x256; NORM2;
   CONV3/4 384 3x3 pad 1, CONV5 256 3x3 pad 1 -> 13x13; POOL3 -> 6x6x256; FC6/FC7 4096, FC8 1000;
   dropout 0.5 before FC6 and FC7. Ungrouped (one GPU): 62,378,344 params.
 * ``zfnet``: Zeiler & Fergus, Fig. 3 — 224x224x3 input; conv1 96 7x7/2 (pad 1) -> 110x110; pool 3x3/2
@@ -78,22 +78,22 @@ class AlexNet(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
-@register_model("alexnet", "alexnet", torchvision_compatible=True,
+@register_model("alexnet", "alexnet", torchvision_compatible=True, macs=714_188_480,
                 reference="Krizhevsky 2014, One weird trick (torchvision variant of Krizhevsky et al. 2012)")
 def alexnet(num_classes: int = 1000, dropout: float = 0.5) -> AlexNet:
-    """torchvision's AlexNet."""
+    """AlexNet, torchvision's one-GPU variant (Krizhevsky 2014, One weird trick): 61,100,840 parameters."""
     return AlexNet(CFGS["torchvision"], num_classes, dropout)
 
 
-@register_model("alexnet_paper", "alexnet", input_size=(227, 227),
-                reference="Krizhevsky et al. 2012; layer table of seed 004 (CS 4644/7643)")
+@register_model("alexnet_paper", "alexnet", input_size=(227, 227), macs=1_135_256_096,
+                reference="Krizhevsky et al. 2012, ImageNet Classification with Deep CNNs, Fig. 2 (one GPU)")
 def alexnet_paper(num_classes: int = 1000, dropout: float = 0.5) -> AlexNet:
-    """AlexNet as in the lecture table: 227x227 input, 96 maps, LRN after the first two blocks."""
+    """AlexNet, 227x227 input, 96 maps, LRN, ungrouped (Krizhevsky et al. 2012, Fig. 2): 62,378,344 parameters."""
     return AlexNet(CFGS["paper"], num_classes, dropout, adaptive_pool=False)
 
 
-@register_model("zfnet", "zfnet",
+@register_model("zfnet", "zfnet", macs=1_168_032_896,
                 reference="Zeiler & Fergus 2013, Visualizing and Understanding Convolutional Networks, Fig. 3")
 def zfnet(num_classes: int = 1000, dropout: float = 0.5) -> AlexNet:
-    """ZFNet: 7x7/2 first layer with 96 maps, stride-2 conv2, then as AlexNet."""
+    """ZFNet, 7x7/2 conv1 and stride-2 conv2 (Zeiler & Fergus 2013, Fig. 3): 62,357,608 parameters."""
     return AlexNet(CFGS["zfnet"], num_classes, dropout, adaptive_pool=False)

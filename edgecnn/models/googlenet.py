@@ -7,8 +7,8 @@ aux heads, 13,004,888 with them.
 
 Note on the "5x5" branch: torchvision (and its ImageNet checkpoint) use a 3x3 kernel there; ``googlenet``
 keeps it for checkpoint compatibility. :class:`Inception` takes ``ch5x5_kernel=5`` for the paper's
-module, and ``naive=True`` for the seeds' naive module (1x1, 3x3, 5x5 convs and 3x3 max-pool on the
-input, no reductions).
+module, and ``naive=True`` for the naive module of the paper's Fig. 2(a) (1x1, 3x3, 5x5 convs and 3x3
+max-pool on the input, no reductions).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class Inception(nn.Module):
     """The Inception module: four parallel branches concatenated along channels.
 
     With ``naive=True`` the 3x3 and 5x5 branches have no 1x1 reduction and the pooling branch no
-    projection (the seeds' "naive inception module"); ``ch3x3red``/``ch5x5red``/``pool_proj`` are then
+    projection (the "naive version" of Szegedy et al. 2014, Fig. 2a); ``ch3x3red``/``ch5x5red``/``pool_proj`` are then
     ignored. ``plain_conv=True`` uses bare convolutions (bias + ReLU, no batch norm) as in the paper.
     """
 
@@ -159,11 +159,11 @@ class GoogLeNet(nn.Module):
         return x
 
 
-@register_model("googlenet", "googlenet", torchvision_compatible=True,
+@register_model("googlenet", "googlenet", torchvision_compatible=True, macs=1_498_376_192,
                 reference="Szegedy et al. 2014, Going Deeper with Convolutions (torchvision layout)",
                 notes="aux heads aux1/aux2 in training mode only; aux_logits=False drops them",
                 train_only=("aux1", "aux2"))
 def googlenet(num_classes: int = 1000, aux_logits: bool = True, transform_input: bool = False,
               dropout: float = 0.2, dropout_aux: float = 0.7) -> GoogLeNet:
-    """GoogLeNet with its two auxiliary classifiers (training mode returns ``(logits, aux2, aux1)``)."""
+    """GoogLeNet (Szegedy et al. 2014, Table 1): 6,624,904 parameters, 13,004,888 with the training-only aux heads."""
     return GoogLeNet(num_classes, aux_logits, transform_input, dropout=dropout, dropout_aux=dropout_aux)

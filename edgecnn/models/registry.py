@@ -14,6 +14,9 @@ from edgecnn.errors import EdgecnnError, unknown_name
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+#: The zoo's groups: the classic ImageNet CNNs (LeNet-5 to ResNet) and the mobile-first families.
+GROUPS = ("classic", "mobile")
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -22,6 +25,10 @@ class ModelSpec:
     name: str
     family: str
     builder: Callable[..., nn.Module] = field(repr=False, compare=False)
+    #: ``classic`` (LeNet-5 ... ResNet) or ``mobile`` (depthwise-separable and other edge-first families)
+    group: str = "classic"
+    #: multiply-accumulates of one image at ``input_size`` (Conv and Linear only; tested against the graph)
+    macs: int = 0
     input_size: tuple[int, int] = (224, 224)
     channels: int = 3
     num_classes: int = 1000
@@ -60,15 +67,23 @@ def register_model(name: str, family: str, **spec: Any) -> Callable[[Callable[..
     def deco(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
+        if spec.get("group", "classic") not in GROUPS:
+            raise ValueError(f"model {name!r}: group must be one of {GROUPS}")
         _REGISTRY[name] = ModelSpec(name=name, family=family, builder=builder, **spec)
         return builder
 
     return deco
 
 
-def list_models(family: str | None = None) -> list[str]:
-    """Names of the registered models, in registration order (optionally one family)."""
-    return [n for n, s in _REGISTRY.items() if family is None or s.family == family]
+def list_models(family: str | None = None, group: str | None = None) -> list[str]:
+    """Names of the registered models, classic then mobile, each in registration order (optionally one family
+    and/or group)."""
+    return [s.name for s in _ordered()
+            if (family is None or s.family == family) and (group is None or s.group == group)]
+
+
+def _ordered() -> list[ModelSpec]:
+    return sorted(_REGISTRY.values(), key=lambda s: GROUPS.index(s.group))
 
 
 def get_spec(name: str) -> ModelSpec:
@@ -119,13 +134,20 @@ def inference_params(model: nn.Module) -> int:
     return count_params(model, tuple(f"{m}." for m in spec.train_only) if spec else ())
 
 
-def describe_all() -> list[dict[str, Any]]:
-    """Every model's spec with its parameter count (built on the meta device: no memory, fast)."""
+def describe_all(group: str | None = None) -> list[dict[str, Any]]:
+    """Every model's spec (optionally one group) with its parameter counts and GMACs at its input size.
+
+    Rows are ordered by group (classic, then mobile), then registration order. Models are built on the meta
+    device: no memory, fast.
+    """
     rows = []
-    for spec in _REGISTRY.values():
+    for spec in _ordered():
+        if group is not None and spec.group != group:
+            continue
         with torch.device("meta"):
             model = spec.builder(num_classes=spec.num_classes)
         d = spec.describe(count_params(model))
         d["inference_params"] = count_params(model, tuple(f"{m}." for m in spec.train_only))
+        d["gmacs"] = spec.macs / 1e9
         rows.append(d)
     return rows

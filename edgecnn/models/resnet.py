@@ -1,7 +1,7 @@
 """ResNet (He et al. 2015), torchvision-compatible: 18/34 with basic blocks, 50/101/152 with bottlenecks.
 
 Parameter counts (1000 classes): 18: 11,689,512; 34: 21,797,672; 50: 25,557,032; 101: 44,549,160;
-152: 60,192,808. Seed 001 walks through ResNet-34 (3-4-6-3 basic blocks).
+152: 60,192,808 (He et al. 2015, Table 1 gives the stage layouts).
 """
 
 from __future__ import annotations
@@ -111,27 +111,39 @@ class ResNet(nn.Module):
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
-#: name -> (block, blocks per stage)
-CONFIGS: dict[str, tuple[type[BasicBlock | Bottleneck], list[int]]] = {
-    "resnet18": (BasicBlock, [2, 2, 2, 2]),
-    "resnet34": (BasicBlock, [3, 4, 6, 3]),
-    "resnet50": (Bottleneck, [3, 4, 6, 3]),
-    "resnet101": (Bottleneck, [3, 4, 23, 3]),
-    "resnet152": (Bottleneck, [3, 8, 36, 3]),
-}
+def _resnet(block: type[BasicBlock | Bottleneck], layers: list[int], num_classes: int,
+            zero_init_residual: bool) -> ResNet:
+    return ResNet(block, layers, num_classes, zero_init_residual)
 
 
-def _register(name: str) -> None:
-    block, layers = CONFIGS[name]
-
-    def builder(num_classes: int = 1000, zero_init_residual: bool = False) -> ResNet:
-        return ResNet(block, layers, num_classes, zero_init_residual)
-
-    builder.__name__ = name
-    builder.__doc__ = f"{name}: {block.__name__} x {layers}."
-    register_model(name, "resnet", torchvision_compatible=True,
-                   reference="He et al. 2015, Deep Residual Learning for Image Recognition")(builder)
+_REF = "He et al. 2015, Deep Residual Learning for Image Recognition, Table 1"
 
 
-for _name in CONFIGS:
-    _register(_name)
+@register_model("resnet18", "resnet", torchvision_compatible=True, macs=1_814_073_344, reference=_REF)
+def resnet18(num_classes: int = 1000, zero_init_residual: bool = False) -> ResNet:
+    """ResNet-18, basic blocks 2-2-2-2 (He et al. 2015, Table 1): 11,689,512 parameters."""
+    return _resnet(BasicBlock, [2, 2, 2, 2], num_classes, zero_init_residual)
+
+
+@register_model("resnet34", "resnet", torchvision_compatible=True, macs=3_663_761_408, reference=_REF)
+def resnet34(num_classes: int = 1000, zero_init_residual: bool = False) -> ResNet:
+    """ResNet-34, basic blocks 3-4-6-3 (He et al. 2015, Table 1): 21,797,672 parameters."""
+    return _resnet(BasicBlock, [3, 4, 6, 3], num_classes, zero_init_residual)
+
+
+@register_model("resnet50", "resnet", torchvision_compatible=True, macs=4_089_184_256, reference=_REF)
+def resnet50(num_classes: int = 1000, zero_init_residual: bool = False) -> ResNet:
+    """ResNet-50, bottlenecks 3-4-6-3 (He et al. 2015, Table 1): 25,557,032 parameters."""
+    return _resnet(Bottleneck, [3, 4, 6, 3], num_classes, zero_init_residual)
+
+
+@register_model("resnet101", "resnet", torchvision_compatible=True, macs=7_801_405_440, reference=_REF)
+def resnet101(num_classes: int = 1000, zero_init_residual: bool = False) -> ResNet:
+    """ResNet-101, bottlenecks 3-4-23-3 (He et al. 2015, Table 1): 44,549,160 parameters."""
+    return _resnet(Bottleneck, [3, 4, 23, 3], num_classes, zero_init_residual)
+
+
+@register_model("resnet152", "resnet", torchvision_compatible=True, macs=11_513_626_624, reference=_REF)
+def resnet152(num_classes: int = 1000, zero_init_residual: bool = False) -> ResNet:
+    """ResNet-152, bottlenecks 3-8-36-3 (He et al. 2015, Table 1): 60,192,808 parameters."""
+    return _resnet(Bottleneck, [3, 8, 36, 3], num_classes, zero_init_residual)

@@ -1,4 +1,4 @@
-"""VGG (Simonyan & Zisserman 2014), configurations A, A-LRN, B, C, D, E of Table 1 (seed 004).
+"""VGG (Simonyan & Zisserman 2014), configurations A, A-LRN, B, C, D, E of Table 1.
 
 ``vgg11/13/16/19`` (A, B, D, E) and their ``_bn`` variants are torchvision-compatible. ``vgg11_lrn``
 (A-LRN: LRN after the first conv) and ``vgg16_c`` (C: the third conv of blocks 3-5 is 1x1) complete the
@@ -75,21 +75,73 @@ class VGG(nn.Module):
         return self.classifier(torch.flatten(x, 1))
 
 
+def _vgg(cfg: str, batch_norm: bool, num_classes: int, dropout: float) -> VGG:
+    return VGG(make_layers(CFGS[cfg], batch_norm), num_classes, dropout)
+
+
 _REF = "Simonyan & Zisserman 2014, Very Deep Convolutional Networks, Table 1 config {}"
+_BN = " + batch norm (Ioffe & Szegedy 2015)"
 
 
-def _register(name: str, cfg: str, batch_norm: bool, torchvision: bool) -> None:
-    def builder(num_classes: int = 1000, dropout: float = 0.5) -> VGG:
-        return VGG(make_layers(CFGS[cfg], batch_norm), num_classes, dropout)
-
-    builder.__name__ = name
-    builder.__doc__ = f"VGG configuration {cfg}{' with batch norm' if batch_norm else ''}."
-    suffix = " + batch norm" if batch_norm else ""
-    register_model(name, "vgg", torchvision_compatible=torchvision, reference=_REF.format(cfg) + suffix)(builder)
+@register_model("vgg11", "vgg", torchvision_compatible=True, macs=7_609_090_048, reference=_REF.format("A"))
+def vgg11(num_classes: int = 1000, dropout: float = 0.5) -> VGG:
+    """VGG-11 (Simonyan & Zisserman 2014, Table 1 config A): 132,863,336 parameters."""
+    return _vgg("A", False, num_classes, dropout)
 
 
-for _name, _cfg in [("vgg11", "A"), ("vgg13", "B"), ("vgg16", "D"), ("vgg19", "E")]:
-    _register(_name, _cfg, False, True)
-    _register(_name + "_bn", _cfg, True, True)
-_register("vgg11_lrn", "A-LRN", False, False)
-_register("vgg16_c", "C", False, False)
+@register_model("vgg11_bn", "vgg", torchvision_compatible=True, macs=7_609_090_048,
+                reference=_REF.format("A") + _BN)
+def vgg11_bn(num_classes: int = 1000, dropout: float = 0.5) -> VGG:
+    """VGG-11 with batch norm (Simonyan & Zisserman 2014, Table 1 config A): 132,868,840 parameters."""
+    return _vgg("A", True, num_classes, dropout)
+
+
+@register_model("vgg13", "vgg", torchvision_compatible=True, macs=11_308_466_176, reference=_REF.format("B"))
+def vgg13(num_classes: int = 1000, dropout: float = 0.5) -> VGG:
+    """VGG-13 (Simonyan & Zisserman 2014, Table 1 config B): 133,047,848 parameters."""
+    return _vgg("B", False, num_classes, dropout)
+
+
+@register_model("vgg13_bn", "vgg", torchvision_compatible=True, macs=11_308_466_176,
+                reference=_REF.format("B") + _BN)
+def vgg13_bn(num_classes: int = 1000, dropout: float = 0.5) -> VGG:
+    """VGG-13 with batch norm (Simonyan & Zisserman 2014, Table 1 config B): 133,053,736 parameters."""
+    return _vgg("B", True, num_classes, dropout)
+
+
+@register_model("vgg16", "vgg", torchvision_compatible=True, macs=15_470_264_320, reference=_REF.format("D"))
+def vgg16(num_classes: int = 1000, dropout: float = 0.5) -> VGG:
+    """VGG-16 (Simonyan & Zisserman 2014, Table 1 config D): 138,357,544 parameters."""
+    return _vgg("D", False, num_classes, dropout)
+
+
+@register_model("vgg16_bn", "vgg", torchvision_compatible=True, macs=15_470_264_320,
+                reference=_REF.format("D") + _BN)
+def vgg16_bn(num_classes: int = 1000, dropout: float = 0.5) -> VGG:
+    """VGG-16 with batch norm (Simonyan & Zisserman 2014, Table 1 config D): 138,365,992 parameters."""
+    return _vgg("D", True, num_classes, dropout)
+
+
+@register_model("vgg19", "vgg", torchvision_compatible=True, macs=19_632_062_464, reference=_REF.format("E"))
+def vgg19(num_classes: int = 1000, dropout: float = 0.5) -> VGG:
+    """VGG-19 (Simonyan & Zisserman 2014, Table 1 config E): 143,667,240 parameters."""
+    return _vgg("E", False, num_classes, dropout)
+
+
+@register_model("vgg19_bn", "vgg", torchvision_compatible=True, macs=19_632_062_464,
+                reference=_REF.format("E") + _BN)
+def vgg19_bn(num_classes: int = 1000, dropout: float = 0.5) -> VGG:
+    """VGG-19 with batch norm (Simonyan & Zisserman 2014, Table 1 config E): 143,678,248 parameters."""
+    return _vgg("E", True, num_classes, dropout)
+
+
+@register_model("vgg11_lrn", "vgg", macs=7_609_090_048, reference=_REF.format("A-LRN"))
+def vgg11_lrn(num_classes: int = 1000, dropout: float = 0.5) -> VGG:
+    """VGG-11 with LRN after conv1 (Simonyan & Zisserman 2014, Table 1 config A-LRN): 132,863,336 parameters."""
+    return _vgg("A-LRN", False, num_classes, dropout)
+
+
+@register_model("vgg16_c", "vgg", macs=11_770_888_192, reference=_REF.format("C"))
+def vgg16_c(num_classes: int = 1000, dropout: float = 0.5) -> VGG:
+    """VGG config C, 1x1 third convs in blocks 3-5 (Simonyan & Zisserman 2014, Table 1): 133,638,952 params."""
+    return _vgg("C", False, num_classes, dropout)

@@ -8,7 +8,7 @@ arithmetic intensity.
 
 Memory rules: weight bytes are the bytes of a layer's constant inputs (each constant counted once, for
 its first consumer); activation bytes are the bytes of a layer's output tensors. "Activation memory" is
-the sum over layers including the input row, as in published per-layer tables; "peak live activation memory"
+the sum over layers including the input row, as in layer-by-layer cost tables; "peak live activation memory"
 replays the graph in order, allocating each tensor when produced and freeing it after its last consumer.
 Bytes moved by a layer = its inputs from other layers + its weights + its outputs (the intermediates of a
 fused layer stay in cache); arithmetic intensity = FLOPs / bytes moved.
@@ -38,7 +38,7 @@ def load_graph(model: str | os.PathLike | onnx.ModelProto, batch: int | None = N
 
 @dataclass
 class LayerCost:
-    """One row of the per-layer table: a layer as published per-layer tables count it (conv + activation)."""
+    """One row of the per-layer table: a conv with its norm and activation, a pool, an FC layer, ..."""
 
     index: int
     name: str
@@ -47,7 +47,7 @@ class LayerCost:
     nodes: list[str]
     output_shape: list[int]
     output_dtype: str
-    #: elements in the layer's output(s) ("memory" in published per-layer tables)
+    #: elements in the layer's output(s) (the "memory" column of layer-by-layer cost tables)
     activations: int
     params: int
     bias_params: int
@@ -60,7 +60,7 @@ class LayerCost:
 
     @property
     def weights_only(self) -> int:
-        """Parameters without biases (the weights-only count some per-layer tables list)."""
+        """Parameters without biases (what per-layer weight counts of VGG-style tables list)."""
         return self.params - self.bias_params
 
     @property
@@ -70,7 +70,7 @@ class LayerCost:
 
     @property
     def shape_hwc(self) -> str:
-        """Output shape per image as per-layer tables write it: ``HxWxC`` for feature maps, ``C`` for vectors."""
+        """Output shape per image as layer tables write it: ``HxWxC`` for feature maps, ``C`` for vectors."""
         return format_shape(self.output_shape)
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Group ONNX nodes into layers as the lectures count them.
+"""Group ONNX nodes into layers as layer-by-layer cost tables count them.
 
 A convolution with its batch norm and activation is one layer; a pooling layer is one layer; a fully
 connected layer includes the Flatten/Reshape in front of it; a normalization (LRN, even when the
