@@ -68,6 +68,8 @@ KINDS: dict[str, tuple[Callable[[Path], Path], tuple[str, ...], PreprocessConfig
                       PreprocessConfig(input_size=(32, 32), **IMAGENET)),
     "symbolic_spatial": (_save(symbolic_spatial_model()), ("--size", "24x24"),
                          PreprocessConfig(input_size=(24, 24), **IMAGENET)),
+    "tf_slim_1001_classes": (_save(make_classifier_model(with_metadata=False, num_classes=1001)), (),
+                             PreprocessConfig(input_size=(32, 32), mean=(0.5,) * 3, std=(0.5,) * 3)),
 }
 #: notices each kind must print (substrings of 'note:' lines)
 NOTICES = {
@@ -78,6 +80,7 @@ NOTICES = {
     "dynamo_external_data": ["assumed ImageNet preprocessing"],
     "batch_named_N": ["assumed ImageNet preprocessing"],
     "symbolic_spatial": ["symbolic spatial dims of input 'input' fixed to the chosen size (height=24, width=24)"],
+    "tf_slim_1001_classes": ["assumed input range -1..1", "assumed ImageNet-1k class names"],
 }
 
 
@@ -164,7 +167,8 @@ def test_profile_counts_the_macs(capsys, files, kind):
     got = json.loads(_cli(capsys, kind, "profile", files[kind], "--json")[0])
     size = 24 if kind == "symbolic_spatial" else 32
     conv = 8 * 3 * 3 * 3 * size * size  # HIDDEN=8 filters of 3x3x3 at every pixel, then the classifier
-    assert got["totals"]["macs"] == conv + 8 * 10
+    classes = 1001 if "1001" in kind else 10
+    assert got["totals"]["macs"] == conv + 8 * classes
     assert got["notices"]
 
 
