@@ -338,3 +338,13 @@ def test_bad_files_are_one_line_before_any_option(capsys, bad_files, images, tmp
         assert (str(path) in lines[0] or path.name in lines[0]) if kind in BAD_FILES \
             else GRAPH_MESSAGES[kind] in lines[0], (kind, lines[0])
     assert not (tmp_path / "q.onnx").exists() and not (tmp_path / "repo").exists()
+
+
+def test_evaluate_int8_against_the_foreign_fp32_file(capsys, files, images, tmp_path):
+    src, q = files["zoo_ir3_opset7"], tmp_path / "zoo.int8.onnx"
+    _cli(capsys, "zoo_ir3_opset7", "quantize", src, "--calib", images, "-o", q, "--no-report")
+    out, err = _cli(capsys, "zoo_ir3_opset7", "evaluate", q, "--data", images, "--reference", src, "--json")
+    cmp = json.loads(out)["comparison"]
+    assert cmp["samples"] == 6 and cmp["labelled"] and cmp["cosine_mean"] > 0.9
+    notes = [line for line in err.splitlines() if line.startswith("note:")]
+    assert len(notes) == len(set(notes)) and all(n.startswith("note: reference: ") for n in notes), notes

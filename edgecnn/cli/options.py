@@ -129,14 +129,17 @@ def model_path(model: str, precision: str = "fp32", provider: str = "cpu") -> st
 
 
 def prepared_model(model: str, precision: str = "fp32", provider: str = "cpu", *, min_opset: int | None = None,
-                   preprocess: dict[str, Any] | None = None) -> Prepared:
+                   preprocess: dict[str, Any] | None = None, label: str = "",
+                   said: Sequence[str] = ()) -> Prepared:
     """``MODEL_OR_FILE`` opened, normalised and read (:func:`edgecnn.modelfile.prepare`); what was normalised
-    and assumed is printed once as ``note:`` lines on stderr (commands also put them in their JSON)."""
+    and assumed is printed once as ``note:`` lines on stderr (commands also put them in their JSON). A second
+    file of the same command (``label``, e.g. ``reference``) prints only the lines not ``said`` already."""
     from edgecnn.modelfile import prepare
 
     prepared = prepare(model_path(model, precision, provider), min_opset=min_opset, preprocess=preprocess)
     for line in prepared.notices:
-        click.echo(f"note: {line}", err=True)
+        if line not in said:
+            click.echo(f"note: {label + ': ' if label else ''}{line}", err=True)
     return prepared
 
 

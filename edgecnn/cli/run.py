@@ -81,7 +81,8 @@ def evaluate_cmd(model: str, data: str, provider: str, batch: int, limit: int | 
 
     quiet = not show_progress(quiet=as_json)
     prepared = prepared_model(model, preprocess=preprocess)
-    ref = prepared_model(reference, preprocess=preprocess) if reference else None
+    ref = prepared_model(reference, preprocess=preprocess, label="reference", said=prepared.notices) if reference \
+        else None
     folder = load_image_folder(data)
     rep = evaluate(prepared.path, folder, provider=provider, batch_size=batch, limit=limit, quiet=quiet)
     rep.model = str(prepared.source)  # the user's file, not its normalised copy
