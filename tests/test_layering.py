@@ -12,7 +12,7 @@ import importlib
 import pytest
 
 SHARED = ("edgecnn.onnxfile", "edgecnn.graphcost", "edgecnn.metadata", "edgecnn.errors", "edgecnn.metrics",
-          "edgecnn.tables", "edgecnn._io", "edgecnn.normalize", "edgecnn.io_spec")
+          "edgecnn.tables", "edgecnn._io", "edgecnn.normalize", "edgecnn.io_spec", "edgecnn.modelfile")
 #: package -> the other parts its lazy names may load (besides itself and the shared modules)
 ALLOWED = {
     "edgecnn": ("edgecnn.models", "edgecnn.exporters", "edgecnn.runtime", "edgecnn.optimize", "edgecnn.quantize",

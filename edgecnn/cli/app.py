@@ -7,7 +7,7 @@ import sys
 import click
 
 from edgecnn import __version__
-from edgecnn.cli import export, inspect, optimize, profile, quantize, run, scale
+from edgecnn.cli import convert, export, inspect, optimize, profile, quantize, run, scale
 from edgecnn.errors import EdgecnnError
 
 _DEBUG = False
@@ -29,7 +29,7 @@ def cli(debug: bool) -> None:
     _DEBUG = debug
 
 
-for _module in (inspect, export, quantize, run, profile, scale, optimize):
+for _module in (inspect, export, convert, quantize, run, profile, scale, optimize):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

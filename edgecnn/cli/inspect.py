@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from edgecnn.cli.options import reporting
+from edgecnn.cli.options import output, preprocessing, reporting
 from edgecnn.cli.output import echo_json, format_table
 
 #: ``edgecnn list`` table: (key of the row, header)
@@ -75,18 +75,59 @@ def _inspect_lines(d: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _save_metadata(file: str, prepared: Any, out: str | None, force: bool) -> str:
+    """Write ``prepared.spec``'s choices into FILE's metadata: to ``out``, or in place with ``force``."""
+    from pathlib import Path
+
+    from edgecnn import onnxfile
+    from edgecnn.errors import EdgecnnError
+    from edgecnn.io_spec import save_metadata
+
+    target = Path(out) if out else Path(file)
+    if out is None and not force:
+        raise EdgecnnError(f"--save-metadata writes {file} in place only with --force; or give -o OUT.onnx.")
+    if out is not None and target.exists() and not force:
+        raise EdgecnnError(f"{target} exists; pass --force to replace it.")
+    in_place = target.resolve() == Path(file).resolve()
+    # in place, external weights stay where they are; elsewhere they are embedded (or written beside OUT)
+    model = onnxfile.open_model(file, load_data=not in_place)
+    onnxfile.save(save_metadata(model, prepared.spec), target)
+    return str(target)
+
+
 @click.command("inspect")
 @click.argument("file", type=click.Path(dir_okay=False), metavar="FILE.onnx")
+@click.option("--save-metadata", "save", is_flag=True,
+              help="Write what was detected and the preprocessing options given into the file's metadata, so "
+                   "later commands need no flags (to -o OUT, or in place with --force).")
+@output("With --save-metadata: the file to write [default: FILE itself, with --force].")
+@preprocessing()
 @reporting()
-def inspect_cmd(file: str, as_json: bool) -> None:
-    """Show an ONNX file's edgecnn metadata, inputs, outputs, opset, size and op histogram."""
-    from edgecnn.exporters.inspection import describe
+def inspect_cmd(file: str, save: bool, output: str | None, force: bool, as_json: bool,
+                preprocess: dict[str, Any]) -> None:
+    """Show an ONNX file's edgecnn metadata, inputs, outputs, opset, size and op histogram, what edgecnn
+    would normalise, and the preprocessing it detects or assumes (the options override it).
 
+    \b
+    Examples:
+      edgecnn inspect squeezenet.onnx
+      edgecnn inspect squeezenet.onnx --save-metadata --bgr --range 0-255 -o squeezenet.edgecnn.onnx
+    """
+    from edgecnn.exporters.inspection import describe
+    from edgecnn.modelfile import prepare
+
+    prepared = prepare(file, preprocess=preprocess, write=False)
     d = describe(file)
+    spec = prepared.spec
+    d.update(normalized=list(prepared.changes), input_spec=spec.lines(), notices=list(prepared.notices))
+    written = _save_metadata(file, prepared, output, force) if save else None
     if as_json:
-        echo_json(d)
-    else:
-        click.echo("\n".join(_inspect_lines(d)))
+        echo_json({**d, "saved_to": written})
+        return
+    click.echo("\n".join(_inspect_lines(d)))
+    click.echo("\n".join([f"normalised when run: {c}" for c in prepared.changes] + spec.lines()))
+    if written:
+        click.echo(f"wrote the choices above into {written}'s metadata")
 
 
 COMMANDS = [list_cmd, inspect_cmd, doctor_cmd]

@@ -44,9 +44,10 @@ def _list(text: str | None, what: str) -> list[str] | None:
 @click.option("--duration", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
               help="Seconds of timed runs per candidate (at least 10 runs).")
 @options.reporting()
+@options.preprocessing()
 def optimize_cmd(model: str, data: str | None, budget: float, batch: list[int], providers: str | None,
                  precisions: str | None, output: str | None, time_limit: float | None, min_sqnr: float,
-                 threads: int | None, duration: float, as_json: bool) -> None:
+                 threads: int | None, duration: float, as_json: bool, preprocess: dict) -> None:
     """Measure MODEL_OR_FILE on every runtime x precision x batch and keep the fastest within the budget.
 
     Candidates: each available runtime (ONNX Runtime CPU/CUDA/TensorRT, OpenVINO) x each precision it
@@ -67,6 +68,8 @@ def optimize_cmd(model: str, data: str | None, budget: float, batch: list[int], 
 
     name = Path(model).name.removesuffix(".onnx")
     out = output or f"optimize-{name}"
+    if Path(model).is_file() or any(preprocess.values()):
+        model = str(options.prepared_model(model, preprocess=preprocess).path)
     report = optimize(model, data=data, budget=budget, batches=batch,
                       providers=_list(providers, "--providers"), precisions=_list(precisions, "--precisions"),
                       output=out, time_limit=time_limit, min_sqnr=min_sqnr, threads=threads, duration=duration,

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from edgecnn.cli.options import batching, model_path, model_source, reporting, runtime
+from edgecnn.cli.options import batching, model_source, prepared_model, preprocessing, reporting, runtime
 from edgecnn.cli.output import echo_json
 
 
@@ -33,8 +33,9 @@ def _write_csv(csv_path: str, text: str) -> None:
 @click.option("--iters", type=click.IntRange(min=1), default=10, show_default=True,
               help="With --measure: profiled runs.")
 @click.option("--peak-gflops", type=float, default=None, help="With --measure: peak GFLOP/s for % of peak.")
+@preprocessing()
 def profile_cmd(model: str, precision: str, batch: int | None, per_layer: bool, as_json: bool, csv_path: str | None,
-                nodes: bool, measure: bool, **measure_options: Any) -> None:
+                nodes: bool, measure: bool, preprocess: dict[str, Any], **measure_options: Any) -> None:
     """Theoretical cost of MODEL_OR_FILE (a zoo name or an .onnx file) from its ONNX graph.
 
     Parameters, MACs and FLOPs (1 MAC = 2 FLOPs), weight and activation memory, peak live activation
@@ -50,7 +51,9 @@ def profile_cmd(model: str, precision: str, batch: int | None, per_layer: bool, 
     """
     from edgecnn.profiler import report
     from edgecnn.profiler.cost import graph_cost
-    path = model_path(model, precision, measure_options["provider"])
+
+    prepared = prepared_model(model, precision, measure_options["provider"], preprocess=preprocess)
+    path = prepared.path
     result = None
     if measure:
         from edgecnn.profiler.perlayer import profile
@@ -60,7 +63,8 @@ def profile_cmd(model: str, precision: str, batch: int | None, per_layer: bool, 
     if csv_path:
         _write_csv(csv_path, report.cost_csv(cost, result.csv_extra() if result else None))
     if as_json:
-        echo_json(result.to_dict(nodes=nodes) if result else cost.to_dict(nodes=nodes))
+        echo_json({**(result.to_dict(nodes=nodes) if result else cost.to_dict(nodes=nodes)),
+                   "notices": list(prepared.notices)})
         return
     if csv_path == "-":
         return

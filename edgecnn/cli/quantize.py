@@ -10,15 +10,19 @@ from typing import Any
 
 import click
 
-from edgecnn.cli.options import model_path, model_source, output, reporting
+from edgecnn.cli.options import model_source, output, prepared_model, preprocessing, reporting
 from edgecnn.cli.output import echo_json, format_table
 
 
-def _quant_source(model: str) -> tuple[str, bool]:
-    """(path, is_zoo_name): an .onnx file as is, a zoo name exported to fp32 (cached) first."""
+def _quant_source(model: str, preprocess: dict[str, Any]) -> tuple[Any, bool]:
+    """(prepared file, is_zoo_name): an .onnx file normalised to opset >= 13 (per-channel QDQ) and IR >= 4, a zoo
+    name exported to fp32 (cached) first."""
     import os
 
-    return model_path(model), not os.path.isfile(model)
+    from edgecnn.normalize import PER_CHANNEL_MIN_OPSET
+
+    return (prepared_model(model, min_opset=PER_CHANNEL_MIN_OPSET, preprocess=preprocess),
+            not os.path.isfile(model))
 
 
 def _echo_warnings(caught: list[Any]) -> None:
@@ -101,10 +105,12 @@ def _print_export_int8(quant: dict[str, Any]) -> None:
                    "fp32 model, for ONNX Runtime's TensorRT provider in int8 mode.")
 @click.option("--no-report", is_flag=True, help="Skip the accuracy report.")
 @reporting()
+@preprocessing()
 def quantize_cmd(model: str, output: str | None, calib: str | None, calib_size: int, eval_data: str | None,
                  eval_limit: int | None, mode: str, fmt: str, per_tensor: bool, method: str, activation_type: str,
                  weight_type: str, symmetric: bool, exclude: tuple[str, ...], keep_float: int | None,
-                 explain: bool, explain_top: int, trt: bool, no_report: bool, as_json: bool) -> None:
+                 explain: bool, explain_top: int, trt: bool, no_report: bool, as_json: bool,
+                 preprocess: dict[str, Any]) -> None:
     """Quantize MODEL_OR_FILE (an fp32 .onnx file or a zoo name) to int8, then report its accuracy cost.
 
     Static post-training quantization in QDQ format with per-channel int8 weights and uint8
@@ -125,8 +131,9 @@ def quantize_cmd(model: str, output: str | None, calib: str | None, calib_size: 
     from edgecnn import quantize as Q
 
     progress = Q.show_progress(quiet=as_json)
-    src, zoo = _quant_source(model)
-    out = Path(output) if output else (Path(f"{model}.int8.onnx") if zoo else Q.default_output(src))
+    prepared, zoo = _quant_source(model, preprocess)
+    src = prepared.path
+    out = Path(output) if output else (Path(f"{model}.int8.onnx") if zoo else Q.default_output(prepared.source))
     names = tuple(n.strip() for item in exclude for n in item.split(",") if n.strip())
     opts = Q.QuantizeOptions(mode=mode, format=fmt, per_channel=not per_tensor, method=method,
                              activation_type=activation_type, weight_type=weight_type,
@@ -142,7 +149,7 @@ def quantize_cmd(model: str, output: str | None, calib: str | None, calib_size: 
                                eval_limit=eval_limit, progress=progress)
     _echo_warnings([w for w in caught if "random calibration" not in str(w.message)])
     if as_json:
-        echo_json(run.to_dict())
+        echo_json({**run.to_dict(), "notices": list(prepared.notices)})
         return
     _print_quantize(run, explain_top)
 

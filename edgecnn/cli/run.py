@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from edgecnn.cli.options import batching, model_path, model_source, reporting, runtime, top_k
+from edgecnn.cli.options import batching, model_source, prepared_model, preprocessing, reporting, runtime, top_k
 from edgecnn.cli.output import echo_json, format_table, open_engine
 
 
@@ -29,13 +29,15 @@ def _print_predictions(results: list[dict[str, Any]]) -> None:
 @top_k()
 @runtime()
 @batching(help="[default: the model's fixed batch, or 32 for a dynamic batch]")
+@preprocessing()
 @reporting()
 def predict_cmd(model: str, images: tuple[str, ...], top: int, provider: str, fallback: bool,
-                batch: int | None, threads: int | None, as_json: bool) -> None:
+                batch: int | None, threads: int | None, as_json: bool, preprocess: dict[str, Any]) -> None:
     """Classify IMAGE files with MODEL_OR_FILE (an .onnx file, or a zoo name exported on first use).
 
-    Preprocessing (size, grayscale or RGB, mean/std) comes from the file's metadata; ImageNet class
-    names are shown for 1000-class models, class indices otherwise.
+    Preprocessing (size, grayscale or RGB, mean/std) comes from the file's metadata, else from its input
+    shape with ImageNet defaults (said in 'note:' lines; --layout, --size, --bgr, --range, --mean, --std,
+    --crop override); ImageNet class names are shown for 1000-class models (--labels for others).
 
     \b
     Example:
@@ -43,11 +45,12 @@ def predict_cmd(model: str, images: tuple[str, ...], top: int, provider: str, fa
     """
     from edgecnn.runtime import predict
 
-    path = model_path(model)
-    engine = open_engine(path, provider=provider, fallback=fallback, threads=threads, max_batch=batch or 32)
+    prepared = prepared_model(model, preprocess=preprocess)
+    engine = open_engine(prepared.path, provider=provider, fallback=fallback, threads=threads, max_batch=batch or 32)
     results = predict(engine, list(images), top=top, batch=batch)
     if as_json:
-        echo_json({"model": path, "providers": list(engine.providers), "results": results})
+        echo_json({"model": str(prepared.source), "providers": list(engine.providers), "results": results,
+                   "notices": list(prepared.notices)})
     else:
         _print_predictions(results)
 
@@ -62,9 +65,10 @@ def predict_cmd(model: str, images: tuple[str, ...], top: int, provider: str, fa
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate the first N images only.")
 @click.option("--reference", type=click.Path(dir_okay=False), default=None, metavar="FP32.onnx",
               help="Also compare with this (fp32) model: agreement, cosine similarity, SQNR, sizes.")
+@preprocessing()
 @reporting()
 def evaluate_cmd(model: str, data: str, provider: str, batch: int, limit: int | None, reference: str | None,
-                 as_json: bool) -> None:
+                 as_json: bool, preprocess: dict[str, Any]) -> None:
     """Top-1/top-5 accuracy of MODEL_OR_FILE on an ImageFolder of images, batched, on any provider.
 
     \b
@@ -76,13 +80,17 @@ def evaluate_cmd(model: str, data: str, provider: str, batch: int, limit: int | 
     from edgecnn.runtime.datasets import load_image_folder
 
     quiet = not show_progress(quiet=as_json)
-    path = model_path(model)
+    prepared = prepared_model(model, preprocess=preprocess)
+    ref = prepared_model(reference, preprocess=preprocess, label="reference", said=prepared.notices) if reference \
+        else None
     folder = load_image_folder(data)
-    rep = evaluate(path, folder, provider=provider, batch_size=batch, limit=limit, quiet=quiet)
-    cmp = compare_models(reference, path, folder, provider=provider, batch_size=batch, limit=limit,
-                         quiet=quiet) if reference else None
+    rep = evaluate(prepared.path, folder, provider=provider, batch_size=batch, limit=limit, quiet=quiet)
+    rep.model = str(prepared.source)  # the user's file, not its normalised copy
+    cmp = compare_models(ref.path, prepared.path, folder, provider=provider, batch_size=batch, limit=limit,
+                         quiet=quiet) if ref else None
     if as_json:
-        echo_json({**rep.as_dict(), **({"comparison": cmp.as_dict()} if cmp else {})})
+        echo_json({**rep.as_dict(), **({"comparison": cmp.as_dict()} if cmp else {}),
+                   "notices": list(prepared.notices) + (list(ref.notices) if ref else [])})
         return
     click.echo(f"{rep.model} on {rep.data}: {rep.samples} images, {rep.classes} classes, {rep.provider}")
     click.echo(f"  top-1 {100 * rep.top1:.2f}%   top-5 {100 * rep.top5:.2f}%   "
@@ -110,8 +118,9 @@ def evaluate_cmd(model: str, data: str, provider: str, batch: int, limit: int | 
 @reporting()
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="Write latency/throughput vs batch size (and a roofline with --per-layer) to this PNG.")
+@preprocessing()
 def bench_cmd(model: str, precision: str, provider: str, fallback: bool, threads: int | None, batch: list[int],
-              as_json: bool, plot_path: str | None, **timing: Any) -> None:
+              as_json: bool, plot_path: str | None, preprocess: dict[str, Any], **timing: Any) -> None:
     """Measure latency, throughput, memory and efficiency of MODEL_OR_FILE on ONNX Runtime.
 
     For each batch size: latency mean/std/min/p50/p90/p95/p99/max (ms), throughput (images/s), the
@@ -128,14 +137,15 @@ def bench_cmd(model: str, precision: str, provider: str, fallback: bool, threads
     from edgecnn.profiler import report
     from edgecnn.profiler.measure import bench
 
-    result = bench(model, batch, provider=provider, precision=precision, threads=threads, fallback=fallback,
-                   progress=False if as_json else None, **timing)
+    prepared = prepared_model(model, precision, provider, preprocess=preprocess)
+    result = bench(prepared.path if prepared.copied else model, batch, provider=provider, precision=precision,
+                   threads=threads, fallback=fallback, progress=False if as_json else None, **timing)
     if plot_path:
         from edgecnn.profiler.plot import plot_bench
 
         plot_bench(result, plot_path)
     if as_json:
-        echo_json(result.to_dict())
+        echo_json({**result.to_dict(), "notices": list(prepared.notices)})
         return
     click.echo(report.bench_text(result))
     if plot_path:

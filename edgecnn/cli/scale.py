@@ -11,9 +11,10 @@ from edgecnn.cli.options import (
     BatchSizes,
     batching,
     force_option,
-    model_path,
     model_source,
     output,
+    prepared_model,
+    preprocessing,
     reporting,
     runtime,
     top_k,
@@ -80,7 +81,9 @@ def write_triton(path: str, repo: str, *, force: bool = False, name: str | None 
 @force_option()
 @click.option("--print-config", is_flag=True, help="Also print the written config.pbtxt.")
 @reporting()
-def triton_cmd(model: str, repo: str, force: bool, print_config: bool, as_json: bool, **options: Any) -> None:
+@preprocessing()
+def triton_cmd(model: str, repo: str, force: bool, print_config: bool, as_json: bool, preprocess: dict[str, Any],
+               **options: Any) -> None:
     """Write a Triton Inference Server model repository for MODEL_OR_FILE into REPO_DIR.
 
     Writes REPO_DIR/NAME/VERSION/model.onnx and REPO_DIR/NAME/config.pbtxt for Triton's ONNX Runtime
@@ -93,11 +96,13 @@ def triton_cmd(model: str, repo: str, force: bool, print_config: bool, as_json: 
       docker run --gpus=all -p8000:8000 -p8001:8001 -p8002:8002 -v $PWD/repo:/models \\
           nvcr.io/nvidia/tritonserver:<yy.mm>-py3 tritonserver --model-repository=/models
     """
-    result = write_triton(model_path(model), repo, force=force, **options)
+    prepared = prepared_model(model, preprocess=preprocess)
+    result = write_triton(str(prepared.path), repo, force=force, **options)
     if as_json:
         echo_json({"name": result.config.name, "version": int(result.version_dir.name),
                    "model_file": str(result.model_file), "config_file": str(result.config_file),
-                   "max_batch_size": result.config.max_batch_size, "config": result.config.to_pbtxt()})
+                   "max_batch_size": result.config.max_batch_size, "config": result.config.to_pbtxt(),
+                   "notices": list(prepared.notices)})
     elif print_config:
         click.echo(result.config.to_pbtxt(), nl=False)
 
@@ -122,9 +127,11 @@ def triton_cmd(model: str, repo: str, force: bool, print_config: bool, as_json: 
               help="Local path: image decoding threads feeding the batcher.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @reporting()
+@preprocessing()
 def batch_predict_cmd(model: str, input_dir: str, output: str, top: int, batch: int, provider: str, use_ray: bool,
                       address: str | None, concurrency: int, cpus_per_worker: float, gpus_per_worker: float,
-                      threads: int | None, loaders: int, force: bool, no_progress: bool, as_json: bool) -> None:
+                      threads: int | None, loaders: int, force: bool, no_progress: bool, as_json: bool,
+                      preprocess: dict[str, Any]) -> None:
     """Classify every image under INPUT_DIR and write path, top-k classes and probabilities per image.
 
     Locally (default) one Engine (--threads) and a Batcher run the images on this machine; with --ray, Ray
@@ -139,6 +146,8 @@ def batch_predict_cmd(model: str, input_dir: str, output: str, top: int, batch: 
     """
     from edgecnn.scale.local import batch_predict, check_output
 
+    prepared = prepared_model(model, preprocess=preprocess)
+    path = str(prepared.path)
     check_output(output, force)
     if not use_ray and (address or gpus_per_worker):
         raise EdgecnnError("--address and --gpus-per-worker apply to --ray runs only.")
@@ -148,17 +157,16 @@ def batch_predict_cmd(model: str, input_dir: str, output: str, top: int, batch: 
         from edgecnn.scale.ray import ray_batch_predict, require_ray
 
         require_ray()
-        result = ray_batch_predict(model_path(model), input_dir, output, top=top, batch=batch,
+        result = ray_batch_predict(path, input_dir, output, top=top, batch=batch,
                                    concurrency=concurrency, cpus_per_worker=cpus_per_worker,
                                    gpus_per_worker=gpus_per_worker, provider=provider, address=address, force=force,
                                    progress=not no_progress)
     else:
-        path = model_path(model)
         engine = open_engine(path, provider=provider, threads=threads, max_batch=batch)
         result = batch_predict(path, input_dir, output, top=top, batch=batch, loaders=loaders, force=force,
                                progress=not no_progress, engine=engine)
     if as_json:
-        echo_json(result.as_dict())
+        echo_json({**result.as_dict(), "notices": list(prepared.notices)})
     else:
         click.echo(f"{result.images} images -> {result.output} in {result.seconds:.1f} s "
                    f"({result.images_per_s:.1f} images/s, {result.mode}"

@@ -58,7 +58,8 @@ def load_calibration(spec: str | os.PathLike | np.ndarray, config: PreprocessCon
     array, or ``random:N`` (N standard-normal samples; warns). ``limit`` caps the number of samples
     (the first ones, in sorted file order).
     """
-    c, (h, w) = config.channels, config.input_size
+    sample = tuple(config.sample_shape)  # (C, H, W), or (H, W, C) for an NHWC model
+    dims = " x ".join(map(str, sample))
     if isinstance(spec, np.ndarray):
         arr, source, rand = spec, "array", False
     elif isinstance(spec, str) and spec.startswith("random"):
@@ -71,7 +72,7 @@ def load_calibration(spec: str | os.PathLike | np.ndarray, config: PreprocessCon
         if n < 1:
             raise EdgecnnError(f"bad calibration spec {spec!r}: N must be >= 1.")
         warnings.warn(RANDOM_NOTE, RandomCalibrationWarning, stacklevel=2)
-        arr = np.random.default_rng(seed).standard_normal((n, c, h, w)).astype(np.float32)
+        arr = np.random.default_rng(seed).standard_normal((n, *sample)).astype(np.float32)
         return CalibrationData(arr.astype(config.dtype), f"random:{n}", True)
     else:
         path = Path(spec)
@@ -90,14 +91,14 @@ def load_calibration(spec: str | os.PathLike | np.ndarray, config: PreprocessCon
             raise EdgecnnError(f"calibration data not found: {path} (give a folder of images, an .npy file "
                                "or random:N).")
         else:
-            raise EdgecnnError(f"unsupported calibration data {path}: give a folder of images, an N x {c} x {h} "
-                               f"x {w} .npy file or random:N.")
+            raise EdgecnnError(f"unsupported calibration data {path}: give a folder of images, an N x {dims} "
+                               ".npy file or random:N.")
     arr = np.asarray(arr)
     if arr.ndim == 3:
         arr = arr[None]
-    if arr.ndim != 4 or tuple(arr.shape[1:]) != (c, h, w):
+    if arr.ndim != 4 or tuple(arr.shape[1:]) != sample:
         raise EdgecnnError(f"calibration data {source} has shape {list(arr.shape)}; the model needs "
-                           f"[N, {c}, {h}, {w}] (preprocessed like the runtime does).")
+                           f"[N, {', '.join(map(str, sample))}] (preprocessed like the runtime does).")
     if arr.shape[0] == 0:
         raise EdgecnnError(f"calibration data {source} is empty.")
     if not np.issubdtype(arr.dtype, np.floating):
