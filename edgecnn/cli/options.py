@@ -6,7 +6,7 @@ means the same thing in both:
 - **model source**: the ``MODEL_OR_FILE`` argument (an ``.onnx`` file, or a zoo name exported on first
   use and cached) and, where a zoo name can be made several ways, ``--precision``;
 - **runtime**: ``--provider`` (one choice list, :data:`edgecnn.runtime.providers.PROVIDERS`, default
-  ``auto`` everywhere), ``--fallback``, ``--threads``;
+  ``auto`` everywhere), ``--device`` (OpenVINO device or CUDA device index), ``--fallback``, ``--threads``;
 - **batching**: ``--batch`` is the number of images per inference run: one integer, or a comma list
   (``1,8,32``) where a command sweeps batch sizes. The batch dimension written into an exported file is
   another thing and has its own name, ``export --batch-dim N|dynamic``;
@@ -35,6 +35,8 @@ PROVIDER_HELP = (f"Where the model runs: {', '.join(PROVIDERS)}. auto = the best
                  f"({' > '.join(_SHORT.get(p, p) for p in PREFERENCE)}); the output names the one that ran. "
                  "GPU providers need edgecnn[gpu], openvino edgecnn[openvino] (see 'edgecnn doctor').")
 FALLBACK_HELP = "If --provider is not available, warn and run on the best available one instead of failing."
+DEVICE_HELP = ("Device to run on: with --provider openvino the OpenVINO device (CPU default; GPU, NPU, AUTO or e.g. "
+               "GPU.1, passed through to OpenVINO); with cuda/tensorrt the CUDA device index (0, 1, cuda:1).")
 THREADS_HELP = "CPU threads of ONNX Runtime's intra-op pool [default: all CPUs available to this process]."
 JSON_HELP = "Print the result as JSON on stdout (no tables, no progress bars)."
 FORCE_HELP = "Replace existing output instead of stopping with an error."
@@ -122,12 +124,16 @@ def model_path(model: str, precision: str = "fp32", provider: str = "cpu") -> st
     return str(resolve_model(model, export_precision(precision, provider)))
 
 
-def runtime(*, fallback: bool = True, threads: bool = True, provider: bool = True) -> Callable[[F], F]:
-    """``--provider`` (+ ``--fallback``, ``--threads``): where and how ONNX Runtime runs the model."""
+def runtime(*, fallback: bool = True, threads: bool = True, provider: bool = True,
+            device: bool | None = None) -> Callable[[F], F]:
+    """``--provider``, ``--device`` (with ``--provider`` unless ``device`` says otherwise), ``--fallback``,
+    ``--threads``: where and how the model runs."""
     decorators = []
     if provider:
         decorators.append(click.option("--provider", type=Choice(PROVIDERS), default="auto", show_default=True,
                                        help=PROVIDER_HELP))
+    if provider if device is None else device:
+        decorators.append(click.option("--device", default=None, metavar="DEVICE", help=DEVICE_HELP))
     if fallback:
         decorators.append(click.option("--fallback", is_flag=True, help=FALLBACK_HELP))
     if threads:
@@ -141,6 +147,13 @@ def batching(*, sweep: bool = False, default: int | str | None = None, help: str
             else "Images per inference run.")
     return click.option("--batch", type=BatchSizes(sweep=sweep), default=default, show_default=default is not None,
                         help=f"{what} {help}".strip())
+
+
+def reference() -> Callable[[F], F]:
+    """``--reference FP32.onnx``: the fp32 file a reduced-precision run is compared with."""
+    return click.option("--reference", type=click.Path(dir_okay=False), default=None, metavar="FP32.onnx",
+                        help="The fp32 model to compare a reduced-precision run with (agreement, cosine, SQNR) "
+                             "[default: a zoo name's fp32 export, or the file itself at an inference precision].")
 
 
 def output(help: str, *, required: bool = False, metavar: str = "FILE", dir_okay: bool = False,
@@ -183,4 +196,4 @@ def deprecated_alias(old: str, new: str, name: str, *, callback: Any = None) -> 
 
 __all__: Sequence[str] = (
     "PRECISIONS", "PROVIDERS", "BatchSizes", "Choice", "batching", "deprecated_alias", "force_option",
-    "model_path", "model_source", "output", "parse_batch_sizes", "reporting", "runtime", "top_k")
+    "model_path", "model_source", "output", "parse_batch_sizes", "reference", "reporting", "runtime", "top_k")
