@@ -8,7 +8,8 @@ error, top-1 agreement), in the manner of Polygraphy's comparison reports (plain
 The fp32 reference of a run is, in this order: the file given explicitly; for a zoo name, its fp32 export; the
 file itself when it is fp32 and the reduced precision is the runtime's inference precision; an fp32 file beside
 an ``X.int8.onnx``/``X.fp16.onnx`` (``X.onnx`` or ``X.fp32.onnx``) whose metadata names the same weights
-(``weights_sha256``). Otherwise there is no known reference, and the report says so instead of guessing.
+(``weights_sha256``). A zoo export whose fp32 export has other weights (random initialisation) has no reference.
+Otherwise there is no known reference, and the report says so instead of guessing.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ def _precision_of(path: Path) -> str:
     return file_precision(read_metadata(path), read_graph(path))
 
 
+def _weights(path: Path) -> str:
+    return str(read_metadata(path).get("weights_sha256") or "")
+
+
 def _sibling_source(path: Path) -> Path | None:
     """``X.onnx``/``X.fp32.onnx`` beside ``X.int8.onnx``/``X.fp16.onnx`` with the same ``weights_sha256``."""
     name = path.name
@@ -53,10 +58,9 @@ def _sibling_source(path: Path) -> Path | None:
             break
     else:
         return None
-    sha = str(read_metadata(path).get("weights_sha256") or "")
+    sha = _weights(path)
     for candidate in (path.with_name(f"{stem}.onnx"), path.with_name(f"{stem}.fp32.onnx")):
-        if sha and candidate.is_file() and str(read_metadata(candidate).get("weights_sha256") or "") == sha \
-                and _precision_of(candidate) == "fp32":
+        if sha and candidate.is_file() and _weights(candidate) == sha and _precision_of(candidate) == "fp32":
             return candidate
     return None
 
@@ -79,7 +83,12 @@ def find_reference(model: str | os.PathLike, path: str | os.PathLike, *, ran: st
     if ran == "fp32":
         return None
     if not looks_like_file(model):
-        return Reference(resolve_model(model, "fp32"), f"the fp32 export of zoo model {model}")
+        ref = resolve_model(model, "fp32")
+        if ref != path and _weights(ref) and _weights(path) and _weights(ref) != _weights(path):
+            return Reference(None, f"no fp32 reference: the fp32 export of zoo model {model} has other weights than "
+                                   f"its {file_precision} export (no pretrained weights: each export is randomly "
+                                   "initialised); export both from one weights file and pass --reference FP32.onnx")
+        return Reference(ref, f"the fp32 export of zoo model {model}")
     if file_precision == "fp32":
         return Reference(path, f"the same file ({path.name}) at fp32")
     sibling = _sibling_source(path)
