@@ -202,8 +202,9 @@ class AccuracyReport:
         sq = "inf" if np.isinf(self.sqnr_db) else f"{self.sqnr_db:.1f}"
         out.append(f"  logits: cosine mean {self.cosine_mean:.5f} (min {self.cosine_min:.5f}), SQNR {sq} dB, "
                    f"max |error| {self.max_abs_error:.4g}")
-        out.append(f"  size: {self.size_reference / 1e6:.2f} MB -> {self.size_candidate / 1e6:.2f} MB "
-                   f"({self.compression:.2f}x smaller)")
+        if self.reference != self.candidate:  # the same file at an inference precision: no size to compare
+            out.append(f"  size: {self.size_reference / 1e6:.2f} MB -> {self.size_candidate / 1e6:.2f} MB "
+                       f"({self.compression:.2f}x smaller)")
         return out
 
 
