@@ -87,7 +87,38 @@ def test_batch_means_images_per_run_everywhere() -> None:
     assert _parse("bench")["batch"] == [1] and _parse("evaluate")["batch"] == 32 and _parse("predict")["batch"] is None
 
 
-@pytest.mark.parametrize("flag", ["--threads", "--fallback", "--json", "--force", "--precision", "--top", "--output"])
+def test_device_is_declared_with_provider_and_passed_through() -> None:
+    declared = _declaring("--device")
+    assert set(declared) == set(_declaring("--provider")) == {"predict", "evaluate", "bench", "profile",
+                                                              "batch-predict"}
+    for name, p in declared.items():
+        assert p.help == options.DEVICE_HELP and p.default is None, name
+        assert _parse(name)["device"] is None
+        for value in ("CPU", "GPU.1", "AUTO", "1"):  # OpenVINO devices and CUDA indices reach the Engine as given
+            assert _parse(name, "--device", value)["device"] == value
+
+
+def test_precision_is_one_choice_where_a_model_runs() -> None:
+    declared = _declaring("--precision")
+    assert set(declared) == {"predict", "evaluate", "bench", "profile", "batch-predict"}
+    for name, p in declared.items():
+        assert tuple(p.type.choices) == options.PRECISIONS and p.default == "auto", name
+        for value in options.PRECISIONS:
+            assert _parse(name, "--precision", value)["precision"] == value
+        with pytest.raises(EdgecnnError, match="--precision: 'fp8' is not one of"):
+            _parse(name, "--precision", "fp8")
+
+
+def test_device_for_the_wrong_provider_is_one_line_exit_2(capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    from onnx_factory import make_classifier
+
+    model = make_classifier(tmp_path / "tiny.onnx")
+    code, out, err = run_cli(capsys, "bench", str(model), "--provider", "cpu", "--device", "NPU", "--iters", "1")
+    assert code == 2 and out == "" and err.strip().startswith("error: device 'NPU' does not apply to provider"), err
+
+
+@pytest.mark.parametrize("flag", ["--threads", "--fallback", "--json", "--force", "--precision", "--top", "--output",
+                                  "--device", "--reference"])
 def test_shared_option_is_defined_once(flag: str) -> None:
     declared = _declaring(flag)
     assert len(declared) >= 2, declared

@@ -109,3 +109,19 @@ def test_cli_local(capsys, data, tmp_path):
     code, _, err = _run(capsys, "batch-predict", str(data["model"]), str(data["dir"]), "-o", str(tmp_path / "x.jsonl"),
                         "--address", "auto")
     assert code == 2 and "--ray runs only" in err
+
+
+def test_precision_and_device_reach_the_engine(data, tmp_path, capsys):
+    code, out, err = _run(capsys, "batch-predict", str(data["model"]), str(data["dir"]), "-o",
+                          str(tmp_path / "x.jsonl"), "--provider", "cpu", "--precision", "bf16", "--no-progress")
+    assert code == 2 and out == "" and err.startswith("error: precision bf16 cannot run on ONNX Runtime's CPU")
+    assert not (tmp_path / "x.jsonl").exists()
+    pytest.importorskip("openvino")
+    ref = read_results(batch_predict(data["model"], data["dir"], tmp_path / "cpu.jsonl", top=2, provider="cpu",
+                                     progress=False).output)
+    ov = batch_predict(data["model"], data["dir"], tmp_path / "ov.jsonl", top=2, provider="openvino",
+                       precision="fp32", device="CPU", progress=False)
+    assert ov.providers == ["OpenVINO:CPU"]
+    rows = read_results(ov.output)
+    assert [r["classes"] for r in rows] == [r["classes"] for r in ref]
+    np.testing.assert_allclose([r["probabilities"] for r in rows], [r["probabilities"] for r in ref], atol=1e-5)

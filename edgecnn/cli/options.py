@@ -6,7 +6,7 @@ means the same thing in both:
 - **model source**: the ``MODEL_OR_FILE`` argument (an ``.onnx`` file, or a zoo name exported on first
   use and cached) and, where a zoo name can be made several ways, ``--precision``;
 - **runtime**: ``--provider`` (one choice list, :data:`edgecnn.runtime.providers.PROVIDERS`, default
-  ``auto`` everywhere), ``--fallback``, ``--threads``;
+  ``auto`` everywhere), ``--device`` (OpenVINO device or CUDA device index), ``--fallback``, ``--threads``;
 - **batching**: ``--batch`` is the number of images per inference run: one integer, or a comma list
   (``1,8,32``) where a command sweeps batch sizes. The batch dimension written into an exported file is
   another thing and has its own name, ``export --batch-dim N|dynamic``;
@@ -20,12 +20,13 @@ A bad value of one of these options ends in one ``error:`` line and exit code 2,
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from edgecnn.cli._params import Choice, F, _name, _stack
+from edgecnn.cli.preprocess_options import parse_crop, parse_size, preprocessing
 from edgecnn.errors import EdgecnnError
 from edgecnn.runtime.precision import PRECISIONS
 from edgecnn.runtime.providers import PREFERENCE, PROVIDER_NAMES, PROVIDERS
@@ -33,7 +34,6 @@ from edgecnn.runtime.providers import PREFERENCE, PROVIDER_NAMES, PROVIDERS
 if TYPE_CHECKING:
     from edgecnn.modelfile import Prepared
 
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 _SHORT = {full: short for short, full in PROVIDER_NAMES.items()}
@@ -41,26 +41,11 @@ PROVIDER_HELP = (f"Where the model runs: {', '.join(PROVIDERS)}. auto = the best
                  f"({' > '.join(_SHORT.get(p, p) for p in PREFERENCE)}); the output names the one that ran. "
                  "GPU providers need edgecnn[gpu], openvino edgecnn[openvino] (see 'edgecnn doctor').")
 FALLBACK_HELP = "If --provider is not available, warn and run on the best available one instead of failing."
+DEVICE_HELP = ("Device to run on: with --provider openvino the OpenVINO device (CPU default; GPU, NPU, AUTO or e.g. "
+               "GPU.1, passed through to OpenVINO); with cuda/tensorrt the CUDA device index (0, 1, cuda:1).")
 THREADS_HELP = "CPU threads of ONNX Runtime's intra-op pool [default: all CPUs available to this process]."
 JSON_HELP = "Print the result as JSON on stdout (no tables, no progress bars)."
 FORCE_HELP = "Replace existing output instead of stopping with an error."
-
-
-def _name(param: click.Parameter | None) -> str:
-    if param is None:
-        return "value"
-    return max(param.opts, key=len) if param.opts and isinstance(param, click.Option) else param.human_readable_name
-
-
-def _stack(*decorators: Callable[[F], F]) -> Callable[[F], F]:
-    """One decorator applying ``decorators`` in the order written (the first one's option is listed first)."""
-
-    def apply(f: F) -> F:
-        for d in reversed(decorators):
-            f = d(f)
-        return f
-
-    return apply
 
 
 # --------------------------------------------------------------------------- parameter types
@@ -94,13 +79,6 @@ class BatchSizes(click.ParamType):
             value = ",".join(map(str, value))
         sizes = parse_batch_sizes(str(value), _name(param), sweep=self.sweep)
         return sizes if self.sweep else sizes[0]
-
-
-class Choice(click.Choice):
-    """``click.Choice`` whose bad value is one ``error:`` line (an :class:`EdgecnnError`), not a usage block."""
-
-    def fail(self, message: str, param: click.Parameter | None = None, ctx: click.Context | None = None) -> NoReturn:
-        raise EdgecnnError(f"{_name(param)}: {message}")
 
 
 # --------------------------------------------------------------------------- groups
@@ -143,92 +121,16 @@ def prepared_model(model: str, precision: str = "fp32", provider: str = "cpu", *
     return prepared
 
 
-def _floats(text: str, what: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in text.replace(" ", "").split(",") if v)
-    except ValueError:
-        values = ()
-    if not values:
-        raise EdgecnnError(f"{what} takes one number or one per channel, comma-separated like "
-                           f"0.485,0.456,0.406; got {text!r}")
-    return values
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``'224'`` -> (224, 224); ``'240x320'`` -> (240, 320)."""
-    parts = str(text).lower().replace(" ", "").split("x")
-    if len(parts) in (1, 2) and all(p.isdigit() and int(p) > 0 for p in parts):
-        return (int(parts[0]), int(parts[-1]))
-    raise EdgecnnError(f"--size takes HxW or N (e.g. 224x224 or 224); got {text!r}")
-
-
-def parse_crop(text: str) -> float | str:
-    """``'none'`` (resize without a crop) or a fraction in (0, 1]."""
-    if str(text).lower() == "none":
-        return "none"
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= 1:
-        raise EdgecnnError(f"--crop takes a fraction in (0, 1] (0.875 = torchvision's) or none; got {text!r}")
-    return value
-
-
-class _Parsed(click.ParamType):
-    def __init__(self, name: str, parse: Callable[[str], Any]) -> None:
-        self.name, self.parse = name, parse
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        return value if not isinstance(value, str) else self.parse(value)
-
-
-#: option parameter -> ``io_spec.detect`` keyword
-_PREPROCESS = {"layout": "layout", "size": "size", "bgr": "bgr", "input_range": "input_range", "mean": "mean",
-               "std": "std", "crop": "crop_fraction", "labels": "labels"}
-
-
-def preprocessing() -> Callable[[F], F]:
-    """``--layout``, ``--size``, ``--bgr/--rgb``, ``--range``, ``--mean``, ``--std``, ``--crop``, ``--labels``:
-    how to feed a file without edgecnn metadata; the command receives them as one ``preprocess`` dict
-    (the keyword arguments of :func:`edgecnn.io_spec.detect`, None where not given)."""
-    opts = [
-        click.option("--layout", type=Choice(["nchw", "nhwc"]), default=None,
-                     help="Input layout [default: from the input shape; NCHW when it does not tell]."),
-        click.option("--size", type=_Parsed("HxW|N", parse_size), default=None,
-                     help="Input image size, for inputs with symbolic spatial dims [default: the input shape]."),
-        click.option("--bgr/--rgb", "bgr", default=None,
-                     help="Channel order [default: BGR for Caffe-converted files, else RGB]."),
-        click.option("--range", "input_range", type=Choice(["0-1", "0-255", "-1-1"]), default=None,
-                     help="Input pixel range instead of --mean/--std (-1-1: TensorFlow's MobileNets, Inceptions)."),
-        click.option("--mean", type=_Parsed("M[,M,M]", lambda t: _floats(t, "--mean")), default=None,
-                     help="Per-channel mean, on 0-1 pixels (values above 1 read as 0-255) [default: ImageNet's]."),
-        click.option("--std", type=_Parsed("S[,S,S]", lambda t: _floats(t, "--std")), default=None,
-                     help="Per-channel std, same units as --mean [default: ImageNet's]."),
-        click.option("--crop", type=_Parsed("FRACTION|none", parse_crop), default=None,
-                     help="Center-crop fraction after resizing the shorter side to size / FRACTION, or none "
-                          "(resize only) [default: 0.875]."),
-        click.option("--labels", type=click.Path(dir_okay=False), default=None, metavar="FILE",
-                     help="Class names, one per line [default: ImageNet's for 1000 classes, else indices]."),
-    ]
-
-    def apply(f: F) -> F:
-        @functools.wraps(f)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            preprocess = {key: kwargs.pop(param) for param, key in _PREPROCESS.items()}
-            return f(*args, preprocess=preprocess, **kwargs)
-
-        return _stack(*opts)(wrapper)  # type: ignore[return-value]
-
-    return apply
-
-
-def runtime(*, fallback: bool = True, threads: bool = True, provider: bool = True) -> Callable[[F], F]:
-    """``--provider`` (+ ``--fallback``, ``--threads``): where and how ONNX Runtime runs the model."""
+def runtime(*, fallback: bool = True, threads: bool = True, provider: bool = True,
+            device: bool | None = None) -> Callable[[F], F]:
+    """``--provider``, ``--device`` (with ``--provider`` unless ``device`` says otherwise), ``--fallback``,
+    ``--threads``: where and how the model runs."""
     decorators = []
     if provider:
         decorators.append(click.option("--provider", type=Choice(PROVIDERS), default="auto", show_default=True,
                                        help=PROVIDER_HELP))
+    if provider if device is None else device:
+        decorators.append(click.option("--device", default=None, metavar="DEVICE", help=DEVICE_HELP))
     if fallback:
         decorators.append(click.option("--fallback", is_flag=True, help=FALLBACK_HELP))
     if threads:
@@ -242,6 +144,13 @@ def batching(*, sweep: bool = False, default: int | str | None = None, help: str
             else "Images per inference run.")
     return click.option("--batch", type=BatchSizes(sweep=sweep), default=default, show_default=default is not None,
                         help=f"{what} {help}".strip())
+
+
+def reference() -> Callable[[F], F]:
+    """``--reference FP32.onnx``: the fp32 file a reduced-precision run is compared with."""
+    return click.option("--reference", type=click.Path(dir_okay=False), default=None, metavar="FP32.onnx",
+                        help="The fp32 model to compare a reduced-precision run with (agreement, cosine, SQNR) "
+                             "[default: a zoo name's fp32 export, or the file itself at an inference precision].")
 
 
 def output(help: str, *, required: bool = False, metavar: str = "FILE", dir_okay: bool = False,
@@ -285,4 +194,4 @@ def deprecated_alias(old: str, new: str, name: str, *, callback: Any = None) -> 
 __all__: Sequence[str] = (
     "PRECISIONS", "PROVIDERS", "BatchSizes", "Choice", "batching", "deprecated_alias", "force_option",
     "model_path", "model_source", "output", "parse_batch_sizes", "parse_crop", "parse_size", "prepared_model",
-    "preprocessing", "reporting", "runtime", "top_k")
+    "preprocessing", "reference", "reporting", "runtime", "top_k")

@@ -1,4 +1,4 @@
-"""``edgecnn predict``, ``evaluate`` and ``bench``: run a model file on ONNX Runtime."""
+"""``edgecnn predict``, ``evaluate`` and ``bench``: run a model file on ONNX Runtime or OpenVINO."""
 
 from __future__ import annotations
 
@@ -6,7 +6,16 @@ from typing import Any
 
 import click
 
-from edgecnn.cli.options import batching, model_source, prepared_model, preprocessing, reporting, runtime, top_k
+from edgecnn.cli.options import (
+    batching,
+    model_source,
+    prepared_model,
+    preprocessing,
+    reference,
+    reporting,
+    runtime,
+    top_k,
+)
 from edgecnn.cli.output import echo_json, format_table, open_engine
 
 
@@ -24,15 +33,16 @@ def _print_predictions(results: list[dict[str, Any]]) -> None:
 
 
 @click.command("predict")
-@model_source()
+@model_source(precision=True)
 @click.argument("images", nargs=-1, required=True, metavar="IMAGE...")
 @top_k()
 @runtime()
 @batching(help="[default: the model's fixed batch, or 32 for a dynamic batch]")
 @preprocessing()
 @reporting()
-def predict_cmd(model: str, images: tuple[str, ...], top: int, provider: str, fallback: bool,
-                batch: int | None, threads: int | None, as_json: bool, preprocess: dict[str, Any]) -> None:
+def predict_cmd(model: str, precision: str, images: tuple[str, ...], top: int, provider: str, device: str | None,
+                fallback: bool, batch: int | None, threads: int | None, as_json: bool,
+                preprocess: dict[str, Any]) -> None:
     """Classify IMAGE files with MODEL_OR_FILE (an .onnx file, or a zoo name exported on first use).
 
     Preprocessing (size, grayscale or RGB, mean/std) comes from the file's metadata, else from its input
@@ -45,58 +55,80 @@ def predict_cmd(model: str, images: tuple[str, ...], top: int, provider: str, fa
     """
     from edgecnn.runtime import predict
 
-    prepared = prepared_model(model, preprocess=preprocess)
-    engine = open_engine(prepared.path, provider=provider, fallback=fallback, threads=threads, max_batch=batch or 32)
+    prepared = prepared_model(model, precision, provider, preprocess=preprocess)
+    engine = open_engine(prepared.path, provider=provider, fallback=fallback, threads=threads, max_batch=batch or 32,
+                         precision=precision, device=device)
     results = predict(engine, list(images), top=top, batch=batch)
     if as_json:
-        echo_json({"model": str(prepared.source), "providers": list(engine.providers), "results": results,
-                   "notices": list(prepared.notices)})
+        echo_json({"model": str(prepared.source), "providers": list(engine.providers), "precision": engine.precision,
+                   "device": engine.device, "results": results, "notices": list(prepared.notices)})
     else:
         _print_predictions(results)
 
 
+def _fp32_comparison(model: str, path: str, rep: Any, folder: Any, reference_file: str | None, **kw: Any) -> Any:
+    """The comparison with fp32 (explicit --reference, or found for a reduced precision), or the reason there is
+    none (a string)."""
+    from edgecnn.profiler.accuracy import compare_models
+    from edgecnn.profiler.deviation import find_reference
+
+    ref = find_reference(model, path, ran=rep.precision, file_precision=rep.file_precision, explicit=reference_file)
+    if ref is None or ref.path is None:
+        return ref.reason if ref else None
+    provider = kw.pop("provider")  # the fp32 reference runs on ONNX Runtime (its CPU provider under openvino)
+    return compare_models(ref.path, path, folder, provider=provider, note=f"reference: {ref.reason}",
+                          reference_provider="cpu" if provider == "openvino" else provider, **kw)
+
+
 @click.command("evaluate")
-@model_source()
+@model_source(precision=True)
 @click.option("--data", "data", type=click.Path(), required=True, metavar="DIR",
               help="ImageFolder-layout folder: root/<class>/<image>; labels from the sub-folder names (integer "
                    "names are class indices, otherwise sorted order).")
 @runtime(fallback=False, threads=False)
 @batching(default=32)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate the first N images only.")
-@click.option("--reference", type=click.Path(dir_okay=False), default=None, metavar="FP32.onnx",
-              help="Also compare with this (fp32) model: agreement, cosine similarity, SQNR, sizes.")
+@reference()
 @preprocessing()
 @reporting()
-def evaluate_cmd(model: str, data: str, provider: str, batch: int, limit: int | None, reference: str | None,
-                 as_json: bool, preprocess: dict[str, Any]) -> None:
+def evaluate_cmd(model: str, precision: str, data: str, provider: str, device: str | None, batch: int,
+                 limit: int | None, reference: str | None, as_json: bool, preprocess: dict[str, Any]) -> None:
     """Top-1/top-5 accuracy of MODEL_OR_FILE on an ImageFolder of images, batched, on any provider.
 
+    At a reduced precision (an fp16/int8 file, or bf16/fp16 inference on OpenVINO) the run is also compared
+    with the fp32 model on ONNX Runtime: agreement, cosine similarity, SQNR (see --reference).
+
     \b
-    Example:
+    Examples:
       edgecnn evaluate lenet5.int8.onnx --data digits/test --reference lenet5.onnx
+      edgecnn evaluate lenet5.onnx --data digits/test --provider openvino --precision bf16
     """
-    from edgecnn.profiler.accuracy import compare_models, evaluate
+    from edgecnn.profiler.accuracy import evaluate
     from edgecnn.quantize.calibration import show_progress
     from edgecnn.runtime.datasets import load_image_folder
 
     quiet = not show_progress(quiet=as_json)
-    prepared = prepared_model(model, preprocess=preprocess)
+    prepared = prepared_model(model, precision, provider, preprocess=preprocess)
     ref = prepared_model(reference, preprocess=preprocess, label="reference", said=prepared.notices) if reference \
         else None
     folder = load_image_folder(data)
-    rep = evaluate(prepared.path, folder, provider=provider, batch_size=batch, limit=limit, quiet=quiet)
+    kw = {"provider": provider, "batch_size": batch, "limit": limit, "quiet": quiet}
+    rep = evaluate(prepared.path, folder, precision=precision, device=device, **kw)
     rep.model = str(prepared.source)  # the user's file, not its normalised copy
-    cmp = compare_models(ref.path, prepared.path, folder, provider=provider, batch_size=batch, limit=limit,
-                         quiet=quiet) if ref else None
+    cmp = _fp32_comparison(model, prepared.path, rep, folder, ref.path if ref else None, precision=precision,
+                           device=device, **kw)
     if as_json:
-        echo_json({**rep.as_dict(), **({"comparison": cmp.as_dict()} if cmp else {}),
+        extra = {} if cmp is None else {"comparison_missing": cmp} if isinstance(cmp, str) else {
+            "comparison": cmp.as_dict()}
+        echo_json({**rep.as_dict(), **extra,
                    "notices": list(prepared.notices) + (list(ref.notices) if ref else [])})
         return
-    click.echo(f"{rep.model} on {rep.data}: {rep.samples} images, {rep.classes} classes, {rep.provider}")
+    click.echo(f"{rep.model} on {rep.data}: {rep.samples} images, {rep.classes} classes, {rep.provider}, "
+               f"{rep.precision}")
     click.echo(f"  top-1 {100 * rep.top1:.2f}%   top-5 {100 * rep.top5:.2f}%   "
                f"({rep.images_per_second:.0f} images/s at batch {rep.batch_size}, preprocessing included)")
     if cmp is not None:
-        click.echo("\n" + "\n".join(cmp.lines()))
+        click.echo("\n" + ("\n".join(cmp.lines()) if not isinstance(cmp, str) else cmp))
 
 
 @click.command("bench")
@@ -115,18 +147,23 @@ def evaluate_cmd(model: str, data: str, provider: str, batch: int, limit: int | 
 @click.option("--peak-gflops", type=float, default=None, help="Peak GFLOP/s for efficiency (default: measured once "
               "per machine and provider by a large MatMul and a 3x3 conv in ORT, cached).")
 @click.option("--refresh-peak", is_flag=True, help="Measure the peak again instead of using the cached value.")
+@reference()
+@click.option("--no-deviation", "no_deviation", is_flag=True,
+              help="At a reduced precision, skip the comparison with fp32 ONNX Runtime on the same inputs.")
 @reporting()
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="Write latency/throughput vs batch size (and a roofline with --per-layer) to this PNG.")
 @preprocessing()
-def bench_cmd(model: str, precision: str, provider: str, fallback: bool, threads: int | None, batch: list[int],
-              as_json: bool, plot_path: str | None, preprocess: dict[str, Any], **timing: Any) -> None:
+def bench_cmd(model: str, precision: str, provider: str, device: str | None, fallback: bool, threads: int | None,
+              batch: list[int], no_deviation: bool, as_json: bool, plot_path: str | None, preprocess: dict[str, Any],
+              **timing: Any) -> None:
     """Measure latency, throughput, memory and efficiency of MODEL_OR_FILE on ONNX Runtime.
 
     For each batch size: latency mean/std/min/p50/p90/p95/p99/max (ms), throughput (images/s), the
     coefficient of variation (warns when too noisy), process RSS peak and growth, theoretical GFLOPs per
     image, achieved GFLOP/s (FLOPs / p50 latency) and efficiency = achieved / peak. --threads also sets
-    torch's threads for --compare torch.
+    torch's threads for --compare torch. At a reduced precision (fp16, bf16, int8) also the deviation from
+    fp32 ONNX Runtime CPU on the same seeded inputs: cosine, SQNR, max relative error, top-1 agreement.
 
     \b
     Examples:
@@ -139,7 +176,8 @@ def bench_cmd(model: str, precision: str, provider: str, fallback: bool, threads
 
     prepared = prepared_model(model, precision, provider, preprocess=preprocess)
     result = bench(prepared.path if prepared.copied else model, batch, provider=provider, precision=precision,
-                   threads=threads, fallback=fallback, progress=False if as_json else None, **timing)
+                   device=device, threads=threads, fallback=fallback, progress=False if as_json else None,
+                   compare_fp32=not no_deviation, **timing)
     if plot_path:
         from edgecnn.profiler.plot import plot_bench
 

@@ -108,7 +108,7 @@ def triton_cmd(model: str, repo: str, force: bool, print_config: bool, as_json: 
 
 
 @click.command("batch-predict")
-@model_source()
+@model_source(precision=True)
 @click.argument("input_dir", metavar="INPUT_DIR")
 @output("Results file: .parquet (needs pyarrow) or .jsonl; one row per image.", required=True, dir_okay=True)
 @top_k()
@@ -128,10 +128,10 @@ def triton_cmd(model: str, repo: str, force: bool, print_config: bool, as_json: 
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @reporting()
 @preprocessing()
-def batch_predict_cmd(model: str, input_dir: str, output: str, top: int, batch: int, provider: str, use_ray: bool,
-                      address: str | None, concurrency: int, cpus_per_worker: float, gpus_per_worker: float,
-                      threads: int | None, loaders: int, force: bool, no_progress: bool, as_json: bool,
-                      preprocess: dict[str, Any]) -> None:
+def batch_predict_cmd(model: str, precision: str, input_dir: str, output: str, top: int, batch: int, provider: str,
+                      device: str | None, use_ray: bool, address: str | None, concurrency: int,
+                      cpus_per_worker: float, gpus_per_worker: float, threads: int | None, loaders: int, force: bool,
+                      no_progress: bool, as_json: bool, preprocess: dict[str, Any]) -> None:
     """Classify every image under INPUT_DIR and write path, top-k classes and probabilities per image.
 
     Locally (default) one Engine (--threads) and a Batcher run the images on this machine; with --ray, Ray
@@ -146,7 +146,7 @@ def batch_predict_cmd(model: str, input_dir: str, output: str, top: int, batch: 
     """
     from edgecnn.scale.local import batch_predict, check_output
 
-    prepared = prepared_model(model, preprocess=preprocess)
+    prepared = prepared_model(model, precision, provider, preprocess=preprocess)
     path = str(prepared.path)
     check_output(output, force)
     if not use_ray and (address or gpus_per_worker):
@@ -160,9 +160,10 @@ def batch_predict_cmd(model: str, input_dir: str, output: str, top: int, batch: 
         result = ray_batch_predict(path, input_dir, output, top=top, batch=batch,
                                    concurrency=concurrency, cpus_per_worker=cpus_per_worker,
                                    gpus_per_worker=gpus_per_worker, provider=provider, address=address, force=force,
-                                   progress=not no_progress)
+                                   progress=not no_progress, precision=precision, device=device)
     else:
-        engine = open_engine(path, provider=provider, threads=threads, max_batch=batch)
+        engine = open_engine(path, provider=provider, threads=threads, max_batch=batch, precision=precision,
+                             device=device)
         result = batch_predict(path, input_dir, output, top=top, batch=batch, loaders=loaders, force=force,
                                progress=not no_progress, engine=engine)
     if as_json:

@@ -35,11 +35,15 @@ def _progress(quiet: bool) -> bool:
 
 
 def run_batches(model: str | os.PathLike, batches: Iterable[np.ndarray], *, total: int | None = None,
-                provider: str = "cpu", quiet: bool = True, desc: str = "evaluating", **engine_kw: Any) -> np.ndarray:
-    """Run every batch through an :class:`~edgecnn.runtime.Engine`; return the stacked first outputs."""
+                provider: str = "cpu", quiet: bool = True, desc: str = "evaluating", ran: dict[str, Any] | None = None,
+                **engine_kw: Any) -> np.ndarray:
+    """Run every batch through an :class:`~edgecnn.runtime.Engine`; return the stacked first outputs.
+    ``ran``: a dict that receives the precision and device that ran."""
     from edgecnn.runtime.engine import Engine
 
     engine = Engine(model, provider=provider, **engine_kw)
+    if ran is not None:
+        ran.update(precision=engine.precision, device=engine.device)
     dtype = engine.input_dtype
     it: Iterable[np.ndarray] = batches
     if _progress(quiet):
@@ -84,7 +88,10 @@ class EvaluationReport:
     batch_size: int
     seconds: float
     images_per_second: float
+    #: the precision that ran (the file's own on ONNX Runtime; the inference precision on OpenVINO)
     precision: str | None = None
+    file_precision: str | None = None
+    device: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -103,7 +110,8 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike | ImageFolder, *,
     """Top-1/top-5 accuracy of ``model`` on an ImageFolder (``root/<class>/<image>``), batched.
 
     Images are preprocessed like the runtime does, from the model's metadata. ``limit``: evaluate
-    the first N images (in dataset order) only.
+    the first N images (in dataset order) only. ``engine_kw`` go to the :class:`~edgecnn.runtime.Engine`
+    (``precision``, ``device``, ``threads``...); the report names the precision that ran.
     """
     from edgecnn.runtime.engine import Engine
 
@@ -130,7 +138,7 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike | ImageFolder, *,
         classes=len(folder.classes), top1=round(topk_accuracy(logits, labels, 1), 6),
         top5=round(topk_accuracy(logits, labels, 5), 6), batch_size=batch_size, seconds=round(seconds, 3),
         images_per_second=round(len(labels) / seconds, 1) if seconds > 0 else 0.0,
-        precision=engine.metadata.get("precision"))
+        precision=engine.precision, file_precision=engine.info.file_precision, device=engine.device)
 
 
 # --------------------------------------------------------------------------- compare
@@ -181,7 +189,8 @@ class AccuracyReport:
         def pct(v: float | None) -> str:
             return "-" if v is None else f"{100 * v:.2f}%"
 
-        out = [f"accuracy report: {Path(self.candidate).name} vs {Path(self.reference).name} on {self.data} "
+        ran = f" ({self.precision_candidate})" if self.precision_candidate else ""
+        out = [f"accuracy report: {Path(self.candidate).name}{ran} vs {Path(self.reference).name} on {self.data} "
                f"({self.samples} inputs{', labelled' if self.labelled else ', no labels: agreement only'})"]
         if self.note:
             out.append(f"  note: {self.note}")
@@ -193,8 +202,9 @@ class AccuracyReport:
         sq = "inf" if np.isinf(self.sqnr_db) else f"{self.sqnr_db:.1f}"
         out.append(f"  logits: cosine mean {self.cosine_mean:.5f} (min {self.cosine_min:.5f}), SQNR {sq} dB, "
                    f"max |error| {self.max_abs_error:.4g}")
-        out.append(f"  size: {self.size_reference / 1e6:.2f} MB -> {self.size_candidate / 1e6:.2f} MB "
-                   f"({self.compression:.2f}x smaller)")
+        if self.reference != self.candidate:  # the same file at an inference precision: no size to compare
+            out.append(f"  size: {self.size_reference / 1e6:.2f} MB -> {self.size_candidate / 1e6:.2f} MB "
+                       f"({self.compression:.2f}x smaller)")
         return out
 
 
@@ -231,12 +241,15 @@ def compare_outputs(reference: np.ndarray, candidate: np.ndarray, labels: np.nda
 def compare_models(reference: str | os.PathLike, candidate: str | os.PathLike,
                    data: str | os.PathLike | np.ndarray | ImageFolder, *, labels: np.ndarray | None = None,
                    provider: str = "cpu", batch_size: int = 32, limit: int | None = None, quiet: bool = True,
-                   note: str | None = None) -> AccuracyReport:
+                   note: str | None = None, precision: str = "auto", device: str | None = None,
+                   reference_provider: str | None = None) -> AccuracyReport:
     """Run ``reference`` (fp32) and ``candidate`` (int8/fp16) on the same inputs and compare them.
 
     ``data``: an ImageFolder folder (labels from sub-folder names: accuracies too), a folder of
     unlabelled images (any depth: agreement only), or a preprocessed NCHW array (``labels``
-    optional). Each model gets its inputs in its own io dtype (fp16 models take float16).
+    optional). Each model gets its inputs in its own io dtype (fp16 models take float16). ``precision`` and
+    ``device`` apply to the candidate (e.g. OpenVINO bf16 on an fp32 file); the reference runs at its own
+    precision on ``reference_provider`` (default: ``provider``).
     """
     desc = str(data) if not isinstance(data, np.ndarray) else f"array {list(data.shape)}"
     folder_checked: ImageFolder | None = None
@@ -270,10 +283,11 @@ def compare_models(reference: str | os.PathLike, candidate: str | os.PathLike,
             return iter_batches(paths, config, batch_size)
         n = len(paths)
     nb = -(-n // batch_size)
-    ref = run_batches(reference, batches(), total=nb, provider=provider, quiet=quiet,
+    ref = run_batches(reference, batches(), total=nb, provider=reference_provider or provider, quiet=quiet,
                       desc=f"running {Path(reference).name}")
+    ran: dict[str, Any] = {}
     cand = run_batches(candidate, batches(), total=nb, provider=provider, quiet=quiet,
-                       desc=f"running {Path(candidate).name}")
+                       desc=f"running {Path(candidate).name}", ran=ran, precision=precision, device=device)
     if folder_checked is not None:
         _check_classes(folder_checked, ref.shape[1], reference)
     metrics = compare_outputs(ref, cand, labels)
@@ -281,4 +295,4 @@ def compare_models(reference: str | os.PathLike, candidate: str | os.PathLike,
     meta = read_metadata(candidate)
     return AccuracyReport(reference=str(reference), candidate=str(candidate), data=desc, labelled=labels is not None,
                           size_reference=sr, size_candidate=sc, compression=round(sr / max(1, sc), 3),
-                          precision_candidate=meta.get("precision"), note=note, **metrics)
+                          precision_candidate=ran.get("precision") or meta.get("precision"), note=note, **metrics)

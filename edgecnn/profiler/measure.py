@@ -86,6 +86,9 @@ class BenchResult:
     warnings: list[str] = field(default_factory=list)
     machine: dict[str, Any] = field(default_factory=dict)
     cost: GraphCost | None = None
+    #: a reduced precision's deviation from fp32 ONNX Runtime on the same inputs
+    #: (:func:`edgecnn.profiler.deviation.deviation`); None at fp32
+    deviation: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k not in ("cost", "peak", "batches")}
@@ -203,7 +206,8 @@ def bench(model: str | os.PathLike, batches: Sequence[int] = (1,), *, provider: 
           duration: float | None = None,
           threads: int | None = None, compare: str | None = None, per_layer: bool = False,
           peak_gflops: float | None = None, measure_peak_now: bool = True, refresh_peak: bool = False,
-          progress: bool | None = None, fallback: bool = False, seed: int = 0) -> BenchResult:
+          progress: bool | None = None, fallback: bool = False, seed: int = 0,
+          reference: str | os.PathLike | None = None, compare_fp32: bool = True) -> BenchResult:
     """Benchmark ``model`` (an ``.onnx`` file or a zoo name) at each batch size in ``batches``.
 
     ``iters`` timed runs per batch size, or runs for ``duration`` seconds (default: 2 s); ``compare='torch'``
@@ -212,7 +216,10 @@ def bench(model: str | os.PathLike, batches: Sequence[int] = (1,), *, provider: 
     (``auto|fp32|fp16|bf16|int8``) picks the zoo export for zoo names and the inference precision (see
     :func:`edgecnn.runtime.precision.resolve_precision`); ``device``: the OpenVINO device. On OpenVINO the
     compute peak (an ONNX Runtime probe) is not measured, so efficiency needs ``peak_gflops``.
-    ``progress``: None shows a bar only on a terminal.
+    ``progress``: None shows a bar only on a terminal. When the precision that ran is not fp32, the result's
+    ``deviation`` compares the outputs with the fp32 reference on ONNX Runtime CPU on the same inputs
+    (``reference``: that fp32 file, else found by :func:`edgecnn.profiler.deviation.find_reference`);
+    ``compare_fp32=False`` skips it.
     """
     from edgecnn.profiler.source import resolve_model
     from edgecnn.runtime import Engine
@@ -264,12 +271,14 @@ def bench(model: str | os.PathLike, batches: Sequence[int] = (1,), *, provider: 
     results: list[BatchResult] = []
     engine_build_s = None
     costs: dict[int, GraphCost] = {}
+    seen: list[tuple[np.ndarray, np.ndarray]] = []  # (inputs, outputs) of each first run, for the deviation
     for b in [int(v) for v in batches]:
         cost = costs[b] = graph_cost(path, batch=b)
         x = rng.standard_normal((b, *shape)).astype(engine.input_dtype)
         t1 = time.perf_counter()
-        engine.run(x)
+        y = engine.run(x)
         first_ms = (time.perf_counter() - t1) * 1e3
+        seen.append((x, y))
         total = iters if iters is not None else None
         bar = _Progress(total, f"{Path(path).stem} batch {b}", show)
         rss0 = proc.memory_info().rss
@@ -320,8 +329,31 @@ def bench(model: str | os.PathLike, batches: Sequence[int] = (1,), *, provider: 
             if not timing.provider_check.get("ok", True):
                 warnings.append(timing.provider_check["message"])
         results.append(res)
+    dev = _deviation(model, path, engine, seen, rng, shape, reference=reference, threads=threads, seed=seed) \
+        if compare_fp32 or reference is not None else None
     name = str(info.metadata.get("model") or Path(path).stem)
     return BenchResult(model=name, path=str(path), provider=info.requested_provider, providers=list(info.providers),
                        precision=info.precision, threads=threads, peak=peak,
                        session_s=session_s, engine_build_s=engine_build_s, batches=results, warnings=warnings,
-                       machine=machine_info(), cost=costs[int(batches[0])])
+                       machine=machine_info(), cost=costs[int(batches[0])], deviation=dev)
+
+
+def _deviation(model: str | os.PathLike, path: Path, engine: Any, seen: list[tuple[np.ndarray, np.ndarray]],
+               rng: np.random.Generator, shape: Sequence[int], *, reference: str | os.PathLike | None,
+               threads: int, seed: int) -> dict[str, Any] | None:
+    """The deviation of this run from fp32 ONNX Runtime: the timed inputs (topped up to
+    :data:`~edgecnn.profiler.deviation.MIN_SAMPLES` more seeded inputs) through the fp32 reference."""
+    from edgecnn.profiler.deviation import MIN_SAMPLES, deviation, find_reference
+
+    info = engine.info
+    ref = find_reference(model, path, ran=info.precision, file_precision=info.file_precision, explicit=reference)
+    if ref is None:
+        return None
+    rows = sum(len(x) for x, _ in seen)
+    if rows < MIN_SAMPLES:
+        extra = rng.standard_normal((MIN_SAMPLES - rows, *shape)).astype(engine.input_dtype)
+        seen = [*seen, (extra, engine.run(extra))]
+    x = np.concatenate([x for x, _ in seen])
+    y = np.concatenate([np.asarray(y, dtype=np.float32).reshape(len(y), -1) for _, y in seen])
+    what = f"{len(x)} seeded standard-normal inputs (seed {seed}), the timed ones first"
+    return deviation(ref, x, y, ran=info.precision, threads=threads, inputs=what)

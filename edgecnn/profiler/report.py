@@ -149,6 +149,11 @@ def bench_text(result: Any) -> str:
             if b.provider_check:
                 parts.append(("provider check: " if b.provider_check["ok"] else "warning: ")
                              + b.provider_check["message"])
+    dev = getattr(result, "deviation", None)
+    if dev:
+        from edgecnn.profiler.deviation import deviation_lines
+
+        parts += ["", *deviation_lines(dev)]
     for w in result.warnings:
         parts.append(f"warning: {w}")
     return "\n".join(parts)

@@ -203,6 +203,8 @@ def batch_predict(
     provider: str = "auto",
     fallback: bool = False,
     threads: int | None = None,
+    precision: str = "auto",
+    device: str | None = None,
     loaders: int = 2,
     max_wait_ms: float = 5.0,
     force: bool = False,
@@ -214,6 +216,7 @@ def batch_predict(
 
     ``loaders`` threads decode and preprocess; a :class:`~edgecnn.runtime.Batcher` runs them on one
     :class:`~edgecnn.runtime.Engine` in batches of up to ``batch``. Rows come out in sorted path order.
+    ``precision``/``device`` are the Engine's (ignored when ``engine`` is given).
     """
     from edgecnn.runtime import Batcher, Engine
     from edgecnn.runtime.datasets import list_images
@@ -226,7 +229,8 @@ def batch_predict(
         raise EdgecnnError(f"--batch and --loaders must be >= 1, got {batch} and {loaders}.")
     out = check_output(output, force)
     paths = list_images(input_dir, limit=limit)
-    eng = engine or Engine(model, provider, fallback=fallback, threads=threads, max_batch=batch)
+    eng = engine or Engine(model, provider, fallback=fallback, threads=threads, max_batch=batch, precision=precision,
+                           device=device)
     config = eng.preprocess_config()
     labels: tuple[str, ...] | None = None  # from the first scores: (N, C, 1, 1) and 1001-class outputs vary
 

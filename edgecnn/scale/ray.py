@@ -86,11 +86,12 @@ class RayPredictor:
     ``read_images``; RGB for 3-channel models, ``L`` for 1-channel) and optionally ``path``. Output
     batches have ``path`` (relative to ``root`` when given), ``classes`` (int64, N x k) and
     ``probabilities`` (float32, N x k). ``threads``: ONNX Runtime intra-op threads (match the actor's
-    ``num_cpus``).
+    ``num_cpus``). ``precision``/``device``: the Engine's (OpenVINO device, or CUDA device index).
     """
 
     def __init__(self, model: Any, *, top: int = 5, provider: str = "auto", fallback: bool = True,
-                 threads: int | None = 1, root: str | None = None, max_batch: int = 32) -> None:
+                 threads: int | None = 1, root: str | None = None, max_batch: int = 32, precision: str = "auto",
+                 device: str | None = None) -> None:
         from edgecnn.runtime import Engine
 
         if isinstance(model, list | tuple) and len(model) == 1:  # a wrapped ObjectRef: Ray does not resolve it
@@ -100,7 +101,8 @@ class RayPredictor:
 
             model = ray.get(model)
         path = _materialize(model) if isinstance(model, Mapping) else Path(model)
-        self.engine = Engine(path, provider, fallback=fallback, threads=threads, max_batch=max_batch)
+        self.engine = Engine(path, provider, fallback=fallback, threads=threads, max_batch=max_batch,
+                             precision=precision, device=device)
         self.config = self.engine.preprocess_config()
         self.top = int(top)
         self.root = root
@@ -182,6 +184,8 @@ def ray_batch_predict(
     read_concurrency: int | None = None,
     force: bool = False,
     progress: bool = True,
+    precision: str = "auto",
+    device: str | None = None,
 ) -> BatchPredictResult:
     """Classify every image under ``input_dir`` on a Ray cluster and write one results file on the driver.
 
@@ -190,7 +194,7 @@ def ray_batch_predict(
     Client. ``input_dir`` must be readable by the workers (shared file system, or s3://, gs://, ...).
     Rows arrive in completion order, not sorted. Read tasks reserve ``read_cpus`` (default 0, so the
     actors may take every CPU without starving the reads) and at most ``read_concurrency`` (default:
-    ``concurrency``) run at once.
+    ``concurrency``) run at once. ``precision``/``device`` go to each actor's Engine.
     """
     ray = require_ray()
     if top < 1 or batch < 1 or concurrency < 1:
@@ -238,7 +242,7 @@ def ray_batch_predict(
             RayPredictor,
             fn_constructor_kwargs={"model": [ray.put(payload)], "top": top, "provider": provider,
                                    "threads": threads, "root": None if remote_input else input_dir,
-                                   "max_batch": batch},
+                                   "max_batch": batch, "precision": precision, "device": device},
             batch_size=batch, compute=ray.data.ActorPoolStrategy(size=concurrency), num_cpus=cpus_per_worker,
             num_gpus=gpus_per_worker or None, batch_format="numpy",
         )
