@@ -30,12 +30,16 @@ def cache_dir() -> Path:
     return user_cache_dir() / "exports"
 
 
+#: torch seed of the random initialisation of a zoo model exported without weights (part of the cache key)
+INIT_SEED = 0
+
+
 def cache_key(name: str, precision: str, weights_sha256: str | None, batch: int | None,
               input_size: tuple[int, int] | None, opset: int | None, options: dict[str, Any]) -> str:
     """A short hex digest of everything that changes the exported file."""
     payload = {"name": name, "precision": precision, "weights": weights_sha256, "batch": batch,
                "input_size": list(input_size) if input_size else None, "opset": opset,
-               "options": {k: options[k] for k in sorted(options)}, "edgecnn": __version__}
+               "options": {k: options[k] for k in sorted(options)}, "edgecnn": __version__, "init_seed": INIT_SEED}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -79,8 +83,12 @@ def cached_export(name: str, precision: str = "fp32", weights: str | os.PathLike
     kwargs: dict[str, Any] = {"progress": False, **options}
     if opset is not None:
         kwargs["opset"] = opset
-    export(name, target, weights=weights, precision=precision, batch=batch, input_size=input_size,
-           force=True, **kwargs)
+    import torch
+
+    with torch.random.fork_rng(devices=[]):  # without weights: every precision of a name is the same model
+        torch.manual_seed(INIT_SEED)
+        export(name, target, weights=weights, precision=precision, batch=batch, input_size=input_size,
+               force=True, **kwargs)
     return target
 
 
