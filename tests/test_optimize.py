@@ -64,7 +64,7 @@ def test_matrix_order_and_skips() -> None:
     assert names[0] == ("cpu", "fp32", 1, "pending") and m[0].reference
     assert ("cuda", "all", 1, "skipped: no CUDA here") in names
     bf16 = [c for c in m if (c.provider, c.precision) == ("cpu", "bf16")]
-    assert len(bf16) == 1 and bf16[0].status.startswith("skipped: ONNX Runtime has no bf16")
+    assert len(bf16) == 1 and bf16[0].status.startswith("skipped: precision bf16 cannot run on ONNX Runtime")
     # the primary batch first, then the others; bf16 and int8 on OpenVINO run the fp32 / int8 files
     assert [c.batch for c in m] == [1] * 7 + [8] * 5
     assert {(c.provider, c.precision): c.file for c in m if c.batch == 8} == {

@@ -31,7 +31,6 @@ RUNTIMES: tuple[str, ...] = ("cpu", "cuda", "tensorrt", "openvino")
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8")
 _ORT_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
               "tensorrt": "TensorrtExecutionProvider"}
-_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 # --------------------------------------------------------------------------- machine facts
@@ -56,12 +55,6 @@ def runtime_versions() -> dict[str, str]:
     except importlib.metadata.PackageNotFoundError:
         pass
     return out
-
-
-def native_bf16(cpu: dict[str, Any] | None = None) -> bool:
-    """True when the CPU computes bf16 natively (AVX512-BF16 or AMX-BF16), not emulated."""
-    flags = set((cpu or cpu_info())["flags"])
-    return any(f in flags for f in _BF16_FLAGS)
 
 
 def int8_activation_type(cpu: dict[str, Any] | None = None) -> str:
@@ -110,23 +103,27 @@ def available_runtimes() -> dict[str, str | None]:
 
 
 def valid_precisions(provider: str, cpu: dict[str, Any] | None = None) -> dict[str, str | None]:
-    """Every precision -> None when ``provider`` can run it here, else the reason it is skipped."""
-    cpu = cpu or cpu_info()
-    no_bf16 = "ONNX Runtime has no bf16 inference precision (OpenVINO has, on CPUs with native bf16)"
-    table: dict[str, dict[str, str | None]] = {
-        "cpu": {"fp32": None, "fp16": None, "bf16": no_bf16, "int8": None},
-        "cuda": {"fp32": None, "fp16": None, "bf16": no_bf16,
-                 "int8": "ONNX Runtime's CUDA provider runs QDQ int8 files without int8 kernels (use tensorrt)"},
-        "tensorrt": {"fp32": None, "fp16": None, "bf16": no_bf16, "int8": None},
-        "openvino": {"fp32": None,
-                     "fp16": "OpenVINO's CPU device has no fp16 inference precision on this CPU (a GPU/NPU one)",
-                     "bf16": None if native_bf16(cpu) else
-                     "this CPU has no native bf16 (AVX512-BF16/AMX): emulated bf16 ran 4x slower than fp32",
-                     "int8": None},
-    }
-    if provider not in table:
+    """Every precision -> None when ``provider`` can run it here, else the reason it is skipped: the runtime's own
+    resolution (:func:`edgecnn.runtime.precision.resolve_precision`) on the file that would run it, so the optimizer
+    and ``bench --precision`` agree; plus the optimizer's one policy of its own (CUDA has no int8 kernels)."""
+    from edgecnn.runtime.precision import CpuFeatures, detect_cpu, resolve_precision
+
+    if provider not in RUNTIMES:
         raise EdgecnnError(f"unknown runtime {provider!r}: choose from {', '.join(RUNTIMES)}.")
-    return dict(table[provider])
+    feats = detect_cpu() if cpu is None else CpuFeatures(arch=cpu["arch"], flags=frozenset(cpu["flags"]),
+                                                         model=cpu.get("model", ""))
+    out: dict[str, str | None] = {}
+    for precision in PRECISIONS:
+        if provider == "cuda" and precision == "int8":
+            out[precision] = "ONNX Runtime's CUDA provider runs QDQ int8 files without int8 kernels (use tensorrt)"
+            continue
+        try:
+            resolve_precision(precision, provider=provider, file_precision=file_kind(provider, precision), cpu=feats,
+                              file_name=f"the {file_kind(provider, precision)} file")
+            out[precision] = None
+        except EdgecnnError as e:
+            out[precision] = str(e)
+    return out
 
 
 def file_kind(provider: str, precision: str) -> str:
