@@ -53,7 +53,8 @@ def model_facts(name: str, fp32: str) -> dict[str, Any]:
     meta = read_metadata(fp32)
     depthwise = [lay for lay in cost.layers if lay.depthwise]
     return {"params": int(meta.get("num_params") or cost.params), "macs": cost.macs, "flops": cost.flops,
-            "depthwise_layers": len(depthwise), "depthwise_macs_share": sum(x.macs for x in depthwise) / max(1, cost.macs)}
+            "depthwise_layers": len(depthwise),
+            "depthwise_macs_share": sum(x.macs for x in depthwise) / max(1, cost.macs)}
 
 
 def chosen_by_optimize(name: str, out: Path, batch: list[int], threads: int) -> dict[str, Any]:
