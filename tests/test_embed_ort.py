@@ -75,3 +75,29 @@ def test_cli_export_format_ort(tmp_path: Path) -> None:
     out = json.loads(r.output[r.output.index("{"):])
     assert Path(out["ort_format"]["ort"]) == tmp_path / "lenet5.ort" and (tmp_path / "lenet5.ort").is_file()
     assert (tmp_path / "lenet5.required_operators.config").is_file()
+
+
+def test_mobilenet_v3_small_to_ort_format_expands_hard_swish(tmp_path: Path) -> None:
+    """The mobile net in ORT format: the .onnx file keeps HardSwish native (tests/test_export_mobile.py), ONNX
+    Runtime's CPU build has no HardSwish kernel and expands the ONNX function into HardSigmoid + Mul when it
+    loads the file, so the .ort file and its operator list for a minimal build hold those two, and the answers
+    stay those of the .onnx file."""
+    pytest.importorskip("torch")
+    import onnxruntime as ort
+
+    from edgecnn.exporters import export
+    from edgecnn.exporters.ort_format import to_ort_format
+
+    src = Path(export("mobilenet_v3_small", tmp_path / "mobilenet_v3_small.onnx", batch=1, force=True,
+                      progress=False).path)
+    paths = to_ort_format(src, tmp_path / "out")
+    listed = {op for line in paths["config"].read_text().splitlines() if line.startswith("ai.onnx;")
+              for op in line.split(";")[2].split(",")}
+    assert {"Conv", "HardSigmoid", "Mul", "GlobalAveragePool", "Gemm"} <= listed and "HardSwish" not in listed
+    ref = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(paths["ort"]), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((1, 3, 224, 224), dtype=np.float32)
+    a = ref.run(None, {ref.get_inputs()[0].name: x})[0][0]
+    b = sess.run(None, {sess.get_inputs()[0].name: x})[0][0]
+    assert np.abs(a - b).max() / np.abs(a).max() <= 1e-4
+    assert list(np.argsort(-a)[:5]) == list(np.argsort(-b)[:5])

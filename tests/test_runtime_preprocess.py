@@ -122,6 +122,13 @@ def test_topk_softmax_only_when_needed():
     assert [r["label"] for r in named] == ["b", "c", "a"]  # k clipped to the class count
 
 
+def test_topk_ranks_close_logits_by_score_not_by_rounded_probability():
+    """An untrained net's logits (random mobilenet_v3_small: ~1e-10 apart) give float32 probabilities that tie."""
+    logits = np.array([[3e-10, -1e-10, 5e-10, 1e-10] + [0.0] * 996], np.float32)
+    assert len(set(softmax(logits)[0, :4].tolist())) == 1  # the probabilities tie ...
+    assert [r["index"] for r in topk(logits, 4)[0]] == [2, 0, 3, 4]  # ... the ranking does not
+
+
 def test_imagenet_class_names():
     names = imagenet_classes()
     assert len(names) == 1000 and names[0] == "tench" and names[999] == "toilet tissue"

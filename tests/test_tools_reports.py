@@ -101,3 +101,38 @@ def test_bench_backends_render():
     assert "| ONNX Runtime CPU, fp32 | 35.00 (1.00x) | 250.00 (1.00x) | fp32 | 0.0e+00 | 1.00 | +1.0% |" in md
     assert "| OpenVINO, inference bf16 | refused | refused | precision bf16 refused" in md
     assert "| OpenVINO, int8 QDQ file | 10.90 (3.21x) |  | int8 | 2.0e-02 | 1.00 | +2.0% |" in md
+
+
+def test_bench_mobile_uses_bench_backends_runner_and_renders(tmp_path):
+    """tools/bench_mobile.py: each model through bench_backends' runner (replaced here by a recorder), achieved
+    GFLOP/s from the graph's FLOPs, and the markdown table."""
+    import argparse
+    import types
+
+    tool = _tool("bench_mobile")
+    path = make_classifier(tmp_path / "m.onnx")
+    calls = []
+
+    def fake_run(ns):
+        calls.append(ns)
+        return {"machine": {"cpu": "AMD EPYC", "cpu_flags": ["avx512_vnni"], "onnxruntime": "1.32.0",
+                            "openvino": None},
+                "results": [{"config": "ort-fp32", "rows": [{"batch": 1, "median_ms": 2.0, "ratio": 1.0}]},
+                            {"config": "ort-int8", "rows": [{"batch": 1, "median_ms": 2.5, "ratio": 0.8}]}]}
+
+    bb = types.SimpleNamespace(prepare=lambda name: {"fp32": str(path), "int8": str(path)}, run=fake_run)
+    args = argparse.Namespace(batch="1", warmup=0, iters=1, threads=2, configs="ort-fp32,ort-int8")
+    entry = tool.bench_model(bb, "tiny", args)
+    assert calls[0].model == "tiny" and calls[0].configs == "ort-fp32,ort-int8" and calls[0].threads == 2
+    from edgecnn.profiler.cost import graph_cost
+
+    flops = graph_cost(path, 1).flops
+    assert entry["flops"] == flops and entry["depthwise_layers"] == 0 and entry["depthwise_macs_share"] == 0
+    fp32_row = entry["results"][0]["rows"][0]
+    assert fp32_row["achieved_gflops"] == pytest.approx(flops / 2e-3 / 1e9)
+    data = {"batches": [1], "threads": 2, "configs": ["ort-fp32", "ort-int8"], "machine": entry.pop("machine"),
+            "models": [entry]}
+    md = tool.render(data)
+    assert md.splitlines()[0].startswith("2 threads, CPU: AMD EPYC (avx512_vnni); onnxruntime 1.32.0")
+    row = next(line for line in md.splitlines() if line.startswith("| tiny |"))
+    assert "| 2.00 (1.00x) | 2.50 (0.80x) |" in row and "| 0 (0%) |" in row

@@ -19,6 +19,16 @@ def _write_csv(csv_path: str, text: str) -> None:
         atomic_write_bytes(csv_path, text.encode())
 
 
+def _roof(result: Any, bandwidth_gbs: float | None, measure_options: dict[str, Any]) -> Any:
+    """The roofline: the peak --measure just used when it has a bandwidth, else this machine's (cached)."""
+    from edgecnn.profiler.roofline import Roof, machine_roof
+
+    peak = result.peak if result is not None else None
+    if peak is not None and bandwidth_gbs is None and (roof := Roof.from_peak(peak)) is not None:
+        return roof
+    return machine_roof(measure_options["peak_gflops"], bandwidth_gbs, threads=measure_options["threads"])
+
+
 @click.command("profile")
 @model_source(precision=True)
 @batching(help="Costs (and --measure runs) are at this batch [default: the file's fixed batch, else 1].")
@@ -32,16 +42,23 @@ def _write_csv(csv_path: str, text: str) -> None:
 @runtime()
 @click.option("--iters", type=click.IntRange(min=1), default=10, show_default=True,
               help="With --measure: profiled runs.")
-@click.option("--peak-gflops", type=float, default=None, help="With --measure: peak GFLOP/s for % of peak.")
+@click.option("--peak-gflops", type=float, default=None,
+              help="Peak GFLOP/s for --measure's % of peak and the roofline of --per-layer/--csv [default: measured "
+                   "once in ONNX Runtime and cached].")
+@click.option("--bandwidth-gbs", type=float, default=None,
+              help="Memory bandwidth in GB/s for the roofline of --per-layer/--csv [default: measured once (an "
+                   "elementwise Mul over 64 MiB in ONNX Runtime) and cached].")
 @preprocessing()
 def profile_cmd(model: str, precision: str, batch: int | None, per_layer: bool, as_json: bool, csv_path: str | None,
-                nodes: bool, measure: bool, preprocess: dict[str, Any], **measure_options: Any) -> None:
+                nodes: bool, measure: bool, bandwidth_gbs: float | None, preprocess: dict[str, Any],
+                **measure_options: Any) -> None:
     """Theoretical cost of MODEL_OR_FILE (a zoo name or an .onnx file) from its ONNX graph.
 
     Parameters, MACs and FLOPs (1 MAC = 2 FLOPs), weight and activation memory, peak live activation
-    memory and arithmetic intensity, per layer and in total. With --measure, also the time ONNX Runtime
-    spends in each layer and the GFLOP/s it reaches there (--provider, --fallback, --threads, --iters
-    and --peak-gflops apply to --measure only).
+    memory and arithmetic intensity, per layer and in total. --per-layer (and --csv) also place each
+    layer on the roofline of this machine (memory- or compute-bound) and mark depthwise convolutions,
+    which sit far below the ridge. With --measure, also the time ONNX Runtime spends in each layer and
+    the GFLOP/s it reaches there (--provider, --fallback and --iters apply to --measure only).
 
     \b
     Examples:
@@ -51,6 +68,7 @@ def profile_cmd(model: str, precision: str, batch: int | None, per_layer: bool, 
     """
     from edgecnn.profiler import report
     from edgecnn.profiler.cost import graph_cost
+    from edgecnn.profiler.roofline import with_roofline
 
     prepared = prepared_model(model, precision, measure_options["provider"], preprocess=preprocess)
     path = prepared.path
@@ -60,16 +78,17 @@ def profile_cmd(model: str, precision: str, batch: int | None, per_layer: bool, 
 
         result = profile(path, batch=batch, measure=True, precision=precision, **measure_options)
     cost = result.cost if result else graph_cost(path, batch)
+    roof = _roof(result, bandwidth_gbs, measure_options) if per_layer or csv_path else None
     if csv_path:
-        _write_csv(csv_path, report.cost_csv(cost, result.csv_extra() if result else None))
+        _write_csv(csv_path, report.cost_csv(cost, result.csv_extra() if result else None, roof))
     if as_json:
-        echo_json({**(result.to_dict(nodes=nodes) if result else cost.to_dict(nodes=nodes)),
-                   "notices": list(prepared.notices)})
+        d = result.to_dict(nodes=nodes) if result else cost.to_dict(nodes=nodes)
+        echo_json({**(with_roofline(d, cost, roof) if roof else d), "notices": list(prepared.notices)})
         return
     if csv_path == "-":
         return
     if per_layer:
-        click.echo(result.layer_table() if result else report.layer_table(cost))
+        click.echo(result.layer_table(roof) if result else report.layer_table(cost, roof))
         click.echo("")
     click.echo(report.totals_text(cost))
     if result:

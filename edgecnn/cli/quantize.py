@@ -36,12 +36,30 @@ def _echo_warnings(caught: list[Any]) -> None:
             click.echo(f"warning: {w.message}", err=True)
 
 
+class KeepFloat(click.ParamType):
+    """``--keep-float``: a number of layers >= 1, or ``auto``."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | str:
+        if isinstance(value, int) or str(value).strip().lower() == "auto":
+            return value if isinstance(value, int) else "auto"
+        try:
+            n = int(value)
+        except ValueError:
+            n = 0
+        if n < 1:
+            self.fail(f"{value!r} is neither a number of layers >= 1 nor 'auto'.", param, ctx)
+        return n
+
+
 def _explain_rows(rows: list[Any], top: int) -> list[dict[str, Any]]:
     def f(v: float | None) -> str:
         return "-" if v is None else f"{v:.1f}"
 
-    return [{"rank": i + 1, "node": r.node, "op": r.op_type, "loss": f(r.loss_db), "w": f(r.weight_sqnr_db),
-             "in": f(r.input_sqnr_db), "out": f(r.output_sqnr_db)} for i, r in enumerate(rows[:top])]
+    return [{"rank": i + 1, "node": r.node, "op": r.op_type, "kind": r.kind, "loss": f(r.loss_db),
+             "w": f(r.weight_sqnr_db), "in": f(r.input_sqnr_db), "out": f(r.output_sqnr_db)}
+            for i, r in enumerate(rows[:top])]
 
 
 def _export_int8(fp32_path: str, calib: str | None, quiet: bool) -> dict[str, Any]:
@@ -94,8 +112,14 @@ def _print_export_int8(quant: dict[str, Any]) -> None:
 @click.option("--symmetric", is_flag=True, help="Symmetric activation ranges (zero point 0).")
 @click.option("--exclude", multiple=True, metavar="NODE[,NODE...]",
               help="Keep these nodes in float (repeatable or comma-separated; names as --explain lists them).")
-@click.option("--keep-float", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Rank layers by quantization error (QDQ debugging) and re-quantize with the N worst in float.")
+@click.option("--keep-float", type=KeepFloat(), default=None, metavar="N|auto",
+              help="Rank layers by quantization error (QDQ debugging) and re-quantize with the N worst in float; "
+                   "auto: the fewest worst layers in float that meet --min-sqnr/--max-drop.")
+@click.option("--min-sqnr", type=float, default=None, metavar="DB",
+              help="With --keep-float auto: logits' SQNR vs fp32 (on --eval, else the calibration data) of at "
+                   "least DB [default: 20 when --max-drop is not given].")
+@click.option("--max-drop", type=float, default=None, metavar="POINTS",
+              help="With --keep-float auto: top-1 at most POINTS below fp32 on labelled --eval data.")
 @click.option("--explain", is_flag=True,
               help="Rank the layers whose quantization error is largest (onnxruntime qdq_loss_debug).")
 @click.option("--explain-top", type=click.IntRange(min=1), default=10, show_default=True,
@@ -108,9 +132,9 @@ def _print_export_int8(quant: dict[str, Any]) -> None:
 @preprocessing()
 def quantize_cmd(model: str, output: str | None, calib: str | None, calib_size: int, eval_data: str | None,
                  eval_limit: int | None, mode: str, fmt: str, per_tensor: bool, method: str, activation_type: str,
-                 weight_type: str, symmetric: bool, exclude: tuple[str, ...], keep_float: int | None,
-                 explain: bool, explain_top: int, trt: bool, no_report: bool, as_json: bool,
-                 preprocess: dict[str, Any]) -> None:
+                 weight_type: str, symmetric: bool, exclude: tuple[str, ...], keep_float: int | str | None,
+                 min_sqnr: float | None, max_drop: float | None, explain: bool, explain_top: int, trt: bool,
+                 no_report: bool, as_json: bool, preprocess: dict[str, Any]) -> None:
     """Quantize MODEL_OR_FILE (an fp32 .onnx file or a zoo name) to int8, then report its accuracy cost.
 
     Static post-training quantization in QDQ format with per-channel int8 weights and uint8
@@ -123,6 +147,7 @@ def quantize_cmd(model: str, output: str | None, calib: str | None, calib_size: 
       edgecnn quantize lenet5.onnx --calib digits/train --eval digits/test
       edgecnn quantize resnet50.onnx --calib random:32 --no-report     # speed tests only
       edgecnn quantize resnet50.onnx --calib imgs/ --explain --keep-float 2
+      edgecnn quantize mobilenet_v2.onnx --calib imgs/ --eval val/ --keep-float auto --max-drop 1
       edgecnn quantize resnet50.onnx --mode dynamic
     """
     import warnings
@@ -145,8 +170,8 @@ def quantize_cmd(model: str, output: str | None, calib: str | None, calib_size: 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         run = Q.quantize_model(src, out, calib=calib_data, options=opts, keep_float=keep_float,
-                               explain_layers=explain, tensorrt=trt, report=not no_report, eval_data=eval_data,
-                               eval_limit=eval_limit, progress=progress)
+                               min_sqnr_db=min_sqnr, max_drop_points=max_drop, explain_layers=explain, tensorrt=trt,
+                               report=not no_report, eval_data=eval_data, eval_limit=eval_limit, progress=progress)
     _echo_warnings([w for w in caught if "random calibration" not in str(w.message)])
     if as_json:
         echo_json({**run.to_dict(), "notices": list(prepared.notices)})
@@ -170,11 +195,16 @@ def _print_quantize(run: Any, explain_top: int) -> None:
     click.echo(f"  quantization nodes: {nodes}")
     if result.excluded:
         click.echo(f"  kept in float: {', '.join(result.excluded)}")
+    if run.keep_float is not None:
+        k = run.keep_float
+        steps = ", ".join(f"{t['keep']}: {t.get('sqnr_db')} dB" for t in k["tried"])
+        click.echo(f"  --keep-float auto: {len(k['kept'])} layer(s) in float meet {k['target']} on {k['measured_on']}"
+                   f" (layers in float: SQNR tried {steps})")
     if ranking is not None:
         click.echo(f"\nlayers ranked by quantization error (SQNR in dB vs fp32; loss = input - output), "
                    f"worst {min(explain_top, len(ranking))} of {len(ranking)}:")
         click.echo(format_table(_explain_rows(ranking, explain_top),
-                                [("rank", "#"), ("node", "node"), ("op", "op"), ("loss", "loss dB"),
+                                [("rank", "#"), ("node", "node"), ("op", "op"), ("kind", "kind"), ("loss", "loss dB"),
                                  ("w", "weight dB"), ("in", "input dB"), ("out", "output dB")]))
     if run.tensorrt is not None:
         t = run.tensorrt

@@ -7,7 +7,8 @@
 
 The one MAC/parameter counter of edgecnn: the export metadata, ``inspect`` (which shows it) and the
 profiler's per-layer tables (:func:`edgecnn.profiler.graph_cost`) all count with it. Counting rules:
-:mod:`edgecnn.graphcost.rules`. Names load lazily.
+:mod:`edgecnn.graphcost.rules`; what a node does in a mobile network (depthwise, pointwise,
+squeeze-and-excitation): :mod:`edgecnn.graphcost.roles`. Names load lazily.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ _LAZY = {
     "node_costs": ".nodes",
     "executed_nodes": ".nodes",
     "count": ".nodes",
+    "node_role": ".roles",
+    "conv_role": ".roles",
+    "ROLES": ".roles",
 }
 
 

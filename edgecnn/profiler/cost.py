@@ -23,6 +23,7 @@ from typing import Any
 import onnx
 
 from edgecnn.graphcost.nodes import NodeCost, executed_nodes, node_costs
+from edgecnn.graphcost.roles import node_role
 from edgecnn.graphcost.shapes import Graph
 from edgecnn.graphcost.shapes import load_graph as _load_graph
 from edgecnn.profiler.layers import group_nodes, layer_kind, layer_name
@@ -57,6 +58,19 @@ class LayerCost:
     activation_bytes: int
     bytes_moved: int
     unknown_ops: list[str] = field(default_factory=list)
+    #: what the layer's main node does (:mod:`edgecnn.graphcost.roles`: depthwise, pointwise, se, grouped,
+    #: conv, fc), "" for the rest
+    role: str = ""
+
+    @property
+    def depthwise(self) -> bool:
+        """A depthwise convolution (``group`` = channels): little arithmetic per byte, far below the GEMM peak."""
+        return self.role == "depthwise"
+
+    @property
+    def elementwise_flops(self) -> int:
+        """FLOPs outside the MACs (activations, batch norm, SE's scale, residual adds, pooling): never in MACs."""
+        return self.flops - 2 * self.macs
 
     @property
     def weights_only(self) -> int:
@@ -75,7 +89,8 @@ class LayerCost:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        d.update(weights_only=self.weights_only, intensity=self.intensity, shape_hwc=self.shape_hwc)
+        d.update(weights_only=self.weights_only, intensity=self.intensity, shape_hwc=self.shape_hwc,
+                 depthwise=self.depthwise, elementwise_flops=self.elementwise_flops)
         return d
 
 
@@ -123,6 +138,11 @@ class GraphCost:
         return self.macs / self.batch
 
     @property
+    def elementwise_flops(self) -> int:
+        """FLOPs outside the MACs (activations, SE scales, adds, pooling), reported apart from them."""
+        return self.flops - 2 * self.macs
+
+    @property
     def flops_per_image(self) -> float:
         return self.flops / self.batch
 
@@ -146,7 +166,8 @@ class GraphCost:
         return {
             "batch": self.batch, "params": self.params, "bias_params": self.bias_params,
             "weights_only": self.weights_only, "macs": self.macs, "flops": self.flops,
-            "gflops_per_image": self.gflops_per_image, "weight_bytes": self.weight_bytes,
+            "elementwise_flops": self.elementwise_flops, "gflops_per_image": self.gflops_per_image,
+            "weight_bytes": self.weight_bytes,
             "activations": self.activations, "activation_bytes": self.activation_bytes,
             "peak_activation_bytes": self.peak_activation_bytes, "bytes_moved": self.bytes_moved,
             "intensity": self.intensity, "unknown_ops": list(self.unknown_ops),
@@ -214,7 +235,7 @@ def graph_cost(model: str | os.PathLike | onnx.ModelProto | Graph, batch: int | 
             params=sum(c.params for c in costs), bias_params=sum(c.bias_params for c in costs),
             macs=sum(c.macs for c in costs), flops=sum(c.flops or 0 for c in costs), weight_bytes=wbytes,
             activation_bytes=out_bytes, bytes_moved=sum(t[i_].nbytes for i_ in ext_in) + wbytes + out_bytes,
-            unknown_ops=[c.op for c in costs if c.flops is None]))
+            unknown_ops=[c.op for c in costs if c.flops is None], role=node_role(members[primary], t) or ""))
 
     _strip_wrapper_scope(layers)
     model_name = name or str(graph.metadata.get("model") or

@@ -84,13 +84,14 @@ class ProfileResult:
         return {x.index: {"time_ms": x.time_ms, "share": x.share, "achieved_gflops": x.achieved_gflops,
                           "pct_peak": x.pct_peak, "providers": "+".join(x.providers)} for x in self.timings.layers}
 
-    def layer_table(self) -> str:
-        """Measured vs theoretical, one row per layer."""
+    def layer_table(self, roof: Any = None) -> str:
+        """Measured vs theoretical, one row per layer (with ``roof``, a
+        :class:`~edgecnn.profiler.roofline.Roof`: each layer's intensity, bound and attainable GFLOP/s)."""
         if self.timings is None:
             from edgecnn.profiler.report import layer_table
 
-            return layer_table(self.cost)
-        return timing_table(self.timings, self.cost)
+            return layer_table(self.cost, roof)
+        return timing_table(self.timings, self.cost, roof)
 
     def summary(self) -> str:
         if self.timings is None:
@@ -107,22 +108,34 @@ class ProfileResult:
         return "\n".join(lines)
 
 
-def timing_table(timings: LayerTimings, cost: GraphCost) -> str:
-    """Text table: layer, output, time, share, FLOPs, GFLOP/s, % of peak, provider."""
+def timing_table(timings: LayerTimings, cost: GraphCost, roof: Any = None) -> str:
+    """Text table: layer, output, time, share, FLOPs, GFLOP/s, % of peak, provider; with ``roof``, the layer's
+    arithmetic intensity, roofline bound and the GFLOP/s that bound allows (``DW``: a depthwise convolution)."""
     by_index = {x.index: x for x in timings.layers}
     rows = []
     for lay in cost.layers[1:]:
         x = by_index.get(lay.index)
         if x is None:
             continue
-        rows.append([lay.index, lay.name, lay.kind, lay.shape_hwc, f"{x.time_ms:.3f}" if x.kernels else "fused",
-                     f"{100 * x.share:.1f}", human(lay.flops),
-                     f"{x.achieved_gflops:.1f}" if x.achieved_gflops is not None else "",
-                     f"{x.pct_peak:.0f}" if x.pct_peak is not None else "",
-                     ",".join(p.replace("ExecutionProvider", "") for p in x.providers)])
-    rows.append(["", "TOTAL", "", "", f"{timings.total_ms:.3f}", "100.0", human(cost.flops), "", "", ""])
-    return table(rows, ["#", "layer", "kind", "output (HxWxC)", "time ms", "share %", "FLOPs", "GFLOP/s",
-                        "% peak", "provider"], [True, False, False, True, True, True, True, True, True, False])
+        row = [lay.index, lay.name, lay.kind + (" DW" if lay.depthwise else ""), lay.shape_hwc,
+               f"{x.time_ms:.3f}" if x.kernels else "fused", f"{100 * x.share:.1f}", human(lay.flops),
+               f"{x.achieved_gflops:.1f}" if x.achieved_gflops is not None else "",
+               f"{x.pct_peak:.0f}" if x.pct_peak is not None else "",
+               ",".join(p.replace("ExecutionProvider", "") for p in x.providers)]
+        if roof is not None:
+            row += ([f"{lay.intensity:.1f}", roof.bound(lay.intensity), f"{roof.attainable(lay.intensity):.1f}"]
+                    if lay.flops and lay.bytes_moved else ["", "", ""])
+        rows.append(row)
+    cols = ["#", "layer", "kind", "output (HxWxC)", "time ms", "share %", "FLOPs", "GFLOP/s", "% peak", "provider"]
+    right = [True, False, False, True, True, True, True, True, True, False]
+    total = ["", "TOTAL", "", "", f"{timings.total_ms:.3f}", "100.0", human(cost.flops), "", "", ""]
+    if roof is not None:
+        cols += ["FLOP/B", "bound", "roof GFLOP/s"]
+        right += [True, False, True]
+        total += [f"{cost.intensity:.1f}", roof.bound(cost.intensity), f"{roof.attainable(cost.intensity):.1f}"]
+    rows.append(total)
+    text = table(rows, cols, right)
+    return text + "\n" + roof.describe() if roof is not None else text
 
 
 def measure_layers(path: str | os.PathLike, cost: GraphCost, *, provider: str = "cpu", threads: int | None = None,

@@ -3,7 +3,8 @@
 * :func:`plot_bench`: latency (p50 with p90-p99 whiskers) and throughput against batch size; with per-layer
   data, a roofline chart beside them.
 * :func:`plot_roofline`: measured peak compute and memory bandwidth as the roof; each layer and the whole
-  model placed by arithmetic intensity (FLOPs per byte moved) and achieved GFLOP/s.
+  model placed by arithmetic intensity (FLOPs per byte moved) and achieved GFLOP/s; depthwise
+  convolutions drawn apart (hollow diamonds), since they sit far left of the ridge.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ def _roofline(ax: Any, result: Any) -> None:
 
     layer_cost = {lay.index: lay for lay in (cost if cost.batch == per_layer.batch else
                                              graph_cost(result.path, per_layer.batch)).layers}
-    pts = [(layer_cost[x["index"]].intensity, x["achieved_gflops"], x["kind"]) for x in per_layer.layers
+    pts = [(layer_cost[x["index"]].intensity, x["achieved_gflops"],
+            "depthwise conv" if layer_cost[x["index"]].depthwise else x["kind"]) for x in per_layer.layers
            if x["achieved_gflops"] and layer_cost.get(x["index"]) and layer_cost[x["index"]].bytes_moved]
     total_i = cost.intensity
     model_pt = (total_i, per_layer.achieved_gflops)
@@ -53,7 +55,10 @@ def _roofline(ax: Any, result: Any) -> None:
     kinds = sorted({p[2] for p in pts})
     for kind in kinds:
         sel = [p for p in pts if p[2] == kind]
-        ax.scatter([p[0] for p in sel], [p[1] for p in sel], s=18, alpha=0.75, label=kind)
+        # depthwise convolutions: hollow diamonds, left of the ridge (little arithmetic per byte moved)
+        style = (dict(marker="D", s=36, facecolors="none", edgecolors="tab:purple", linewidths=1.4)
+                 if kind == "depthwise conv" else dict(s=18, alpha=0.75))
+        ax.scatter([p[0] for p in sel], [p[1] for p in sel], label=kind, **style)
     ax.scatter([model_pt[0]], [model_pt[1]], marker="*", s=160, c="red", label="whole model", zorder=5)
     ax.set_xscale("log")
     ax.set_yscale("log")

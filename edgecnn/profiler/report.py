@@ -26,8 +26,10 @@ def human_bytes(n: float) -> str:
     return human(n, "B", 1024.0)
 
 
-LAYER_COLUMNS = ["#", "layer", "kind", "ops", "output (HxWxC)", "activations", "params", "params w/o bias",
-                 "MACs", "FLOPs", "weights", "act. memory", "FLOP/B"]
+LAYER_COLUMNS = ["#", "layer", "kind", "role", "ops", "output (HxWxC)", "activations", "params", "params w/o bias",
+                 "MACs", "FLOPs", "elementwise", "weights", "act. memory", "FLOP/B"]
+#: short names of :mod:`edgecnn.graphcost.roles` in the text table
+ROLE_SHORT = {"depthwise": "DW", "pointwise": "pw", "se": "se", "grouped": "grp", "conv": "", "fc": ""}
 
 
 def _ops(ops: list[str], width: int = 28) -> str:
@@ -35,25 +37,46 @@ def _ops(ops: list[str], width: int = 28) -> str:
     return text if len(text) <= width else text[:width - 3] + "..."
 
 
-def layer_rows(cost: GraphCost) -> list[list[Any]]:
-    """The per-layer table as rows of display strings (see :data:`LAYER_COLUMNS`)."""
+def layer_rows(cost: GraphCost, roof: Any = None) -> list[list[Any]]:
+    """The per-layer table as rows of display strings (see :data:`LAYER_COLUMNS`; with a
+    :class:`~edgecnn.profiler.roofline.Roof`, a ``bound`` column)."""
+    bounds = {}
+    if roof is not None:
+        from edgecnn.profiler.roofline import layer_bounds
+
+        bounds = layer_bounds(cost, roof)
     rows = []
     for lay in cost.layers:
-        rows.append([lay.index, lay.name, lay.kind, _ops(lay.ops), lay.shape_hwc, f"{lay.activations:,}",
-                     f"{lay.params:,}", f"{lay.weights_only:,}", human(lay.macs), human(lay.flops),
-                     human_bytes(lay.weight_bytes), human_bytes(lay.activation_bytes),
-                     f"{lay.intensity:.1f}" if lay.bytes_moved else ""])
+        row = [lay.index, lay.name, lay.kind, ROLE_SHORT.get(lay.role, lay.role), _ops(lay.ops), lay.shape_hwc,
+               f"{lay.activations:,}", f"{lay.params:,}", f"{lay.weights_only:,}", human(lay.macs), human(lay.flops),
+               human(lay.elementwise_flops), human_bytes(lay.weight_bytes), human_bytes(lay.activation_bytes),
+               f"{lay.intensity:.1f}" if lay.bytes_moved else ""]
+        if roof is not None:
+            row.append(bounds.get(lay.index, {}).get("bound", ""))
+        rows.append(row)
     return rows
 
 
-def layer_table(cost: GraphCost) -> str:
-    """The per-layer table with a TOTAL row (sums of the rows)."""
-    rows = layer_rows(cost)
-    rows.append(["", "TOTAL", "", "", "", f"{cost.activations:,}", f"{cost.params:,}", f"{cost.weights_only:,}",
-                 human(cost.macs), human(cost.flops), human_bytes(cost.weight_bytes),
-                 human_bytes(cost.activation_bytes), f"{cost.intensity:.1f}"])
-    right = [True, False, False, False, True] + [True] * 8
-    return table(rows, LAYER_COLUMNS, right)
+def layer_table(cost: GraphCost, roof: Any = None) -> str:
+    """The per-layer table with a TOTAL row (sums of the rows); with ``roof`` (a
+    :class:`~edgecnn.profiler.roofline.Roof`) each layer's roofline bound, and the roof below the table."""
+    rows = layer_rows(cost, roof)
+    total = ["", "TOTAL", "", "", "", "", f"{cost.activations:,}", f"{cost.params:,}", f"{cost.weights_only:,}",
+             human(cost.macs), human(cost.flops), human(cost.elementwise_flops), human_bytes(cost.weight_bytes),
+             human_bytes(cost.activation_bytes), f"{cost.intensity:.1f}"]
+    cols = list(LAYER_COLUMNS)
+    right = [True, False, False, False, False, True] + [True] * 9
+    if roof is not None:
+        total.append(roof.bound(cost.intensity))
+        cols.append("bound")
+        right.append(False)
+    rows.append(total)
+    text = table(rows, cols, right)
+    if roof is None:
+        return text
+    dw = sum(1 for lay in cost.layers if lay.depthwise)
+    return text + "\n" + roof.describe() + (f"; DW = depthwise convolution ({dw} layers: group = channels)"
+                                            if dw else "")
 
 
 def totals_text(cost: GraphCost) -> str:
@@ -80,12 +103,20 @@ def totals_text(cost: GraphCost) -> str:
     return "\n".join(lines)
 
 
-CSV_FIELDS = ["index", "name", "kind", "ops", "output_shape", "shape_hwc", "activations", "params", "bias_params",
-              "weights_only", "macs", "flops", "weight_bytes", "activation_bytes", "bytes_moved", "intensity"]
+CSV_FIELDS = ["index", "name", "kind", "role", "depthwise", "ops", "output_shape", "shape_hwc", "activations", "params",
+              "bias_params", "weights_only", "macs", "flops", "elementwise_flops", "weight_bytes", "activation_bytes",
+              "bytes_moved", "intensity"]
 
 
-def cost_csv(cost: GraphCost, extra: dict[int, dict[str, Any]] | None = None) -> str:
-    """The per-layer table as CSV (one row per layer, raw numbers; ``extra`` adds columns by layer index)."""
+def cost_csv(cost: GraphCost, extra: dict[int, dict[str, Any]] | None = None, roof: Any = None) -> str:
+    """The per-layer table as CSV (one row per layer, raw numbers; ``extra`` adds columns by layer index; ``roof``
+    adds ``bound`` and ``attainable_gflops``)."""
+    if roof is not None:
+        from edgecnn.profiler.roofline import layer_bounds
+
+        bounds = layer_bounds(cost, roof)
+        extra = {lay.index: {"bound": "", "attainable_gflops": "", **bounds.get(lay.index, {}),
+                             **(extra or {}).get(lay.index, {})} for lay in cost.layers}
     buf = io.StringIO()
     extra_fields = sorted({k for d in (extra or {}).values() for k in d})
     w = csv.DictWriter(buf, fieldnames=CSV_FIELDS + extra_fields, lineterminator="\n")

@@ -8,8 +8,9 @@
 
 One module per job: ``options`` (what and how), ``calibration`` (calibration data and readers), ``qdq``
 (quantization), ``layer_error`` (per-layer error: ``explain``), ``keep_float`` (re-quantization with the worst layers in
-float), ``tensorrt`` (calibration table for ONNX Runtime's TensorRT provider) and ``workflow`` (all of
-it as the ``quantize`` command runs it). Names load lazily.
+float: a number of them, or the fewest that meet a target, shared with ``edgecnn optimize``), ``tensorrt``
+(calibration table for ONNX Runtime's TensorRT provider) and ``workflow`` (all of it as the ``quantize``
+command runs it). Names load lazily.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ _LAZY = {
     "LayerError": ".layer_error",
     "explain": ".layer_error",
     "quantize_keep_float": ".keep_float",
+    "keep_float_search": ".keep_float",
+    "KeepFloatResult": ".keep_float",
+    "target_accept": ".keep_float",
     "write_tensorrt_calibration": ".tensorrt",
     "tensorrt_provider_options": ".tensorrt",
     "QuantizeRun": ".workflow",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,9 @@ class LayerError:
     input_sqnr_db: float | None
     #: SQNR (dB) of the node's (dequantized) output in the int8 model vs the float model
     output_sqnr_db: float | None
+    #: what the node does (:func:`edgecnn.graphcost.roles.node_role`: depthwise, pointwise, se, grouped, conv, fc),
+    #: else its op type in lower case (add, globalaveragepool, ...)
+    kind: str = ""
 
     @property
     def loss_db(self) -> float | None:
@@ -63,7 +66,8 @@ def explain(float_model: str | os.PathLike, qdq_model: str | os.PathLike, data: 
 
     Both models run on ``data[:limit]``. Per node: the SQNR of its weight (float vs dequantized int8)
     and of its dequantized inputs and output against the float model; the ranking is by ``loss_db``
-    (input SQNR - output SQNR: the error the node adds), largest first. ``float_model`` is
+    (input SQNR - output SQNR: the error the node adds), largest first; ``kind`` says what each node does
+    (depthwise, pointwise, se, fc, conv: :mod:`edgecnn.graphcost.roles`). ``float_model`` is
     pre-processed like :func:`~edgecnn.quantize.quantize` does so that tensor names match.
     """
     from onnxruntime.quantization.qdq_loss_debug import (
@@ -102,7 +106,8 @@ def explain(float_model: str | os.PathLike, qdq_model: str | os.PathLike, data: 
             consumers.setdefault(i, []).append(n)
     rows = [_node_error(node, producers, consumers, wsqnr, vs_float) for node in qdq.graph.node
             if node.op_type not in ("QuantizeLinear", "DequantizeLinear")]
-    ranked = [r for r in rows if r is not None]
+    kinds = _kinds(qdq_model)
+    ranked = [replace(r, kind=kinds.get(r.node, r.op_type.lower())) for r in rows if r is not None]
 
     def key(r: LayerError) -> tuple[float, float]:
         loss = r.loss_db if r.loss_db is not None and np.isfinite(r.loss_db) else float("-inf")
@@ -110,6 +115,18 @@ def explain(float_model: str | os.PathLike, qdq_model: str | os.PathLike, data: 
 
     ranked.sort(key=key)
     return ranked
+
+
+def _kinds(qdq_model: str | os.PathLike) -> dict[str, str]:
+    """Node name -> role (depthwise, pointwise, se, ...) from the QDQ graph's inferred shapes."""
+    from edgecnn.graphcost import load_graph
+    from edgecnn.graphcost.roles import node_role
+
+    try:
+        graph = load_graph(qdq_model)
+    except EdgecnnError:
+        return {}
+    return {n.name: role for n in graph.model.graph.node if (role := node_role(n, graph.tensors))}
 
 
 def _node_error(node: onnx.NodeProto, producers: dict[str, onnx.NodeProto],

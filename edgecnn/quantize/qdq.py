@@ -83,7 +83,26 @@ def preprocessed(src: Path, work: Path, enabled: bool = True) -> Path:
             warnings.warn(f"onnxruntime quant_pre_process failed ({str(e).splitlines()[0][:200]}); "
                           "quantizing the model as it is.", RuntimeWarning, stacklevel=3)
             return src
+    _name_nodes(out)
     return out
+
+
+def _name_nodes(path: Path) -> None:
+    """Name the nodes ONNX Runtime's optimizer left unnamed (it inlines function ops such as HardSwish into
+    HardSigmoid + Mul), so that ``--explain`` can list them and ``--exclude``/``--keep-float`` can keep them in
+    float: ``<op>_<first output>``, stable from run to run."""
+    model = onnxfile.open_model(path)
+    unnamed = [n for n in model.graph.node if not n.name]
+    if not unnamed:
+        return
+    taken = {n.name for n in model.graph.node}
+    for n in unnamed:
+        name = f"{n.op_type}_{(n.output[0] if n.output else '').lstrip('/')}"
+        while name in taken:
+            name += "_"
+        n.name = name
+        taken.add(name)
+    onnxfile.save(model, path)
 
 
 def _finish(tmp_out: Path, output: Path, source_model: onnx.ModelProto, extra: dict[str, Any]) -> onnx.ModelProto:

@@ -111,14 +111,17 @@ def to_probabilities(scores: np.ndarray) -> np.ndarray:
 def topk(scores: np.ndarray, k: int = 5, names: Sequence[str] | None = None) -> list[list[dict[str, Any]]]:
     """Top-``k`` classes per row of ``scores`` (N x classes, logits or probabilities).
 
-    Each row gives ``[{"rank", "index", "label", "probability"}, ...]``, best first; ``label`` is the
+    Each row gives ``[{"rank", "index", "label", "probability"}, ...]``, best first (by score); ``label`` is the
     class name when ``names`` is given, else the index as a string.
     """
-    probs = to_probabilities(squeeze_scores(scores))
+    raw = np.asarray(squeeze_scores(scores), dtype=np.float64)
+    probs = to_probabilities(raw)
     k = max(1, min(int(k), probs.shape[1]))
     out = []
-    for row in probs:
-        idx = np.argsort(-row, kind="stable")[:k]
+    # ranked by the scores themselves: softmax keeps their order, but float32 probabilities of close logits
+    # (an untrained net's, ~1e-10 apart) round to ties
+    for row, ranked in zip(probs, raw, strict=True):
+        idx = np.argsort(-ranked, kind="stable")[:k]
         out.append([{"rank": r + 1, "index": int(i), "label": names[i] if names else str(int(i)),
                      "probability": float(row[i])} for r, i in enumerate(idx)])
     return out

@@ -282,10 +282,12 @@ export function probabilities(scores) {
   return e.map((v) => Math.fround(v / total));
 }
 
-/** Top-k [{rank, index, label, probability}], best first (stable for ties). */
+/** Top-k [{rank, index, label, probability}], best first by score (stable for ties): softmax keeps the order of
+ * the scores, but float32 probabilities of close logits round to ties. */
 export function topk(scores, k = 5, names = null) {
   const probs = probabilities(scores);
-  const order = probs.map((p, i) => i).sort((a, b) => probs[b] - probs[a] || a - b);
+  const s = Array.from(scores);
+  const order = probs.map((p, i) => i).sort((a, b) => s[b] - s[a] || a - b);
   return order.slice(0, Math.max(1, Math.min(k, probs.length))).map((index, r) => ({
     rank: r + 1, index, label: names && names[index] !== undefined ? names[index] : String(index), probability: probs[index],
   }));

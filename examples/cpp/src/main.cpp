@@ -185,7 +185,8 @@ int run(const Args& a) {
   const std::vector<float> probs = probabilities(logits);
   std::vector<size_t> order(probs.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t i, size_t j) { return probs[i] > probs[j]; });
+  // ranked by the scores: softmax keeps their order, but float32 probabilities of close logits round to ties
+  std::stable_sort(order.begin(), order.end(), [&](size_t i, size_t j) { return logits[i] > logits[j]; });
   order.resize(std::min<size_t>(a.top, order.size()));
   const auto names = read_labels(a.labels);
   const auto label = [&](size_t i) { return i < names.size() ? names[i] : std::to_string(i); };
