@@ -240,6 +240,9 @@ def test_bench_warns_when_the_chosen_file_runs_elsewhere(tmp_path: Path) -> None
     assert decision_warnings({"optimize": same}, provider="CPUExecutionProvider", cpu="X",
                              versions={"onnxruntime": "1.0"}) == []
     assert decision_warnings({}, provider="cpu", cpu="X", versions={}) == []
+    on_openvino = {"runtime": "openvino", "cpu": "X", "runtime_versions": {"openvino": "2026.4.1"}}
+    assert decision_warnings({"optimize": on_openvino}, provider="OpenVINO:CPU", cpu="X",
+                             versions={"openvino": "2026.4.1"}) == []  # the engine names its device
 
 
 def test_cli_json_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

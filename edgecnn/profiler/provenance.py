@@ -27,7 +27,7 @@ def decision_warnings(metadata: Mapping[str, Any], *, provider: str, cpu: str,
     if not isinstance(decision, Mapping):
         return []
     chosen = str(decision.get("runtime", ""))
-    running = _SHORT.get(provider, provider)
+    running = "openvino" if provider.startswith("OpenVINO") else _SHORT.get(provider, provider)  # OpenVINO:CPU
     out: list[str] = []
     where = f"{chosen} {decision.get('precision', '')} on {decision.get('cpu', '?')}".strip()
     if chosen and running != chosen:
