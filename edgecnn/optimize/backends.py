@@ -12,7 +12,6 @@ says which file runs it (bf16 and TensorRT's fp16 are inference precisions of th
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import importlib.util
 import inspect
 import os
@@ -47,14 +46,9 @@ def cpu_info() -> dict[str, Any]:
 
 def runtime_versions() -> dict[str, str]:
     """Installed versions of the runtimes a candidate may use (onnxruntime build, openvino)."""
-    from edgecnn.runtime.providers import ort_distributions
+    from edgecnn.runtime.providers import runtime_versions as _runtime_versions
 
-    out = dict(ort_distributions())
-    try:
-        out["openvino"] = importlib.metadata.version("openvino")
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    return out
+    return _runtime_versions()
 
 
 def int8_activation_type(cpu: dict[str, Any] | None = None) -> str:

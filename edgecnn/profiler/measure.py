@@ -101,38 +101,25 @@ class BenchResult:
 
 def machine_info() -> dict[str, Any]:
     """CPU model and flags, logical CPUs, memory, ONNX Runtime and OpenVINO versions (None when absent)."""
-    import importlib.metadata
-
     from edgecnn.profiler.peak import _cpu_name
     from edgecnn.runtime.precision import detect_cpu
+    from edgecnn.runtime.providers import runtime_versions
 
-    def version(dist: str) -> str | None:
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            return None
-
-    ort_version = next((v for d in ("onnxruntime", "onnxruntime-gpu") if (v := version(d))), None)
+    versions = runtime_versions()
     cpu = detect_cpu()
     return {"cpu": _cpu_name(), "cpu_flags": sorted(f for f, ok in cpu.known_flags().items() if ok),
             "native_bf16": cpu.native_bf16, "cpus": os.cpu_count(), "memory_bytes": psutil.virtual_memory().total,
-            "onnxruntime": ort_version, "openvino": version("openvino"), "python": sys.version.split()[0]}
+            "onnxruntime": versions.get("onnxruntime") or versions.get("onnxruntime-gpu"),
+            "openvino": versions.get("openvino"), "python": sys.version.split()[0]}
 
 
 def _decision_warnings(metadata: dict[str, Any], running: str) -> list[str]:
     """Warnings when a file chosen by 'edgecnn optimize' runs on another runtime, CPU or runtime version."""
     from edgecnn.profiler.peak import _cpu_name
     from edgecnn.profiler.provenance import decision_warnings
-    from edgecnn.runtime.providers import ort_distributions
+    from edgecnn.runtime.providers import runtime_versions
 
-    versions = dict(ort_distributions())
-    try:
-        import importlib.metadata
-
-        versions["openvino"] = importlib.metadata.version("openvino")
-    except importlib.metadata.PackageNotFoundError:
-        pass
-    return decision_warnings(metadata, provider=running, cpu=_cpu_name(), versions=versions)
+    return decision_warnings(metadata, provider=running, cpu=_cpu_name(), versions=runtime_versions())
 
 
 def _gpu_memory_used(device_id: int = 0) -> int | None:

@@ -258,6 +258,16 @@ def ort_distributions() -> dict[str, str]:
     return found
 
 
+def runtime_versions() -> dict[str, str]:
+    """Installed runtime distributions (name -> version): every onnxruntime build, and openvino when present."""
+    from edgecnn.runtime.openvino_backend import openvino_version
+
+    found = ort_distributions()
+    if (ov := openvino_version()) is not None:
+        found["openvino"] = ov
+    return found
+
+
 def _build_description(available: Sequence[str]) -> str:
     dists = ort_distributions()
     dist = ", ".join(f"{k} {v}" for k, v in dists.items()) or "onnxruntime"
