@@ -101,13 +101,12 @@ class BenchResult:
 
 def machine_info() -> dict[str, Any]:
     """CPU model and flags, logical CPUs, memory, ONNX Runtime and OpenVINO versions (None when absent)."""
-    from edgecnn.profiler.peak import _cpu_name
     from edgecnn.runtime.precision import detect_cpu
     from edgecnn.runtime.providers import runtime_versions
 
     versions = runtime_versions()
     cpu = detect_cpu()
-    return {"cpu": _cpu_name(), "cpu_flags": sorted(f for f, ok in cpu.known_flags().items() if ok),
+    return {"cpu": cpu.model, "cpu_flags": sorted(f for f, ok in cpu.known_flags().items() if ok),
             "native_bf16": cpu.native_bf16, "cpus": os.cpu_count(), "memory_bytes": psutil.virtual_memory().total,
             "onnxruntime": versions.get("onnxruntime") or versions.get("onnxruntime-gpu"),
             "openvino": versions.get("openvino"), "python": sys.version.split()[0]}
@@ -115,11 +114,11 @@ def machine_info() -> dict[str, Any]:
 
 def _decision_warnings(metadata: dict[str, Any], running: str) -> list[str]:
     """Warnings when a file chosen by 'edgecnn optimize' runs on another runtime, CPU or runtime version."""
-    from edgecnn.profiler.peak import _cpu_name
     from edgecnn.profiler.provenance import decision_warnings
+    from edgecnn.runtime.precision import detect_cpu
     from edgecnn.runtime.providers import runtime_versions
 
-    return decision_warnings(metadata, provider=running, cpu=_cpu_name(), versions=runtime_versions())
+    return decision_warnings(metadata, provider=running, cpu=detect_cpu().model, versions=runtime_versions())
 
 
 def _gpu_memory_used(device_id: int = 0) -> int | None:

@@ -10,7 +10,6 @@ overrides the folder); ``bench --peak-gflops`` overrides the measurement.
 from __future__ import annotations
 
 import json
-import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from edgecnn._io import atomic_write_bytes, user_cache_dir
+from edgecnn.runtime.precision import detect_cpu
 
 
 @dataclass
@@ -44,17 +44,6 @@ def cache_file() -> Path:
     return user_cache_dir() / "peak.json"
 
 
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 #: bumped when the measurement changes, so cached peaks of an older probe are measured again.
 PROBE_VERSION = 2
 
@@ -63,7 +52,7 @@ def machine_key(provider: str, threads: int, device: str | None = None) -> str:
     """The cache key: CPU (or GPU) model, provider, threads and ONNX Runtime version."""
     import onnxruntime as ort
 
-    return f"{device or _cpu_name()}|{provider}|threads={threads}|ort={ort.__version__}|probe={PROBE_VERSION}"
+    return f"{device or detect_cpu().model}|{provider}|threads={threads}|ort={ort.__version__}|probe={PROBE_VERSION}"
 
 
 def _matmul_model(n: int) -> onnx.ModelProto:
