@@ -114,14 +114,19 @@ def topk(scores: np.ndarray, k: int = 5, names: Sequence[str] | None = None) -> 
     Each row gives ``[{"rank", "index", "label", "probability"}, ...]``, best first (by score); ``label`` is the
     class name when ``names`` is given, else the index as a string.
     """
+    classes, probs = topk_arrays(scores, k)
+    return [[{"rank": r + 1, "index": int(i), "label": names[i] if names else str(int(i)), "probability": float(p)}
+             for r, (i, p) in enumerate(zip(row_idx, row_p, strict=True))]
+            for row_idx, row_p in zip(classes, probs, strict=True)]
+
+
+def topk_arrays(scores: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` (indices int64, probabilities float32) per row of ``scores``, best first: softmax unless already
+    probabilities, stable order on ties (the rule of :func:`topk`, as arrays for batch writers)."""
     raw = np.asarray(squeeze_scores(scores), dtype=np.float64)
     probs = to_probabilities(raw)
     k = max(1, min(int(k), probs.shape[1]))
-    out = []
     # ranked by the scores themselves: softmax keeps their order, but float32 probabilities of close logits
     # (an untrained net's, ~1e-10 apart) round to ties
-    for row, ranked in zip(probs, raw, strict=True):
-        idx = np.argsort(-ranked, kind="stable")[:k]
-        out.append([{"rank": r + 1, "index": int(i), "label": names[i] if names else str(int(i)),
-                     "probability": float(row[i])} for r, i in enumerate(idx)])
-    return out
+    idx = np.argsort(-raw, axis=1, kind="stable")[:, :k]
+    return idx.astype(np.int64), np.take_along_axis(probs, idx, axis=1).astype(np.float32)

@@ -101,17 +101,6 @@ def output_labels(meta: dict[str, Any], num_classes: int) -> tuple[str, ...]:
     return tuple(names) if names else tuple(str(i) for i in range(num_classes))
 
 
-def topk_arrays(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` (indices int64, probabilities float32) per row, best first; the same rule as
-    :func:`edgecnn.runtime.topk` (softmax unless already probabilities, stable order on ties)."""
-    from edgecnn.runtime.postprocess import squeeze_scores, to_probabilities
-
-    probs = to_probabilities(squeeze_scores(scores))
-    k = max(1, min(int(k), probs.shape[1]))
-    idx = np.argsort(-probs, axis=1, kind="stable")[:, :k]
-    return idx.astype(np.int64), np.take_along_axis(probs, idx, axis=1).astype(np.float32)
-
-
 class ResultWriter:
     """Append result rows to a ``.parquet`` or ``.jsonl`` file that appears only when closed cleanly."""
 
@@ -221,7 +210,7 @@ def batch_predict(
     from edgecnn.runtime import Batcher, Engine
     from edgecnn.runtime.datasets import list_images
     from edgecnn.runtime.images import preprocess
-    from edgecnn.runtime.postprocess import class_scores
+    from edgecnn.runtime.postprocess import class_scores, topk_arrays
 
     if top < 1:
         raise EdgecnnError(f"--top must be >= 1, got {top}.")

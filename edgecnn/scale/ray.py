@@ -31,14 +31,13 @@ import numpy as np
 
 from edgecnn._io import atomic_write_bytes
 from edgecnn.errors import EdgecnnError
-from edgecnn.runtime.postprocess import class_scores
+from edgecnn.runtime.postprocess import class_scores, topk_arrays
 from edgecnn.scale.local import (
     BatchPredictResult,
     ResultWriter,
     check_output,
     output_labels,
     relative_path,
-    topk_arrays,
 )
 
 
