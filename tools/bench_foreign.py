@@ -13,8 +13,8 @@ Steps, each a separate process so that one measurement cannot warm or load the n
 3. ``edgecnn bench FILE --provider cpu --batch B`` times the fp32 and the int8 file at each batch size,
    each (file, batch) in its own process, and the ratio of median latencies is printed with the CPU.
 
-Target (issue 13, item 5): int8 >= 2.5x faster than fp32 at batch 8, as on edgecnn's own ResNet-50
-export (~3.0x measured, see DESIGN.md). Absolute times differ between machines: compare ratios.
+Target: int8 >= 2.5x faster than fp32 at batch 8, as on edgecnn's own ResNet-50
+export (~3.0x measured, see docs/quantize.md). Absolute times differ between machines: compare ratios.
 """
 
 from __future__ import annotations

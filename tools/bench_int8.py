@@ -9,7 +9,7 @@ the median of the timed runs is reported (and the minimum). The zoo models have 
 (no downloads here), so agreement is measured on random inputs with calibration on *other* random
 inputs: it shows numerical fidelity, not ImageNet accuracy. Real accuracy: the digits task.
 
-Targets (issue 6): int8 >= 2x faster than fp32 on ResNet-50 at batch 8, >= 3.5x smaller; int8 within
+Targets: int8 >= 2x faster than fp32 on ResNet-50 at batch 8, >= 3.5x smaller; int8 within
 1 point of fp32 on digits.
 """
 

@@ -4,7 +4,7 @@ the digits task, with their candidate tables. Not a test: run it on a quiet mach
     python tools/bench_optimize.py                          # resnet50 and lenet5 -> runs/optimize/<model>/
     python tools/bench_optimize.py --models lenet5 --markdown docs/optimize-bench.md
 
-Targets (issue 15, 2-core machine): ``optimize resnet50`` completes in <= 5 minutes and its chosen file is
+Targets (2-core machine): ``optimize resnet50`` completes in <= 5 minutes and its chosen file is
 >= 2.5x faster than fp32 at batch 1 (>= 3x with OpenVINO installed); ``optimize lenet5`` chooses a candidate
 within 1 point of fp32 top-1.
 """

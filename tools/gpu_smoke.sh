@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU smoke test (issue 14 item 10), for a fresh machine with one NVIDIA GPU, a driver and only the package
+# GPU smoke test, for a fresh machine with one NVIDIA GPU, a driver and only the package
 # registries. Budget: 8 minutes. It
 #   1. makes its own venv: torch's CPU build (exports only), then edgecnn[tensorrt,export] (onnxruntime-gpu with
 #      its CUDA/cuDNN wheels + TensorRT 10), falling back to edgecnn[gpu,export] when TensorRT cannot install;

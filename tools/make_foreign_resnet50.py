@@ -3,13 +3,13 @@
     python tools/make_foreign_resnet50.py                       # exports resnet50, writes resnet50-zoo-style.onnx
     python tools/make_foreign_resnet50.py --source resnet50.onnx -o foreign.onnx --batch 8
 
-The result looks like a Caffe2-converted model-zoo file (issue 13): IR version 3, opset 9 (its
+The result looks like a Caffe2-converted model-zoo file: IR version 3, opset 9 (its
 nodes' attributes checked against opset 9), every initializer also listed as a graph input, input ``data_0``, a
 4-D softmax output ``softmax_1`` of shape (N, 1000, 1, 1), and no edgecnn metadata. The math is the
 export's followed by a softmax: the script checks that ONNX Runtime gives softmax(original logits)
 on the rewritten file (max |difference| printed) before writing it.
 
-Then, for issue 13's target (a foreign file gains as much from int8 as our own exports, >= 2.5x at
+Then, for the target (a foreign file gains as much from int8 as our own exports, >= 2.5x at
 batch 8), quantize both files and time them, e.g. with ``tools/bench_int8.py``'s method.
 """
 
