@@ -13,7 +13,7 @@ import tempfile
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
@@ -24,6 +24,9 @@ from edgecnn.profiler.peak import Peak, measure_peak
 from edgecnn.profiler.report import human
 from edgecnn.profiler.trace import map_to_layers, parse_trace, provider_check
 from edgecnn.tables import table
+
+if TYPE_CHECKING:
+    from edgecnn.runtime import Engine
 
 
 @dataclass
@@ -138,22 +141,35 @@ def timing_table(timings: LayerTimings, cost: GraphCost, roof: Any = None) -> st
     return text + "\n" + roof.describe() if roof is not None else text
 
 
-def measure_layers(path: str | os.PathLike, cost: GraphCost, *, provider: str = "cpu", threads: int | None = None,
-                   iters: int = 10, peak: Peak | None = None, fallback: bool = False,
-                   x: np.ndarray | None = None, keep_trace: str | os.PathLike | None = None,
-                   precision: str = "auto", device: str | None = None) -> LayerTimings:
-    """Profile ``iters`` runs (after one warm-up run) with ONNX Runtime's profiler (OpenVINO: its performance
-    counters) and join them to ``cost``."""
+def profiling_engine(path: str | os.PathLike, cost: GraphCost, *, provider: str = "cpu", threads: int | None = None,
+                     fallback: bool = False, precision: str = "auto", device: str | None = None) -> Engine:
+    """The :class:`~edgecnn.runtime.Engine` :func:`measure_layers` profiles with: batches of ``cost.batch``, and on
+    OpenVINO compiled with performance counters (``PERF_COUNT``)."""
     from edgecnn.runtime import Engine
     from edgecnn.runtime import providers as P
     from edgecnn.runtime.engine import default_threads
 
     threads = int(threads or default_threads())
-    if P.normalize(provider) == "openvino":
-        return _measure_layers_openvino(path, cost, threads=threads, iters=iters, peak=peak, x=x,
-                                        precision=precision, device=device)
+    ov_config = {"PERF_COUNT": True} if P.normalize(provider) == "openvino" else None
+    return Engine(path, provider=provider, threads=threads, fallback=fallback, max_batch=max(1, cost.batch),
+                  precision=precision, device=device, openvino_config=ov_config)
+
+
+def measure_layers(path: str | os.PathLike, cost: GraphCost, *, provider: str = "cpu", threads: int | None = None,
+                   iters: int = 10, peak: Peak | None = None, fallback: bool = False,
+                   x: np.ndarray | None = None, keep_trace: str | os.PathLike | None = None,
+                   precision: str = "auto", device: str | None = None, engine: Engine | None = None) -> LayerTimings:
+    """Profile ``iters`` runs (after one warm-up run) with ONNX Runtime's profiler (OpenVINO: its performance
+    counters) and join them to ``cost``. ``engine``: one from :func:`profiling_engine` (else it is built here)."""
+    from edgecnn.runtime import providers as P
+
+    if engine is None:
+        engine = profiling_engine(path, cost, provider=provider, threads=threads, fallback=fallback,
+                                  precision=precision, device=device)
+    threads = engine.threads
+    if engine.openvino is not None:
+        return _measure_layers_openvino(path, cost, engine, iters=iters, peak=peak, x=x)
     ort = P.import_onnxruntime()
-    engine = Engine(path, provider=provider, threads=threads, fallback=fallback, max_batch=max(1, cost.batch))
     info = engine.info
     with tempfile.TemporaryDirectory(prefix="edgecnn-trace-") as tmp:
         so = ort.SessionOptions()
@@ -192,18 +208,14 @@ def measure_layers(path: str | os.PathLike, cost: GraphCost, *, provider: str = 
                 str(keep_trace) if keep_trace else None)
 
 
-def _measure_layers_openvino(path: str | os.PathLike, cost: GraphCost, *, threads: int, iters: int,
-                             peak: Peak | None, x: np.ndarray | None, precision: str,
-                             device: str | None) -> LayerTimings:
+def _measure_layers_openvino(path: str | os.PathLike, cost: GraphCost, engine: Engine, *, iters: int,
+                             peak: Peak | None, x: np.ndarray | None) -> LayerTimings:
     """Per-layer times from OpenVINO's performance counters (``PERF_COUNT``, ``get_profiling_info()``), each
     executed node mapped to a layer by name like ONNX Runtime's kernels (OpenVINO keeps the ONNX node name, or
     the output tensor name, and suffixes fused parts: ``conv1/WithoutBiases``). Reorders OpenVINO inserts are
     reported as unattributed."""
     from edgecnn.profiler.trace import TraceEvent
-    from edgecnn.runtime import Engine
 
-    engine = Engine(path, provider="openvino", threads=threads, max_batch=max(1, cost.batch), precision=precision,
-                    device=device, openvino_config={"PERF_COUNT": True})
     if x is None:
         shape = [cost.batch, *cost.input_shape[1:]]
         x = np.random.default_rng(0).standard_normal(shape).astype(engine.input_dtype)
@@ -275,15 +287,12 @@ def profile(model: str | os.PathLike, batch: int | None = None, *, measure: bool
     cost = graph_cost(path, batch)
     if not measure:
         return ProfileResult(cost)
-    from edgecnn.runtime import Engine
-    from edgecnn.runtime.engine import default_threads
-
-    threads = int(threads or default_threads())
-    info = Engine(path, provider=provider, threads=threads, fallback=fallback, precision=precision,
-                  device=device).info
+    engine = profiling_engine(path, cost, provider=provider, threads=threads, fallback=fallback, precision=precision,
+                              device=device)
+    threads = engine.threads
+    info = engine.info
     peak = None
     if info.backend == "onnxruntime" or peak_gflops is not None:  # the peak probe runs on ONNX Runtime
         peak = measure_peak(info.providers[0], threads, providers=list(info.providers), gflops=peak_gflops)
-    timings = measure_layers(path, cost, provider=provider, threads=threads, iters=iters, peak=peak,
-                             fallback=fallback, precision=precision, device=device)
+    timings = measure_layers(path, cost, iters=iters, peak=peak, engine=engine)
     return ProfileResult(cost, timings, peak, list(info.providers))
