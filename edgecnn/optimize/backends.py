@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import inspect
 import os
 import platform
 from collections.abc import Sequence
@@ -62,16 +61,9 @@ def int8_activation_type(cpu: dict[str, Any] | None = None) -> str:
 
 
 def _openvino_engine() -> str | None:
-    """None when the runtime's Engine can run OpenVINO; else why not."""
+    """None when the runtime's Engine can run OpenVINO (the package is installed); else why not."""
     if importlib.util.find_spec("openvino") is None:
         return "openvino is not installed (pip install 'edgecnn[openvino]')"
-    from edgecnn.runtime import engine as E
-    from edgecnn.runtime import providers as P
-
-    names = set(getattr(P, "PROVIDERS", ())) | set(getattr(P, "CHOICES", ()))
-    if "openvino" not in names or "precision" not in inspect.signature(E.Engine).parameters:
-        return (f"openvino {runtime_versions().get('openvino', '?')} is installed but this edgecnn runtime has no "
-                "OpenVINO provider yet")
     return None
 
 
