@@ -53,8 +53,9 @@ def runtime_versions() -> dict[str, str]:
 def int8_activation_type(cpu: dict[str, Any] | None = None) -> str:
     """The activation type of the fast int8 kernels here: uint8 on x86 (u8s8 VPMADDUBSW/VNNI: ~3x fp32 on
     ResNet-50, where int8 activations gave 0.95x), int8 elsewhere (Arm's s8s8 dot-product kernels)."""
-    arch = (cpu or cpu_info())["arch"].lower()
-    return "uint8" if arch in ("x86_64", "amd64", "i386", "i686", "x86") else "int8"
+    from edgecnn.runtime.precision import X86
+
+    return "uint8" if (cpu or cpu_info())["arch"].lower() in X86 else "int8"
 
 
 # --------------------------------------------------------------------------- runtimes and precisions
