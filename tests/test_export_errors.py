@@ -7,6 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import onnx
 import pytest
 import torch
 
@@ -31,11 +32,23 @@ def _one_error_line(err: str) -> str:
     return lines[0]
 
 
+@pytest.mark.parametrize("out", ["{tmp}/made/by/export/", "{tmp}/made/by/export/named.onnx"])
+def test_missing_output_folder_is_created_when_the_file_is_written(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                                   out: str) -> None:
+    """``-o DIR/`` on a fresh clone (make demo's ``-o artifacts/``): the folder is created, with the file in it."""
+    main(["export", "lenet5", "-o", out.format(tmp=tmp_path)])  # returns (no SystemExit) on success
+    assert "wrote" in capsys.readouterr().out
+    made = sorted(p.name for p in (tmp_path / "made" / "by" / "export").iterdir())
+    assert made == (["lenet5.onnx"] if out.endswith("/") else ["named.onnx"])
+    onnx.checker.check_model(str(tmp_path / "made" / "by" / "export" / made[0]))
+
+
 @pytest.mark.parametrize(("args", "expected"), [
     (["export", "resnet19"], "unknown model 'resnet19'"),
     (["export", "lenet5", "--weights", "{tmp}/missing.pth"], "weights file not found"),
     (["export", "lenet5", "--weights", "{tmp}/garbage.pth"], "cannot read weights"),
-    (["export", "lenet5", "-o", "{tmp}/no/such/folder/x.onnx"], "output folder does not exist"),
+    (["export", "lenet5", "-o", "{tmp}/garbage.pth/x.onnx"], "is a file"),
+    (["export", "resnet19", "-o", "{tmp}/new/"], "unknown model 'resnet19'"),
     (["export", "lenet5", "-o", "{tmp}/exists.onnx"], "already exists; use --force"),
     (["export", "{tmp}/user.py:not_a_module"], "returned int, not a torch nn.Module"),
     (["export", "{tmp}/user.py:missing"], "has no attribute 'missing'"),

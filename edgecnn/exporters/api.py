@@ -31,6 +31,7 @@ from edgecnn.exporters.onnx_export import DEFAULT_OPSET
 from edgecnn.graphcost.nodes import count
 from edgecnn.metadata import IMAGENET_MEAN, IMAGENET_STD
 from edgecnn.models import inference_params
+from edgecnn.outputs import plan_output
 from edgecnn.runtime.shapes import shapes_from_run
 
 PRECISIONS = ("fp32", "fp16")
@@ -125,38 +126,9 @@ def failed_path(target: Path) -> Path:
 
 
 def resolve_output(output: str | os.PathLike | None, filename: str, force: bool) -> Path:
-    """Target file for ``output`` (file, folder or None = current folder); refuses to overwrite unless ``force``."""
-    if output is None:
-        target = Path.cwd() / filename
-    else:
-        out = Path(output).expanduser()
-        if out.is_dir() or str(output).endswith(("/", os.sep)):
-            if not out.is_dir():
-                raise EdgecnnError(f"output folder does not exist: {out}")
-            target = out / filename
-        else:
-            target = out
-    parent = target.parent
-    if not parent.is_dir():
-        raise EdgecnnError(f"output folder does not exist: {parent} (create it first)")
-    _probe_writable(parent)
-    if target.is_dir():
-        raise EdgecnnError(f"output path {target} is a folder")
-    if target.exists() and not force:
-        raise EdgecnnError(f"{target} already exists; use --force (force=True) to overwrite it")
-    return target
-
-
-def _probe_writable(folder: Path) -> None:
-    """Create and remove a temporary file in ``folder``: the only reliable writability test (root, /proc...)."""
-    import tempfile
-
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".edgecnn-probe-", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise EdgecnnError(f"cannot write to {folder}: {e.strerror or e}; choose another path with -o") from None
+    """Target file for ``output`` (file, folder or None = current folder): the shared output policy
+    (:func:`edgecnn.outputs.plan_output`); a missing folder is created when the file is written."""
+    return plan_output(output, filename, force=force)
 
 
 @dataclass
