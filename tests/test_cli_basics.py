@@ -33,6 +33,17 @@ def test_list_table_and_json(capsys: pytest.CaptureFixture) -> None:
     assert rows["mnasnet0_5"]["group"] == "mobile" and rows["mnasnet0_5"]["macs"] == 104_455_968
 
 
+def test_list_group(capsys: pytest.CaptureFixture) -> None:
+    """``list --group mobile`` (docs/models.md) shows the mobile table alone; ``--group classic`` the other."""
+    code, out, _ = run_cli(capsys, "list", "--group", "mobile")
+    assert code == 0 and out.startswith("mobile models") and "mobilenet_v3_small" in out and "vgg16" not in out
+    code, out, _ = run_cli(capsys, "list", "--group", "classic", "--json")
+    names = {r["name"] for r in json.loads(out)}
+    assert "vgg16" in names and "lenet5" in names and not any(n.startswith("mobilenet") for n in names)
+    code, _, err = run_cli(capsys, "list", "--group", "tiny")
+    assert code == 2 and "tiny" in err
+
+
 def test_console_script_error_is_one_line() -> None:
     # an unknown command is click's usage error: non-zero, no traceback
     r = subprocess.run([sys.executable, "-m", "edgecnn.cli", "frobnicate"], capture_output=True, text=True)

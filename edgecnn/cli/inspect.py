@@ -25,18 +25,21 @@ def _list_row(r: dict[str, Any]) -> dict[str, Any]:
 
 
 @click.command("list")
+@click.option("--group", type=click.Choice(["classic", "mobile"]), default=None,
+              help="Only the classic ImageNet CNNs or only the mobile ones [default: both].")
 @reporting()
-def list_cmd(as_json: bool) -> None:
+def list_cmd(group: str | None, as_json: bool) -> None:
     """List the reference models, classic then mobile: name, family, input, parameters, GMACs, torchvision
     compatibility, paper."""
     from edgecnn.models import GROUPS, describe_all
 
-    rows = describe_all()
+    rows = [r for r in describe_all() if group is None or r["group"] == group]
     if as_json:
         echo_json(rows)
         return
-    click.echo("\n\n".join(f"{group} models\n" + format_table([_list_row(r) for r in rows if r["group"] == group],
-                                                               LIST_COLUMNS) for group in GROUPS))
+    groups = [g for g in GROUPS if group is None or g == group]
+    click.echo("\n\n".join(f"{g} models\n" + format_table([_list_row(r) for r in rows if r["group"] == g],
+                                                           LIST_COLUMNS) for g in groups))
 
 
 @click.command("doctor")
