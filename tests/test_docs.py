@@ -57,3 +57,66 @@ def test_user_text_cites_papers_not_course_material(page: Path) -> None:
     text = page.read_text(encoding="utf-8")
     hits = re.findall(r"\b(?:the seeds?|seeds? \d{3}|lectures?)\b", text, flags=re.IGNORECASE)
     assert not hits, f"{page.name} cites {hits}: cite the paper (authors, year, table) instead"
+
+
+# A latency or speed figure: a number followed by ms, x/× (a ratio: not 3x224x224, 1x1 or "2 × MACs"), GFLOP/s or
+# "% of peak". Such figures live in results files (docs/results/, written by tools/bench_*.py with the machine
+# they ran on) that pages include; README.md and docs/*.md may hold them only where ALLOWED_FIGURES says why.
+FIGURE = re.compile(r"""(?<![\w.×x-])\d+(?:[.,]\d+)?(?:
+      \s?ms\b
+    | [×x](?![\w×])
+    | \s?GFLOP/s
+    | \s?%\ of\ (?:the\ )?peak
+    )""", re.X)
+ALLOWED_FIGURES = {
+    ("README.md", "486.6 GFLOP/s"): "the transcript of what `make demo` printed, with its machine named above it",
+}
+RESULTS = ROOT / "docs" / "results"
+INCLUDE = re.compile(r'^--8<-- "(docs/results/[^"]+)"\s*$', re.M)
+
+
+def test_figure_pattern_finds_figures_not_dimensions() -> None:
+    hits = FIGURE.findall("p50 8.32 ms, 2.9x ORT, 1.90× bf16, 436.6 GFLOP/s, 90% of peak; 3x224x224, 1x1, 2 × MACs")
+    assert hits == ["8.32 ms", "2.9x", "1.90×", "436.6 GFLOP/s", "90% of peak"]
+
+
+def test_no_hand_typed_figures_outside_results_files() -> None:
+    assert len(ALLOWED_FIGURES) <= 10
+    found = {(page.name, m.group(0)) for page in _pages() for m in FIGURE.finditer(page.read_text(encoding="utf-8"))}
+    stray = sorted(found - set(ALLOWED_FIGURES))
+    assert not stray, ("latency/speed figures typed into pages (put them in a results file written by a "
+                       f"tools/bench_*.py script and include it): {stray}")
+    stale = sorted(set(ALLOWED_FIGURES) - found)
+    assert not stale, f"ALLOWED_FIGURES entries no page holds any more: {stale}"
+
+
+def test_results_files_name_their_machine_and_every_include_resolves() -> None:
+    files = sorted(RESULTS.glob("*.md"))
+    assert files, "docs/results/ holds the results files the pages include"
+    for f in files:
+        text = f.read_text(encoding="utf-8")
+        machine = re.search(r"^Machine: (.+)$", text, re.M)
+        assert machine and re.search(r"family \d+, model \d+|aarch64", machine.group(1)), \
+            f"{f.name} does not name its machine (CPU model with family/model, flags, versions)"
+        assert (f.with_suffix(".json")).is_file(), f"{f.name} has no .json beside it"
+    included = {inc for page in _pages() for inc in INCLUDE.findall(page.read_text(encoding="utf-8"))}
+    missing = sorted(i for i in included if not (ROOT / i).is_file())
+    assert not missing, f"pages include results files that do not exist: {missing}"
+    unused = sorted(f.name for f in files if f"docs/results/{f.name}" not in included)
+    assert not unused, f"results files no page includes: {unused}"
+
+
+def test_cli_reference_is_current() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_cli_docs", ROOT / "tools" / "gen_cli_docs.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert (ROOT / "docs" / "cli.md").read_text(encoding="utf-8") == tool.render(), \
+        "docs/cli.md is stale: run python tools/gen_cli_docs.py"
+
+
+def test_ci_runs_the_quick_start_demo_before_the_tests() -> None:
+    lines = [ln.strip() for ln in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+             if ln.strip() and not ln.lstrip().startswith("#")]
+    assert lines.index("make demo") < lines.index("make test")

@@ -144,7 +144,7 @@ def quantize_cmd(model: str, output: str | None, calib: str | None, calib_size: 
 
     \b
     Examples:
-      edgecnn quantize lenet5.onnx --calib digits/train --eval digits/test
+      edgecnn quantize lenet5.onnx --calib digits/calib --eval digits/test
       edgecnn quantize resnet50.onnx --calib random:32 --no-report     # speed tests only
       edgecnn quantize resnet50.onnx --calib imgs/ --explain --keep-float 2
       edgecnn quantize mobilenet_v2.onnx --calib imgs/ --eval val/ --keep-float auto --max-drop 1
