@@ -153,6 +153,13 @@ def load(path: str | os.PathLike) -> dict[str, Any]:
     return saved["data"] if isinstance(saved.get("data"), dict) and "machine" in saved["data"] else saved
 
 
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    """A Markdown table; None cells are blank."""
+    lines = ["| " + " | ".join(map(str, headers)) + " |", "|" + " --- |" * len(headers)]
+    lines += ["| " + " | ".join("" if c is None else str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
 def markdown(title: str, table: str, m: dict[str, Any], cmd: str, notes: str = "") -> str:
     """The text of a results file: title, machine, command, table, notes."""
     md = [f"**{title}**", "", f"Machine: {machine_line(m)}.  ", f"Command: `{cmd}`", "", table.rstrip()]
