@@ -30,12 +30,15 @@ def measure(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
     its data: the roof, the whole model's point and every layer's (intensity, GFLOP/s, bound)."""
     from edgecnn.profiler import bench
     from edgecnn.profiler.cost import graph_cost
-    from edgecnn.profiler.peak import measure_peak
+    from edgecnn.profiler.peak import Peak, measure_peak
     from edgecnn.profiler.roofline import Roof
 
     result = bench(args.model, [args.batch], provider="cpu", warmup=args.warmup, iters=args.iters,
-                   duration=args.duration, threads=args.threads, per_layer=True, progress=False)
-    if result.peak is None or not result.peak.bandwidth_gbs:  # a cached peak from a probe without the bandwidth
+                   duration=args.duration, threads=args.threads, per_layer=True, progress=False,
+                   peak_gflops=args.peak_gflops)
+    if args.peak_gflops and args.bandwidth_gbs:
+        result.peak = Peak(args.peak_gflops, args.bandwidth_gbs, "CPUExecutionProvider", result.threads, "user")
+    elif result.peak is None or not result.peak.bandwidth_gbs:  # a cached peak from a probe without the bandwidth
         result.peak = measure_peak("CPUExecutionProvider", result.threads, refresh=True)
     roof = Roof.from_peak(result.peak)
     assert roof is not None
@@ -62,7 +65,7 @@ def render(data: dict[str, Any]) -> str:
     roof, peak = data["roof"], data["roof"]["gflops"]
     memory = [x for x in data["layers"] if x["bound"] == "memory"]
     lines = [f"{data['model']}, batch {data['batch']}, ONNX Runtime CPU fp32, {data['threads']} threads: roof "
-             f"{peak:.1f} GFLOP/s and {roof['bandwidth_gbs']:.1f} GB/s (measured probes), ridge at "
+             f"{peak:.1f} GFLOP/s and {roof['bandwidth_gbs']:.1f} GB/s ({roof['gflops_source']}), ridge at "
              f"{roof['ridge']:.1f} FLOP/byte. Whole model: {data['intensity']:.1f} FLOP/byte, p50 "
              f"{data['p50_ms']:.2f} ms, {data['achieved_gflops']:.1f} GFLOP/s "
              f"({100 * data['achieved_gflops'] / peak:.0f}% of peak). {len(memory)} of {len(data['layers'])} timed "
@@ -101,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iters", type=int, default=None, help="timed runs [default: --duration]")
     ap.add_argument("--duration", type=float, default=3.0, help="seconds of timed runs [default: 3]")
     ap.add_argument("--threads", type=int, default=None, help="default: the CPUs available")
+    ap.add_argument("--peak-gflops", type=float, default=None, help="the compute roof [default: measured once per "
+                    "machine by edgecnn's probe, cached]")
+    ap.add_argument("--bandwidth-gbs", type=float, default=None, help="the memory roof, with --peak-gflops "
+                    "[default: measured with the peak]")
     ap.add_argument("--json", default=None, help="also write the data (roof, layers, machine) here")
     ap.add_argument("--render", metavar="JSON", help="rewrite the results .md of a saved run and exit (the picture "
                     "is drawn only when measuring)")

@@ -62,6 +62,12 @@ def _field(text: str, key: str) -> str | None:
     return m.group(1).strip() if m else None
 
 
+def _arm_ident(text: str) -> str | None:
+    """An Arm core named by its implementer and part numbers (aarch64 ``/proc/cpuinfo`` has no model name)."""
+    implementer, part = _field(text, "CPU implementer"), _field(text, "CPU part")
+    return f"Arm CPU (implementer {implementer}, part {part})" if implementer and part else None
+
+
 def _versions() -> dict[str, str]:
     """Every ONNX Runtime build and OpenVINO (edgecnn's own lookup), then torch, numpy and TensorRT when present."""
     from edgecnn.runtime.providers import runtime_versions
@@ -88,8 +94,9 @@ def machine(threads: int | None = None, gpu: str | None = None, *, cpuinfo: str 
     cpu = parse_cpuinfo(text, arch or platform.machine())
     table = ARM_FLAGS if cpu.is_arm64 else X86_FLAGS
     load_now = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    name = cpu.model or _arm_ident(text) or ("" if cpuinfo is not None else platform.processor())
     return {
-        "cpu": cpu.model or platform.processor() or "unknown CPU",
+        "cpu": name or "unknown CPU",
         "cpu_family": _field(text, "cpu family"), "cpu_model_number": _field(text, "model"),
         "arch": cpu.arch, "cpus": os.cpu_count(), "gpu": gpu,
         "flags": {name: (flag in cpu.flags) for flag, name in table.items()},
