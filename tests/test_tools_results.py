@@ -247,6 +247,7 @@ def test_bench_optimize_results_and_pareto_picture(tmp_path):
     assert "\n![edgecnn optimize tiny: latency vs accuracy of every candidate](results/optimize-tiny-pareto.png)\n" \
         in text
     assert "| runtime | precision | batch | status |" in text and text.startswith("**edgecnn optimize tiny**")
+    assert "- chosen: cpu " in text and str(tmp_path / "run") not in text  # no local path in a results file
     assert (tmp_path / "r" / "optimize-tiny.md").read_text().endswith(text)
     (tmp_path / "run" / "pareto.png").unlink()
     png.unlink()

@@ -51,7 +51,8 @@ def check(name: str, report: dict[str, Any], seconds: float) -> list[str]:
 
 def render(data: dict[str, Any]) -> str:
     """Markdown of one model: the summary and the targets' verdicts as a list, then the candidate table."""
-    lines = summary_lines(data["report"]) + check(data["model"], data["report"], data["seconds"])
+    lines = [line for line in summary_lines(data["report"]) if not line.startswith("wrote ")]  # a local path
+    lines += check(data["model"], data["report"], data["seconds"])
     return "\n".join(f"- {line}" for line in lines) + "\n\n" + table_markdown(data["report"])
 
 

@@ -99,7 +99,7 @@ def machine(threads: int | None = None, gpu: str | None = None, *, cpuinfo: str 
         "cpu": name or "unknown CPU",
         "cpu_family": _field(text, "cpu family"), "cpu_model_number": _field(text, "model"),
         "arch": cpu.arch, "cpus": os.cpu_count(), "gpu": gpu,
-        "flags": {name: (flag in cpu.flags) for flag, name in table.items()},
+        "flags": {label: (flag in cpu.flags) for flag, label in table.items()},
         "threads": threads, "versions": _versions(), "python": platform.python_version(),
         "load_start": _LOAD_AT_START, "load_end": load_now,
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
@@ -108,8 +108,8 @@ def machine(threads: int | None = None, gpu: str | None = None, *, cpuinfo: str 
 
 def machine_line(m: dict[str, Any]) -> str:
     """One line naming the machine, e.g. 'Intel Xeon (family 6, model 207), x86_64, 2 CPUs; AVX2, AVX-512, VNNI,
-    AVX512-BF16, AVX512-FP16 (no AMX); onnxruntime 1.32.0, openvino 2026.4.1; 2 threads; load 0.2 -> 1.9; 2026-12-02'.
-    """
+    AVX512-BF16, AVX512-FP16 (no AMX); onnxruntime 1.32.0, openvino 2026.4.1; 2 threads; load average 0.2 at the
+    start, 1.9 at the end; 2026-12-02' (a GPU, when there is one, comes first)."""
     ident = m["cpu"]
     if m.get("cpu_family") and m.get("cpu_model_number"):
         ident += f" (family {m['cpu_family']}, model {m['cpu_model_number']})"
