@@ -13,11 +13,11 @@ spin against each other and distort both):
 Per configuration and batch: median and p90 latency through ``Engine.run``, the same for the bare runtime call
 on the same compiled model (harness overhead), the ratio of the median to ORT fp32 at that batch, and the
 deviation of the logits from ORT fp32 on the same input (relative max error, top-1 agreement). The output names
-the CPU, its flags and the runtime versions.
+the machine (``tools/results.py``) and goes to ``docs/results/backends-<model>.md`` (and ``.json``).
 
     python tools/bench_backends.py                                   # ResNet-50, batch 1 and 8
-    python tools/bench_backends.py --model resnet18 --iters 5 --json out.json
-    python tools/bench_backends.py --render out.json                # markdown table for docs/runtimes.md
+    python tools/bench_backends.py --model resnet18 --iters 5 --json out.json --results-dir /tmp/results
+    python tools/bench_backends.py --render out.json                # (re)write the results file from a saved run
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+import results  # noqa: E402
 
 CONFIGS: dict[str, dict[str, str]] = {
     "ort-fp32": {"provider": "cpu", "file": "fp32", "precision": "fp32", "label": "ONNX Runtime CPU, fp32"},
@@ -101,24 +104,15 @@ def prepare(model: str) -> dict[str, str]:
     return {"fp32": str(cached_export(model, precision="fp32")), "int8": str(cached_export(model, precision="int8"))}
 
 
-def machine() -> dict[str, Any]:
-    from edgecnn.profiler.measure import machine_info
-    from edgecnn.runtime.precision import detect_cpu
-
-    info = machine_info()
-    info["cpu_flags_named"] = detect_cpu().describe()
-    return info
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     files = prepare(args.model)
     batches = [int(b) for b in args.batch.split(",")]
-    results = []
+    rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="edgecnn-bench-backends-") as tmp:
         for config in args.configs.split(","):
             path = files.get(CONFIGS[config]["file"])
             if path is None:
-                results.append({"config": config, "refused": "no int8 file for a given .onnx (pass a zoo name)"})
+                rows.append({"config": config, "refused": "no int8 file for a given .onnx (pass a zoo name)"})
                 continue
             cmd = [sys.executable, __file__, "--worker", config, "--file", path, "--batch", args.batch,
                    "--warmup", str(args.warmup), "--iters", str(args.iters), "--threads", str(args.threads),
@@ -126,12 +120,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(f"{config}: {' '.join(cmd[2:])}", file=sys.stderr)
             proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
             if proc.returncode != 0:
-                results.append({"config": config, "refused": f"worker failed: {proc.stderr.strip()[-500:]}"})
+                rows.append({"config": config, "refused": f"worker failed: {proc.stderr.strip()[-500:]}"})
                 continue
-            results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        ref = {r["batch"]: r["median_ms"] for res in results if res["config"] == REFERENCE
+            rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        ref = {r["batch"]: r["median_ms"] for res in rows if res["config"] == REFERENCE
                for r in res.get("rows", [])}
-        for res in results:
+        for res in rows:
             for r in res.get("rows", []):
                 r["ratio"] = ref[r["batch"]] / r["median_ms"] if r["batch"] in ref else None
                 mine = Path(tmp) / f"{res['config']}-b{r['batch']}.npy"
@@ -140,17 +134,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     a, b = np.load(mine).astype(np.float64), np.load(base).astype(np.float64)
                     r["rel_error"] = float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-12))
                     r["top1_agreement"] = float((a.argmax(1) == b.argmax(1)).mean())
-    return {"model": args.model, "batches": batches, "threads": args.threads, "machine": machine(),
-            "results": results}
+    return {"model": args.model, "batches": batches, "threads": args.threads,
+            "machine": results.machine(args.threads), "results": rows}
 
 
 def render(data: dict[str, Any]) -> str:
-    """Markdown: one row per configuration, per batch 'median ms (ratio to ORT fp32)', plus error and overhead."""
-    m = data["machine"]
+    """Markdown: one row per configuration, per batch 'median ms (ratio to ORT fp32)', plus error and overhead
+    (the machine is the results file's header)."""
     batches = data["batches"]
-    head = (f"{data['model']}, {data['threads']} threads, CPU: {m['cpu']} ({', '.join(m.get('cpu_flags', []))}); "
-            f"native bf16: {'yes' if m.get('native_bf16') else 'no'}; onnxruntime {m.get('onnxruntime')}, "
-            f"openvino {m.get('openvino')}")
+    head = (f"{data['model']}, {data['threads']} threads; median of the runs, each configuration in its own "
+            "process")
     cols = [f"batch {b}: ms (x ORT fp32)" for b in batches] + ["precision run", "rel. error vs ORT fp32",
                                                                  "top-1 agree", "harness overhead"]
     lines = [head, "", "| configuration | " + " | ".join(cols) + " |", "| --- |" + " --- |" * len(cols)]
@@ -183,13 +176,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=None, help="default: the CPUs available")
     ap.add_argument("--configs", default=",".join(CONFIGS))
     ap.add_argument("--json", dest="json_out", help="write the results here")
-    ap.add_argument("--render", metavar="JSON", help="print the markdown table of a results file and exit")
+    ap.add_argument("--render", metavar="JSON", help="(re)write the results file of a saved --json run and exit")
+    results.add_arguments(ap)
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--file", help=argparse.SUPPRESS)
     ap.add_argument("--out-dir", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.render:
-        print(render(json.loads(Path(args.render).read_text())))
+        publish(args, results.load(args.render))
         return 0
     if args.threads is None:
         from edgecnn.runtime.engine import default_threads
@@ -202,11 +196,18 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [c for c in args.configs.split(",") if c not in CONFIGS]
     if unknown:
         ap.error(f"unknown configurations {unknown}: choose from {', '.join(CONFIGS)}")
-    data = run(args)
+    data = {**run(args), "command": results.command(__file__, argv)}
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(data, indent=2))
-    print(render(data))
+        results.save(args.json_out, data)
+    publish(args, data)
     return 0
+
+
+def publish(args: argparse.Namespace, data: dict[str, Any]) -> None:
+    """Print the results text of a run and write ``backends-<model>`` (unless --no-results)."""
+    model = Path(data["model"]).name.removesuffix(".onnx")
+    title = f"{model}: ONNX Runtime and OpenVINO on CPU, fp32, bf16 and int8"
+    print(results.write(args, f"backends-{model}", title, render(data), data))
 
 
 if __name__ == "__main__":

@@ -1,14 +1,15 @@
-"""Benchmark ``edgecnn export`` on this machine and print the the README table.
+"""Benchmark ``edgecnn export`` on this machine and write the results file ``export``.
 
     .venv/bin/python tools/bench_export.py                    # whole zoo, fp32 and fp16, full size
     .venv/bin/python tools/bench_export.py --models resnet18,googlenet --precisions fp16 --json out.json
     .venv/bin/python tools/bench_export.py --quick            # lenet5 + the end-to-end check: proves the script
+    .venv/bin/python tools/bench_export.py --render out.json  # (re)write the results file from a saved run
 
 Per model and precision: export + simplify + (fp16) + write + validate seconds (in-process, model build
 excluded), file MB, nodes before/after onnxsim, max abs diff and top-1 agreement against torch fp32.
 Then the end-to-end target: ``edgecnn export googlenet --fp16`` from process start to validated file
 (a fresh process, as a user runs it), which must take at most 20 s on the 2-core reference machine.
-Timings need a quiet CPU: the load average is printed with the table.
+Timings need a quiet CPU: the results header (``tools/results.py``) gives the load average at start and end.
 """
 
 from __future__ import annotations
@@ -16,15 +17,19 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+import results  # noqa: E402
+
 E2E_TARGET_S = 20.0
 
 
@@ -44,27 +49,33 @@ def end_to_end(model: str = "googlenet", extra: tuple[str, ...] = ("--fp16",)) -
             "stderr": proc.stderr.strip()[-500:] if not ok else ""}
 
 
-def print_report(rows: list[dict], e2e: dict | None, load: tuple[float, float, float]) -> None:
-    """The markdown table (and the end-to-end line) for the README."""
-    print(f"\nMachine: {os.cpu_count()} CPUs, load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} "
-          "(other work on the CPU inflates the times)\n")
-    print("| model | precision | seconds | MB | nodes before → after | max abs diff | max rel diff | top-1 agreement |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for r in rows:
+def render(data: dict[str, Any]) -> str:
+    """The markdown table and the end-to-end line."""
+    lines = ["| model | precision | seconds | MB | nodes before → after | max abs diff | max rel diff "
+             "| top-1 agreement |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in data["rows"]:
         if "error" in r:
-            print(f"| {r['model']} | {r['precision']} ERROR | | | | | | {r['error'][:80]} |")
+            lines.append(f"| {r['model']} | {r['precision']} ERROR | | | | | | {r['error'][:80]} |")
             continue
         diff = "n/a" if r["max_abs_diff"] is None else f"{r['max_abs_diff']:.1e}"
         rel = "n/a" if r["max_rel_diff"] is None else f"{r['max_rel_diff']:.1e}"
         top1 = "n/a" if r["top1"] is None else f"{r['top1']:.0%}"
         flag = "" if r["passed"] else " FAILED"
-        print(f"| {r['model']} | {r['precision']}{flag} | {r['seconds']:.1f} | {r['mb']:.1f} | "
-              f"{r['nodes_before']} → {r['nodes_after']} | {diff} | {rel} | {top1} |")
+        lines.append(f"| {r['model']} | {r['precision']}{flag} | {r['seconds']:.1f} | {r['mb']:.1f} | "
+                     f"{r['nodes_before']} → {r['nodes_after']} | {diff} | {rel} | {top1} |")
+    e2e = data.get("end_to_end")
     if e2e:
         verdict = "ok" if e2e["ok"] and e2e["seconds"] <= E2E_TARGET_S else "OVER TARGET" if e2e["ok"] else "FAILED"
-        print(f"\nEnd to end: `{e2e['command']}` {e2e['seconds']:.1f} s (target {E2E_TARGET_S:.0f} s): {verdict}")
+        lines += ["", f"End to end: `{e2e['command']}` {e2e['seconds']:.1f} s (target {E2E_TARGET_S:.0f} s): {verdict}"]
         if e2e["stderr"]:
-            print(e2e["stderr"])
+            lines += ["", "```", e2e["stderr"], "```"]
+    return "\n".join(lines)
+
+
+def publish(args: argparse.Namespace, data: dict[str, Any]) -> None:
+    """Print the results text of a run and write ``export`` (unless --no-results)."""
+    print(results.write(args, "export", "edgecnn export: seconds, size and fidelity per zoo model", render(data),
+                        data))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,11 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="lenet5 only, plus the end-to-end check")
     ap.add_argument("--no-e2e", action="store_true", help="skip the end-to-end googlenet --fp16 check")
     ap.add_argument("--json", default=None, help="also write all results as JSON here")
-    ap.add_argument("--render", default=None, metavar="JSON", help="print the table of a saved --json run, then exit")
+    ap.add_argument("--render", metavar="JSON", help="(re)write the results file of a saved --json run and exit")
+    results.add_arguments(ap)
     args = ap.parse_args(argv)
     if args.render:
-        saved = json.loads(Path(args.render).read_text())
-        print_report(saved["rows"], saved["end_to_end"], tuple(saved["loadavg"]))
+        publish(args, results.load(args.render))
         return 0
     models = ["lenet5"] if args.quick else args.models.split(",") if args.models else list_models()
     precisions = args.precisions.split(",")
@@ -117,10 +128,10 @@ def main(argv: list[str] | None = None) -> int:
                 gc.collect()
     e2e = None if args.no_e2e else end_to_end()
 
-    load = os.getloadavg()
-    print_report(rows, e2e, load)
+    data = {"rows": rows, "end_to_end": e2e, "machine": results.machine(), "command": results.command(__file__, argv)}
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "end_to_end": e2e, "loadavg": load}, indent=2))
+        results.save(args.json, data)
+    publish(args, data)
     failed = [r for r in rows if not r["passed"]] or (e2e and not e2e["ok"])
     return 1 if failed else 0
 

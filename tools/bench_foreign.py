@@ -2,6 +2,7 @@
 
     python tools/bench_foreign.py                                  # resnet50, batch 8 and 1
     python tools/bench_foreign.py --model resnet18 --iters 5 --warmup 1 --batches 8   # a quick check
+    python tools/bench_foreign.py --render out.json                # (re)write the results file of a saved run
 
 Steps, each a separate process so that one measurement cannot warm or load the next:
 
@@ -11,7 +12,8 @@ Steps, each a separate process so that one measurement cannot warm or load the n
    weights, uint8 activations; edgecnn normalises the file first: IR >= 4, opset 13). Random calibration
    is enough for speed, never for accuracy;
 3. ``edgecnn bench FILE --provider cpu --batch B`` times the fp32 and the int8 file at each batch size,
-   each (file, batch) in its own process, and the ratio of median latencies is printed with the CPU.
+   each (file, batch) in its own process; the ratios of median latencies, with the machine
+   (``tools/results.py``), go to ``docs/results/foreign-<model>.md`` (and ``.json``).
 
 Target: int8 >= 2.5x faster than fp32 at batch 8, as on edgecnn's own ResNet-50
 export (~3.0x measured, see docs/quantize.md). Absolute times differ between machines: compare ratios.
@@ -28,6 +30,10 @@ from pathlib import Path
 from typing import Any
 
 TOOLS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TOOLS))
+
+import results  # noqa: E402
+
 TARGET_RATIO = 2.5
 TARGET_BATCH = 8
 
@@ -53,6 +59,30 @@ def bench_one(path: Path, batch: int, args: argparse.Namespace) -> dict[str, Any
     return json.loads(out)
 
 
+def render(data: dict[str, Any]) -> str:
+    """Markdown: one row per batch size (fp32 and int8 medians, the ratio), then the target's verdict."""
+    lines = [f"{data['model']} rewritten in the ONNX Model Zoo's old style, quantized by `edgecnn quantize` "
+             f"(random calibration, {data.get('calib')} samples); `edgecnn bench --provider cpu`, each file and "
+             "batch in its own process", "",
+             "| batch | fp32 ms | int8 ms | int8 speed-up | runs (median of) | precision run |",
+             "| ---: | ---: | ---: | ---: | ---: | --- |"]
+    for r in data["rows"]:
+        lines.append(f"| {r['batch']} | {r['fp32_ms']:.2f} | {r['int8_ms']:.2f} | {r['ratio']:.2f}x | {r['iters']} | "
+                     f"{' / '.join(r['precision'])} |")
+    target = next((r for r in data["rows"] if r["batch"] == TARGET_BATCH), None)
+    if target is not None:
+        ok = target["ratio"] >= TARGET_RATIO
+        lines += ["", f"Target int8 >= {TARGET_RATIO}x at batch {TARGET_BATCH}: {'met' if ok else 'NOT met'} "
+                  f"({target['ratio']:.2f}x)."]
+    return "\n".join(lines)
+
+
+def publish(args: argparse.Namespace, data: dict[str, Any]) -> None:
+    """Print the results text of a run and write ``foreign-<model>`` (unless --no-results)."""
+    print(results.write(args, f"foreign-{data['model']}", f"int8 vs fp32 on a foreign (model-zoo style) "
+                        f"{data['model']}", render(data), data))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="resnet50", help="zoo model to export and rewrite [default: resnet50]")
@@ -63,7 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--duration", type=float, default=10.0, help="seconds of timed runs [default: 10]")
     ap.add_argument("--workdir", type=Path, default=None, help="keep the files here [default: a temporary folder]")
     ap.add_argument("--json", type=Path, default=None, help="also write the results to this file")
+    ap.add_argument("--render", metavar="JSON", help="(re)write the results file of a saved --json run and exit")
+    results.add_arguments(ap)
     args = ap.parse_args(argv)
+    if args.render:
+        publish(args, results.load(args.render))
+        return 0
     batches = [int(b) for b in args.batches.split(",") if b]
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -78,23 +113,20 @@ def main(argv: list[str] | None = None) -> int:
              "edgecnn quantize")
         print(f"quantized: {int8.name} ({int8.stat().st_size / 1e6:.1f} MB, fp32 {fp32.stat().st_size / 1e6:.1f} MB)",
               flush=True)
-        rows, cpu = [], "?"
+        rows, threads = [], None
         for b in batches:
             r32, r8 = bench_one(fp32, b, args), bench_one(int8, b, args)
-            cpu = f"{r32['machine']['cpu']}, {r32['machine']['cpus']} CPUs, onnxruntime {r32['machine']['onnxruntime']}"
+            threads = r32.get("threads")
             p32, p8 = r32["batches"][0]["latency_ms"]["p50"], r8["batches"][0]["latency_ms"]["p50"]
             rows.append({"batch": b, "fp32_ms": p32, "int8_ms": p8, "ratio": p32 / p8,
                          "precision": [r32["precision"], r8["precision"]], "iters": r32["batches"][0]["iters"]})
             print(f"batch {b:3d}: fp32 {p32:9.2f} ms   int8 {p8:9.2f} ms   int8 is {p32 / p8:.2f}x faster "
                   f"(median of {rows[-1]['iters']} runs, {r8['precision']} ran)", flush=True)
-    print(f"CPU: {cpu}")
-    target = next((r for r in rows if r["batch"] == TARGET_BATCH), None)
-    if target is not None:
-        ok = target["ratio"] >= TARGET_RATIO
-        print(f"target int8 >= {TARGET_RATIO}x at batch {TARGET_BATCH}: {'met' if ok else 'NOT met'} "
-              f"({target['ratio']:.2f}x; {args.model})")
+    data = {"model": args.model, "calib": args.calib, "rows": rows, "machine": results.machine(threads),
+            "command": results.command(__file__, argv)}
     if args.json:
-        args.json.write_text(json.dumps({"model": args.model, "cpu": cpu, "rows": rows}, indent=2))
+        results.save(args.json, data)
+    publish(args, data)
     return 0
 
 

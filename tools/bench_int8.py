@@ -2,6 +2,7 @@
 
     python tools/bench_int8.py                       # ResNet-50 + VGG-16 at batch 1 and 8, then digits
     python tools/bench_int8.py --models resnet50 --skip-digits --json out.json
+    python tools/bench_int8.py --render out.json     # (re)write the results file from a saved run
 
 Latency: ONNX Runtime CPU sessions through :class:`edgecnn.runtime.Engine` (all CPUs, graph
 optimizations on), fp32 and int8 runs interleaved so that load from other processes hits both alike;
@@ -10,13 +11,13 @@ the median of the timed runs is reported (and the minimum). The zoo models have 
 inputs: it shows numerical fidelity, not ImageNet accuracy. Real accuracy: the digits task.
 
 Targets: int8 >= 2x faster than fp32 on ResNet-50 at batch 8, >= 3.5x smaller; int8 within
-1 point of fp32 on digits.
+1 point of fp32 on digits. The tables, with the machine (``tools/results.py``), go to
+``docs/results/int8.md`` (and ``.json``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -26,6 +27,8 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import results  # noqa: E402
 
 
 def timed_runs(engines: dict[str, Any], x: np.ndarray, *, min_runs: int, budget_s: float) -> dict[str, list[float]]:
@@ -91,7 +94,9 @@ def bench_model(name: str, out: Path, batches: list[int], *, calib: int, eval_n:
     return row
 
 
-def markdown(rows: list[dict[str, Any]], digits: dict[str, Any] | None) -> str:
+def render(data: dict[str, Any]) -> str:
+    """Markdown: one row per model and batch (latency, size, agreement), then the digits accuracy table."""
+    rows, digits = data["models"], data.get("digits")
     lines = ["| model | batch | fp32 ms (median) | int8 ms (median) | speed-up (median / min) | fp32 MB | int8 MB "
              "| smaller | top-1 agreement | cosine | SQNR dB |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -122,7 +127,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--skip-digits", action="store_true")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    p.add_argument("--render", metavar="JSON", help="(re)write the results file of a saved --json run and exit")
+    results.add_arguments(p)
     a = p.parse_args(argv)
+    if a.render:
+        publish(a, results.load(a.render))
+        return 0
 
     def log(m: str) -> None:
         print(m, file=sys.stderr, flush=True)
@@ -135,15 +145,20 @@ def main(argv: list[str] | None = None) -> int:
         import digits as digits_tool
 
         digits = digits_tool.run_chain(out / "digits", epochs=a.epochs, log=log)
-    import os
+    from edgecnn.runtime.engine import default_threads
 
-    text = markdown(rows, digits)
-    print(f"CPU: {os.cpu_count()} cores (shared with other processes; load average "
-          f"{', '.join(f'{v:.1f}' for v in os.getloadavg())} at the end)\n")
-    print(text)
+    data = {"models": rows, "digits": digits, "machine": results.machine(default_threads()),
+            "command": results.command(__file__, argv)}
     if a.json:
-        Path(a.json).write_text(json.dumps({"models": rows, "digits": digits}, indent=2, default=str))
+        results.save(a.json, data)
+    publish(a, data)
     return 0
+
+
+def publish(args: argparse.Namespace, data: dict[str, Any]) -> None:
+    """Print the results text of a run and write ``int8`` (unless --no-results)."""
+    print(results.write(args, "int8", "int8 vs fp32 on ONNX Runtime CPU: latency, size, fidelity; digits accuracy",
+                        render(data), data))
 
 
 if __name__ == "__main__":

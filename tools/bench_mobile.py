@@ -8,16 +8,17 @@ when OpenVINO is installed). The int8 files are ``edgecnn quantize``'s defaults 
 weights, uint8 activations) on random calibration data: right for speed, not for accuracy. ``--optimize`` also
 runs ``edgecnn.optimize`` on each model (slow: minutes per model) and records what it picks.
 
+The table, with the machine (``tools/results.py``), goes to ``docs/results/mobile.md`` (and ``.json``).
+
     python tools/bench_mobile.py --json runs/mobile.json                       # all 11 models, batch 1 and 8
-    python tools/bench_mobile.py --models mobilenet_v3_small,squeezenet1_1 --iters 5 --json out.json
-    python tools/bench_mobile.py --render runs/mobile.json                     # the table of docs/benchmarks.md
+    python tools/bench_mobile.py --models mobilenet_v3_small,squeezenet1_1 --iters 5 --results-dir /tmp/results
+    python tools/bench_mobile.py --render runs/mobile.json                     # (re)write the results file
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -25,6 +26,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+import results  # noqa: E402
 
 
 def bench_backends() -> ModuleType:
@@ -97,12 +101,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def render(data: dict[str, Any]) -> str:
-    """Markdown: one row per model; per configuration and batch 'ms (x ORT fp32)'; GFLOP/s of ORT fp32 and int8."""
-    m = data["machine"]
+    """Markdown: one row per model; per configuration and batch 'ms (x ORT fp32)'; GFLOP/s of ORT fp32 and int8
+    (the machine is the results file's header)."""
     batches, configs = data["batches"], data["configs"]
-    head = (f"{data['threads']} threads, CPU: {m['cpu']} ({', '.join(m.get('cpu_flags', []))}); onnxruntime "
-            f"{m.get('onnxruntime')}, openvino {m.get('openvino')}; median of the runs, each configuration in its "
-            "own process")
+    head = f"{data['threads']} threads; median of the runs, each configuration in its own process"
     cols = ["model", "params", "GMACs", "DW layers (MAC share)"]
     cols += [f"{c} b{b} ms (x fp32)" for c in configs for b in batches]
     cols += [f"{c} b{b} GFLOP/s" for c in ("ort-fp32", "ort-int8") if c in configs for b in batches]
@@ -141,22 +143,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--optimize", action="store_true", help="also run edgecnn.optimize on each model (slow)")
     ap.add_argument("--optimize-out", default="runs/optimize-mobile", help="where --optimize writes its reports")
     ap.add_argument("--json", dest="json_out", help="write the results here")
-    ap.add_argument("--render", metavar="JSON", help="print the markdown table of a results file and exit")
+    ap.add_argument("--render", metavar="JSON", help="(re)write the results file of a saved --json run and exit")
+    results.add_arguments(ap)
     args = ap.parse_args(argv)
     if args.render:
-        print(render(json.loads(Path(args.render).read_text())))
+        publish(args, results.load(args.render))
         return 0
     if args.threads is None:
         from edgecnn.runtime.engine import default_threads
 
         args.threads = default_threads()
     args.configs = args.configs or default_configs()
-    data = run(args)
+    data = {**run(args), "command": results.command(__file__, argv)}
     if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(json.dumps(data, indent=2))
-    print(render(data))
+        results.save(args.json_out, data)
+    publish(args, data)
     return 0
+
+
+def publish(args: argparse.Namespace, data: dict[str, Any]) -> None:
+    """Print the results text of a run and write ``mobile`` (unless --no-results)."""
+    print(results.write(args, "mobile", "Mobile zoo: fp32 and int8 on ONNX Runtime and OpenVINO", render(data), data))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,11 @@
 the digits task, with their candidate tables. Not a test: run it on a quiet machine.
 
     python tools/bench_optimize.py                          # resnet50 and lenet5 -> runs/optimize/<model>/
-    python tools/bench_optimize.py --models lenet5 --markdown docs/optimize-bench.md
+    python tools/bench_optimize.py --models lenet5 --duration 0.2 --results-dir /tmp/results
+    python tools/bench_optimize.py --render docs/results/optimize-lenet5.json   # (re)write a results file
+
+Each model's summary and candidate table, with the machine (``tools/results.py``), go to
+``docs/results/optimize-<model>.md`` (and ``.json``), its ``pareto.png`` to ``optimize-<model>-pareto.png``.
 
 Targets (2-core machine): ``optimize resnet50`` completes in <= 5 minutes and its chosen file is
 >= 2.5x faster than fp32 at batch 1 (>= 3x with OpenVINO installed); ``optimize lenet5`` chooses a candidate
@@ -14,12 +18,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from edgecnn.optimize.report import summary_lines, table_markdown
-from edgecnn.optimize.runner import optimize
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import results  # noqa: E402
+
+from edgecnn.optimize.report import plot_pareto, summary_lines, table_markdown  # noqa: E402
+from edgecnn.optimize.runner import optimize  # noqa: E402
 
 
 def check(name: str, report: dict[str, Any], seconds: float) -> list[str]:
@@ -40,6 +49,28 @@ def check(name: str, report: dict[str, Any], seconds: float) -> list[str]:
     return out
 
 
+def render(data: dict[str, Any]) -> str:
+    """Markdown of one model: the summary and the targets' verdicts as a list, then the candidate table."""
+    lines = [line for line in summary_lines(data["report"]) if not line.startswith("wrote ")]  # a local path
+    lines += check(data["model"], data["report"], data["seconds"])
+    return "\n".join(f"- {line}" for line in lines) + "\n\n" + table_markdown(data["report"])
+
+
+def publish(args: argparse.Namespace, data: dict[str, Any]) -> str:
+    """Write ``optimize-<model>`` and its ``-pareto.png`` (the run's own picture; drawn again from the report when
+    the run's folder is gone) unless --no-results; return the results text."""
+    name = f"optimize-{data['model']}"
+    with tempfile.TemporaryDirectory() as tmp:
+        png = Path(data.get("pareto") or "")
+        if not png.is_file():
+            png = Path(tmp) / "pareto.png"
+            if not plot_pareto(data["report"], png):
+                png = None
+        link = results.picture(args, png, f"{name}-pareto", f"edgecnn optimize {data['model']}: latency vs "
+                               "accuracy of every candidate") if png else ""
+    return results.write(args, name, f"edgecnn optimize {data['model']}", render(data), data, notes=link)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default="resnet50,lenet5", help="comma-separated zoo names or .onnx files")
@@ -47,8 +78,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", default="1,8")
     p.add_argument("--duration", type=float, default=2.0, help="seconds of timed runs per candidate")
     p.add_argument("--markdown", default=None, help="also write the tables to this Markdown file")
-    p.add_argument("--json", action="store_true", help="print the reports as JSON")
+    p.add_argument("--json", action="store_true", help="print each model's data (report, machine) as JSON")
+    p.add_argument("--render", metavar="JSON", help="(re)write the results files of a saved run (a results file "
+                   "optimize-<model>.json, or what --json printed) and exit")
+    results.add_arguments(p)
     a = p.parse_args(argv)
+    if a.render:
+        saved = results.load(a.render)
+        for data in [saved] if "machine" in saved else saved.values():
+            print(publish(a, data))
+        return 0
     try:
         import torch
 
@@ -63,11 +102,13 @@ def main(argv: list[str] | None = None) -> int:
         rep = optimize(model, batches=[int(b) for b in a.batch.split(",")], output=Path(a.out) / name,
                        duration=a.duration, log=lambda m: print(m, file=sys.stderr))
         seconds = time.perf_counter() - t0
-        reports[name] = rep
-        lines = summary_lines(rep) + check(name, rep, seconds)
-        sections.append(f"## {name}\n\n" + "\n".join(f"- {line}" for line in lines) + "\n\n" + table_markdown(rep))
+        data = {"model": name, "report": rep, "seconds": seconds, "pareto": str(Path(a.out) / name / "pareto.png"),
+                "machine": results.machine(rep.get("threads")), "command": results.command(__file__, argv)}
+        reports[name] = data
+        text = publish(a, data)
+        sections.append(f"## {name}\n\n{render(data)}")
         if not a.json:
-            print(sections[-1] + "\n")
+            print(text)
     if a.markdown:
         Path(a.markdown).write_text("# edgecnn optimize benchmark\n\n" + "\n\n".join(sections) + "\n")
     if a.json:

@@ -10,8 +10,10 @@
     python tools/bench_runtime.py                       # ResNet-18, exported with torch on first use
     python tools/bench_runtime.py --model m.onnx --json
     python tools/bench_runtime.py --only batcher --max-wait 1,2,5 --max-batch 8,16
+    python tools/bench_runtime.py --render saved.json   # (re)write the results file from a saved --json run
 
-Without ``--model`` the ResNet-18 file is exported once (torch + edgecnn.models) to ``--cache``.
+Without ``--model`` the ResNet-18 file is exported once (torch + edgecnn.models) to ``--cache``. The tables, with
+the machine (``tools/results.py``), go to ``docs/results/runtime.md`` (and ``.json``).
 """
 
 from __future__ import annotations
@@ -31,10 +33,12 @@ import numpy as np
 import onnxruntime as ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import results  # noqa: E402
 
 from edgecnn.runtime import Batcher, Engine  # noqa: E402
 from edgecnn.runtime.engine import default_threads  # noqa: E402
-from edgecnn.tables import table  # noqa: E402
 
 
 def export_resnet18(path: Path) -> Path:
@@ -191,12 +195,46 @@ def bench_batcher(path: Path, threads: int, clients: int, per_client: int, max_b
 
 
 def _table(rows: list[dict[str, Any]], cols: list[tuple[str, str, str]]) -> str:
-    """Right-aligned columns; (key, header, format spec); missing values print as '-'."""
+    """A Markdown table; (key, header, format spec); missing values print as '-'."""
     def cell(r: dict[str, Any], key: str, fmt: str) -> str:
         v = r.get(key)
         return "-" if v is None else format(v, fmt) if fmt else str(v)
 
-    return table([[cell(r, k, f) for k, _, f in cols] for r in rows], [h for _, h, _ in cols], [True] * len(cols))
+    return results.table([[cell(r, k, f) for k, _, f in cols] for r in rows], [h for _, h, _ in cols])
+
+
+def render(data: dict[str, Any]) -> str:
+    """Markdown: the Engine overhead table and the Batcher table (whichever ran)."""
+    out = [f"model `{Path(data['model']).name}`"]
+    if "overhead" in data:
+        o = data["overhead"]
+        out += ["", f"Engine overhead, batch 1, {o['threads']} threads, {o['runs_each']} alternating runs each "
+                f"(target {o['target']})", "", _table([
+                    {"side": "InferenceSession.run", "p50": o["bare_p50_ms"], "mean": o["bare_mean_ms"]},
+                    {"side": "Engine.run", "p50": o["engine_p50_ms"], "mean": o["engine_mean_ms"]},
+                    {"side": "overhead %", "p50": o["overhead_p50_pct"], "mean": o["overhead_mean_pct"]},
+                ], [("side", "", ""), ("p50", "p50 ms", ".3f"), ("mean", "mean ms", ".3f")]), "",
+                f"Paired overhead (median of per-pair ratios): {o['overhead_paired_median_pct']:+.2f}%; "
+                f"input check {o['input_check_us']:.1f} us per call ({o['wrapper_cost_pct']:.3f}% of a run); "
+                f"{'PASS' if o['pass'] else 'FAIL'}."]
+    if "batcher" in data:
+        b = data["batcher"]
+        out += ["", f"Batcher: {b['clients']} single-image clients x {b['per_client']} requests x {b['repeats']} "
+                f"repeats; speedup vs {b['reference']} (target {b['target']})", "",
+                _table(b["rows"], [("mode", "mode", ""), ("threads", "threads", ""), ("workers", "workers", ""),
+                                   ("max_batch", "max_batch", ""),
+                                   ("max_wait_ms", "max_wait_ms", ""), ("mean_batch", "mean batch", ".1f"),
+                                   ("throughput_ips", "img/s", ".1f"), ("speedup", "speedup", ".2f"),
+                                   ("img_per_cpu_s", "img/cpu-s", ".1f"),
+                                   ("p50_ms", "p50 ms", ".1f"), ("p99_ms", "p99 ms", ".1f"),
+                                   ("p50_added_ms", "p50 added ms", ".1f"), ("pass", "pass", "")])]
+    return "\n".join(out)
+
+
+def publish(args: argparse.Namespace, data: dict[str, Any]) -> str:
+    """Write ``runtime`` (unless --no-results); return the results text."""
+    return results.write(args, "runtime", "Runtime: Engine overhead and Batcher throughput on ONNX Runtime CPU",
+                         render(data), data)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,11 +255,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batcher-threads", type=int, default=1,
                     help="batcher: intra-op threads of the serving engine (workers = CPUs // threads)")
     ap.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    ap.add_argument("--render", metavar="JSON", help="(re)write the results file of a saved --json run and exit")
+    results.add_arguments(ap)
     args = ap.parse_args(argv)
+    if args.render:
+        print(publish(args, results.load(args.render)))
+        return 0
 
     path = args.model or export_resnet18(args.cache / "resnet18.onnx")
-    result: dict[str, Any] = {"onnxruntime": ort.__version__, "cpus": default_threads(),
-                              "loadavg_before": os.getloadavg()[0]}
+    result: dict[str, Any] = {"model": str(path), "onnxruntime": ort.__version__, "cpus": default_threads()}
     if args.only in (None, "overhead"):
         result["overhead"] = bench_overhead(path, args.threads, args.runs, args.warmup)
     if args.only in (None, "batcher"):
@@ -229,36 +271,10 @@ def main(argv: list[str] | None = None) -> int:
                                           [int(v) for v in args.max_batch.split(",")],
                                           [float(v) for v in args.max_wait.split(",")], args.repeats,
                                           args.batcher_threads)
-    result["loadavg_after"] = os.getloadavg()[0]
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
-    print(f"onnxruntime {result['onnxruntime']}, {result['cpus']} CPUs, model {path}, 1-min load average "
-          f"{result['loadavg_before']:.1f} before / {result['loadavg_after']:.1f} after (other processes "
-          "competing for the CPUs make the figures noisy)")
-    if "overhead" in result:
-        o = result["overhead"]
-        print(f"\nEngine overhead, batch 1, {o['threads']} threads, {o['runs_each']} alternating runs each "
-              f"(target {o['target']})")
-        print(_table([
-            {"side": "InferenceSession.run", "p50": o["bare_p50_ms"], "mean": o["bare_mean_ms"]},
-            {"side": "Engine.run", "p50": o["engine_p50_ms"], "mean": o["engine_mean_ms"]},
-            {"side": "overhead %", "p50": o["overhead_p50_pct"], "mean": o["overhead_mean_pct"]},
-        ], [("side", "", ""), ("p50", "p50 ms", ".3f"), ("mean", "mean ms", ".3f")]))
-        print(f"paired overhead (median of per-pair ratios): {o['overhead_paired_median_pct']:+.2f}%; "
-              f"input check {o['input_check_us']:.1f} us per call ({o['wrapper_cost_pct']:.3f}% of a run); "
-              f"{'PASS' if o['pass'] else 'FAIL'}")
-    if "batcher" in result:
-        b = result["batcher"]
-        print(f"\nBatcher: {b['clients']} single-image clients x {b['per_client']} requests x {b['repeats']} repeats; "
-              f"speedup vs {b['reference']} (target {b['target']})")
-        print(_table(b["rows"], [("mode", "mode", ""), ("threads", "threads", ""), ("workers", "workers", ""),
-                                 ("max_batch", "max_batch", ""),
-                                 ("max_wait_ms", "max_wait_ms", ""), ("mean_batch", "mean batch", ".1f"),
-                                 ("throughput_ips", "img/s", ".1f"), ("speedup", "speedup", ".2f"),
-                                 ("img_per_cpu_s", "img/cpu-s", ".1f"),
-                                 ("p50_ms", "p50 ms", ".1f"), ("p99_ms", "p99 ms", ".1f"),
-                                 ("p50_added_ms", "p50 added ms", ".1f"), ("pass", "pass", "")]))
+    result["machine"] = results.machine(args.threads)
+    result["command"] = results.command(__file__, argv)
+    text = publish(args, result)
+    print(json.dumps(result, indent=2) if args.json else text)
     return 0
 
 

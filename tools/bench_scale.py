@@ -2,11 +2,13 @@
 
     .venv/bin/python tools/bench_scale.py                      # ResNet-18, 1,000 generated 224x224 JPEGs, 2 workers
     .venv/bin/python tools/bench_scale.py --model m.onnx --images 200 --workers 2 --json
+    .venv/bin/python tools/bench_scale.py --render saved.json   # (re)write the results file from a saved --json run
 
 Reports images/s for each path (end to end: listing, decoding, preprocessing, inference, writing the
 parquet file), Ray's start-up (``ray.init``) separately, and the overhead Ray adds on this machine.
 Also checks that both paths wrote the same predictions. CPU benchmark; other processes on the
-machine change the figures, so it prints the load average before and after.
+machine change the figures: the results file (``docs/results/scale.md``, with the machine from
+``tools/results.py``) gives the load average at the start and the end.
 """
 
 from __future__ import annotations
@@ -18,11 +20,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+import results  # noqa: E402
 
 
 def make_images(folder: Path, n: int, size: int, seed: int = 0) -> None:
@@ -39,7 +45,30 @@ def make_images(folder: Path, n: int, size: int, seed: int = 0) -> None:
         Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(folder / f"img{i:05d}.jpg", quality=90)
 
 
-def main() -> None:
+def render(data: dict[str, Any]) -> str:
+    """Markdown: images/s of the local path and of Ray Data, Ray's start-up and overhead."""
+    local = data["local"]
+    rows = [[f"local (Engine, {local['ort_threads']} ORT threads + Batcher)", f"{local['images_per_s']:.1f}",
+             local["seconds"], "-"]]
+    if "ray" in data:
+        ray = data["ray"]
+        rows.append([f"Ray Data ({ray['workers']} actors x {ray['ort_threads_per_worker']} thread)",
+                     f"{ray['images_per_s']:.1f}", ray["seconds"], data["ray_init_s"]])
+    lines = [f"`edgecnn batch-predict`, {data['model']}, {data['images']} generated {data['size']}x{data['size']} "
+             f"JPEGs, batch {data['batch']}, {data['cpus']} CPUs", "",
+             results.table(rows, ["path", "images/s", "seconds", "ray.init s"])]
+    if "ray" in data:
+        lines += ["", f"Ray overhead: {data['ray_overhead_s']:+.2f} s ({data['ray_slowdown']:.2f}x the local time); "
+                  f"same top-1 for every image: {data['same_predictions']}."]
+    return "\n".join(lines)
+
+
+def publish(args: argparse.Namespace, data: dict[str, Any]) -> str:
+    """Write ``scale`` (unless --no-results); return the results text."""
+    return results.write(args, "scale", "batch-predict: the local engine path vs Ray Data", render(data), data)
+
+
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="resnet18", help="zoo name (exported and cached) or .onnx file")
     ap.add_argument("--images", type=int, default=1000)
@@ -47,8 +76,13 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="Ray actors (one Engine, 1 CPU each)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--skip-ray", action="store_true")
-    ap.add_argument("--json", action="store_true")
-    args = ap.parse_args()
+    ap.add_argument("--json", action="store_true", help="print JSON instead of the results text")
+    ap.add_argument("--render", metavar="JSON", help="(re)write the results file of a saved --json run and exit")
+    results.add_arguments(ap)
+    args = ap.parse_args(argv)
+    if args.render:
+        print(publish(args, results.load(args.render)))
+        return
 
     from edgecnn.scale.local import batch_predict, read_results
 
@@ -58,9 +92,8 @@ def main() -> None:
 
         model = str(cached_export(model, precision="fp32"))
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load_before = os.getloadavg()
     out: dict = {"model": args.model, "file": model, "images": args.images, "size": args.size, "batch": args.batch,
-                 "cpus": cpus, "loadavg_before": [round(v, 2) for v in load_before]}
+                 "cpus": cpus}
     with tempfile.TemporaryDirectory(prefix="edgecnn-bench-scale-") as tmp:
         tmpd = Path(tmp)
         t = time.perf_counter()
@@ -98,19 +131,10 @@ def main() -> None:
             b = read_results(tmpd / "ray.parquet")
             out["same_predictions"] = (len(b) == len(a) and all(a[x["path"]]["classes"][0] == x["classes"][0]
                                                                   for x in b))
-    out["loadavg_after"] = [round(v, 2) for v in os.getloadavg()]
-    if args.json:
-        print(json.dumps(out, indent=2))
-        return
-    print(f"batch-predict, {args.model}, {args.images} generated {args.size}x{args.size} JPEGs, batch {args.batch}, "
-          f"{cpus} CPUs (load avg before {load_before[0]:.2f}, after {out['loadavg_after'][0]:.2f})")
-    print(f"  local (Engine, {cpus} ORT threads + Batcher): {out['local']['images_per_s']:7.1f} images/s "
-          f"({out['local']['seconds']} s)")
-    if "ray" in out:
-        print(f"  ray   ({args.workers} actors x 1 thread):          {out['ray']['images_per_s']:7.1f} images/s "
-              f"({out['ray']['seconds']} s, + ray.init {out['ray_init_s']} s)")
-        print(f"  Ray overhead: {out['ray_overhead_s']:+.2f} s ({out['ray_slowdown']:.2f}x the local time); "
-              f"same top-1 for every image: {out['same_predictions']}")
+    out["machine"] = results.machine(cpus)
+    out["command"] = results.command(__file__, argv)
+    text = publish(args, out)
+    print(json.dumps(out, indent=2) if args.json else text)
 
 
 if __name__ == "__main__":

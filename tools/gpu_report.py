@@ -4,19 +4,26 @@ Each file is one ``bench`` run, named ``<model>-<provider>-<precision>-run<N>.js
 (model, provider, precision, batch): median latency, images/s, the provider that really ran, whether every
 node ran on it (``--per-layer`` provider check), and the TensorRT engine build time of the first run next to
 the second run's (a second run that reuses the engine cache builds in well under a second). Exit status 1 when
-any run fell back to another provider or left nodes on the CPU, so the smoke test fails loudly.
+any run fell back to another provider or left nodes on the CPU, so the smoke test fails loudly. The table, with
+the machine (GPU and CPU, ``tools/results.py``), goes to ``docs/results/gpu-smoke.md`` (and ``.json``).
 
     python tools/gpu_report.py --gpu "NVIDIA H100" artifacts/gpu_smoke/*.json
+    python tools/gpu_report.py --render docs/results/gpu-smoke.json     # (re)write the results file
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import re
 import sys
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import results  # noqa: E402
 
 _NAME = re.compile(r"^(?P<model>.+)-(?P<provider>cuda|tensorrt)-(?P<precision>fp32|fp16|int8)-run(?P<run>\d+)$")
 _EXPECTED = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
@@ -72,10 +79,9 @@ HEADER = ["model", "provider", "precision", "batch", "p50 ms", "img/s", "ran on"
           "TRT build s (run 1)", "TRT build s (run 2, cached)"]
 
 
-def render(records: list[dict[str, Any]], gpu: str) -> str:
-    """Markdown table, the GPU named above it, problems listed below."""
-    lines = [f"GPU: {gpu}", "", "| " + " | ".join(HEADER) + " |", "|" + " --- |" * len(HEADER)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows(records)]
+def render(records: list[dict[str, Any]]) -> str:
+    """Markdown table, problems listed below (the GPU is named in the results file's header)."""
+    lines = [results.table(rows(records), HEADER)]
     bad = [f"- {r['model']} {r['provider']} {r['precision']} run {r['run']}: {p}" for r in records
            for p in problems(r)]
     if bad:
@@ -83,14 +89,39 @@ def render(records: list[dict[str, Any]], gpu: str) -> str:
     return "\n".join(lines)
 
 
+def slim(record: dict[str, Any]) -> dict[str, Any]:
+    """A record without the per-layer rows and node lists (the results file keeps what the table needs)."""
+    r = copy.deepcopy(record)
+    for b in r["data"].get("batches", []):
+        b.pop("layers", None)
+        if isinstance(b.get("provider_check"), dict):
+            b["provider_check"].pop("nodes", None)
+    return r
+
+
+def publish(args: argparse.Namespace, data: dict[str, Any]) -> str:
+    """Write ``gpu-smoke`` (unless --no-results); return the results text."""
+    return results.write(args, "gpu-smoke", "GPU smoke test: CUDA and TensorRT, fp32, fp16 and int8",
+                         render(data["runs"]), data)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("files", nargs="+", type=Path)
+    ap.add_argument("files", nargs="*", type=Path)
     ap.add_argument("--gpu", default="unknown GPU", help="GPU name for the table (nvidia-smi --query-gpu=name)")
+    ap.add_argument("--command", default=None, help="the command to name in the results file [default: this one]")
+    ap.add_argument("--render", metavar="JSON", help="(re)write the results file from a saved one and exit")
+    results.add_arguments(ap)
     args = ap.parse_args(argv)
-    records = load(args.files)
-    print(render(records, args.gpu))
-    return 1 if any(problems(r) for r in records) else 0
+    if args.render:
+        data = results.load(args.render)
+    elif args.files:
+        data = {"gpu": args.gpu, "runs": [slim(r) for r in load(args.files)],
+                "machine": results.machine(gpu=args.gpu), "command": args.command or results.command(__file__, argv)}
+    else:
+        ap.error("give the bench JSON files (or --render JSON)")
+    print(publish(args, data))
+    return 1 if any(problems(r) for r in data["runs"]) else 0
 
 
 if __name__ == "__main__":

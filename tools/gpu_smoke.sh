@@ -6,15 +6,17 @@
 #   2. exports ResNet-34 and ResNet-50 (fp32, fp16 and the int8 QDQ file, cached);
 #   3. runs `edgecnn bench --per-layer` on cuda (fp32, fp16) and tensorrt (fp32, fp16, int8) at batch 1 and 8,
 #      TensorRT twice (the second run must reuse the engine cache; build time is reported apart);
-#   4. prints one table (tools/gpu_report.py) with the GPU's name, and fails if any run fell back to another
-#      provider or left a node on the CPU.
-#   VENV=.venv-gpu OUT=artifacts/gpu_smoke ITERS=30 MODELS="resnet34 resnet50" bash tools/gpu_smoke.sh
+#   4. prints one table (tools/gpu_report.py) with the GPU's name, writes it to $RESULTS_DIR/gpu-smoke.md (and
+#      .json), and fails if any run fell back to another provider or left a node on the CPU.
+#   VENV=.venv-gpu OUT=artifacts/gpu_smoke ITERS=30 MODELS="resnet34 resnet50" RESULTS_DIR=docs/results \
+#     bash tools/gpu_smoke.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv-gpu}
 OUT=${OUT:-artifacts/gpu_smoke}
 ITERS=${ITERS:-30}
 MODELS=${MODELS:-resnet34 resnet50}
+RESULTS_DIR=${RESULTS_DIR:-docs/results}
 export EDGECNN_CACHE_DIR=${EDGECNN_CACHE_DIR:-$OUT/cache}   # exports and TensorRT engines for this test only
 start=$SECONDS
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -n1)
@@ -44,5 +46,7 @@ for model in $MODELS; do
     done
   done
 done
-"$VENV/bin/python" tools/gpu_report.py --gpu "$gpu" "$OUT"/*.json | tee "$OUT/table.md"
+# the table, with the GPU, CPU and versions, also goes to $RESULTS_DIR/gpu-smoke.md (tools/results.py)
+"$VENV/bin/python" tools/gpu_report.py --gpu "$gpu" --results-dir "$RESULTS_DIR" \
+  --command "MODELS='$MODELS' ITERS=$ITERS bash tools/gpu_smoke.sh" "$OUT"/*.json | tee "$OUT/table.md"
 echo "gpu smoke: done in $((SECONDS - start)) s" >&2
