@@ -179,7 +179,10 @@ def _size_pair(size: int | Sequence[int]) -> tuple[int, int]:
 
 
 def _per_channel(values: Sequence[float], channels: int, what: str) -> tuple[float, ...]:
-    vals = tuple(float(v) for v in values)
+    try:
+        vals = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise EdgecnnError(f"--{what} takes numbers, got {values!r}.") from None
     if len(vals) == 1:
         vals *= channels
     if len(vals) != channels:
@@ -201,7 +204,7 @@ def detect(model: onnx.ModelProto, *, layout: str | None = None, size: int | Seq
     above 1 are read as 0-255 units, as Caffe writes them), ``crop_fraction`` (None: resize without a
     crop), ``labels`` (a file, one name per line, or a sequence of names).
     """
-    meta = M.decode({p.key: p.value for p in model.metadata_props})
+    meta = M.validate(M.decode({p.key: p.value for p in model.metadata_props}))  # types and ranges, by key
     given: list[str] = []
     detected: list[str] = []
     assumed: list[str] = []
@@ -242,8 +245,11 @@ def detect(model: onnx.ModelProto, *, layout: str | None = None, size: int | Seq
     # size
     hw = (shape[h_axis], shape[w_axis])
     fixed = all(isinstance(d, int) and d > 0 for d in hw)
+    if fixed and isinstance(meta.get("input_size"), list):
+        M.validate({"input_size": meta["input_size"]}, fixed_size=(int(hw[0]), int(hw[1])))
     if size is not None:
         hw_size = _size_pair(size)
+        M.check_option("input_size", hw_size, "--size")
         if fixed and hw_size != hw:
             raise EdgecnnError(f"--size {hw_size[0]}x{hw_size[1]} does not match input {inp.name!r} {_fmt(shape)} "
                                f"({hw[0]}x{hw[1]}); leave --size out for this file.")
@@ -307,6 +313,8 @@ def detect(model: onnx.ModelProto, *, layout: str | None = None, size: int | Seq
     if mean is not None or std is not None:
         pm = _per_channel(mean if mean is not None else [0.0], channels, "mean")
         ps = _per_channel(std if std is not None else [1.0], channels, "std")
+        M.check_option("mean", pm, "--mean")
+        M.check_option("std", ps, "--std")
         if max(pm + ps) > 1.0:  # 0-255 units, as Caffe and OpenCV write them
             pm, ps = tuple(v / 255.0 for v in pm), tuple(v / 255.0 for v in ps)
         given.append(f"mean {_round(pm)}, std {_round(ps)} on [0, 1] pixels")
