@@ -32,6 +32,7 @@ from edgecnn.cli.preprocess_options import parse_crop, parse_size, preprocessing
 from edgecnn.errors import EdgecnnError
 from edgecnn.runtime.precision import PRECISIONS
 from edgecnn.runtime.providers import PREFERENCE, PROVIDER_NAMES, PROVIDERS
+from edgecnn.tables import printable
 
 if TYPE_CHECKING:
     from edgecnn.modelfile import Prepared
@@ -119,7 +120,7 @@ def prepared_model(model: str, precision: str = "fp32", provider: str = "cpu", *
     prepared = prepare(model_path(model, precision, provider), min_opset=min_opset, preprocess=preprocess)
     for line in prepared.notices:
         if line not in said:
-            click.echo(f"note: {label + ': ' if label else ''}{line}", err=True)
+            click.echo(f"note: {label + ': ' if label else ''}{printable(line, 2000)}", err=True)
     return prepared
 
 

@@ -19,13 +19,14 @@ from edgecnn.cli.options import (
     top_k,
 )
 from edgecnn.cli.output import echo_json, format_table, open_engine
+from edgecnn.tables import printable
 
 
 def _print_predictions(results: list[dict[str, Any]]) -> None:
     for i, r in enumerate(results):
         if i:
             click.echo("")
-        click.echo(r["image"])
+        click.echo(printable(r["image"], None))
         rows = [{"rank": p["rank"], "label": p["label"], "index": p["index"],
                  "prob": f"{p['probability']:.4f}"} for p in r["predictions"]]
         columns = [("rank", "rank"), ("prob", "probability"), ("index", "class")]
