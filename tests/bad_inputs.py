@@ -229,6 +229,8 @@ class Case:
     check: Callable[[Outcome, Path], str] | None = None
     env: dict[str, str] = field(default_factory=dict)
     memory_mb: int | None = None
+    #: peak RSS bound of the process (MB), checked when set
+    max_rss_mb: float | None = None
     timeout: float = 300
 
 
@@ -286,6 +288,8 @@ def problems(case: Case, o: Outcome, tmp: Path) -> list[str]:
         found.append(f"left hidden files: {o.hidden[:3]}")
     if ESC in o.stdout or ESC in o.stderr or "\x07" in o.stdout:
         found.append("raw control characters printed")
+    if case.max_rss_mb is not None and o.peak_rss_mb > case.max_rss_mb:
+        found.append(f"peak RSS {o.peak_rss_mb:.0f} MB > {case.max_rss_mb:.0f} MB")
     if case.check is not None and (extra := case.check(o, tmp)):
         found.append(extra)
     return found
@@ -378,6 +382,8 @@ def _cases() -> list[Case]:  # noqa: PLR0915 - a table
 
     add(Case("subgraph-data", "paths", "inspect", sub(["inspect", "{m}"]), says=("bias_ext",)))
     add(Case("subgraph-data", "paths", "predict", sub(["predict", "{m}", "cat.png"]), says=("bias_ext",)))
+    add(Case("subgraph-data", "paths", "triton", sub(["triton", "{m}", "repo"]), says=("bias_ext",)))
+    add(Case("subgraph-data", "paths", "convert", sub(["convert", "{m}", "-o", "out/"]), says=("bias_ext",)))
 
     # 2. overwrites
     def quant_self(tmp: Path) -> list[str]:
@@ -439,6 +445,23 @@ def _cases() -> list[Case]:  # noqa: PLR0915 - a table
     add(Case("existing-output", "overwrite", "optimize -o", optimize_exists, check=_unchanged("shipped/report.md"),
              says=("--force",)))
 
+    def meta_exists(tmp: Path) -> list[str]:
+        write_model(tmp / "saved.onnx", seed=4)
+        _keep_copy(tmp / "saved.onnx")
+        return ["inspect", str(write_model(tmp / "m.onnx", with_metadata=False)), "--save-metadata", "-o",
+                "saved.onnx"]
+
+    add(Case("existing-output", "overwrite", "inspect --save-metadata", meta_exists, check=_unchanged("saved.onnx"),
+             says=("--force",)))
+
+    def results_exist(tmp: Path) -> list[str]:
+        (tmp / "r.jsonl").write_text("mine\n")
+        _keep_copy(tmp / "r.jsonl")
+        return ["batch-predict", _m(tmp), str(image_folder(tmp / "imgs", n=2, classes=1)), "-o", "r.jsonl"]
+
+    add(Case("existing-output", "overwrite", "batch-predict", results_exist, check=_unchanged("r.jsonl"),
+             says=("--force",)))
+
     def name_is_path(name: str) -> Callable[[Path], list[str]]:
         def build(tmp: Path) -> list[str]:
             (tmp / "out").mkdir()
@@ -458,11 +481,22 @@ def _cases() -> list[Case]:  # noqa: PLR0915 - a table
     # 3. metadata: types and ranges
     huge = {"input_size": "[100000, 100000]"}
     add(Case("input_size 1e5", "metadata", "predict", _predict_raw(huge), says=("input_size",), memory_mb=3000,
-             timeout=120))
+             timeout=120, max_rss_mb=400))
+    add(Case("input_size 1e5", "metadata", "evaluate",
+             lambda tmp: ["evaluate", str(write_raw_meta(tmp / "model.onnx", huge)), "--data",
+                          str(image_folder(tmp / "imgs", n=2))], says=("input_size",), memory_mb=3000, timeout=120,
+             max_rss_mb=400))
+    add(Case("input_size 1e5", "metadata", "quantize --calib",
+             lambda tmp: ["quantize", str(write_raw_meta(tmp / "model.onnx", huge)), "--calib",
+                          str(image_folder(tmp / "imgs", n=2)), "--no-report", "-o", "q.onnx"], says=("input_size",),
+             memory_mb=3000, timeout=120, max_rss_mb=400))
+    add(Case("input_size 1e5", "metadata", "inspect",
+             lambda tmp: ["inspect", str(write_raw_meta(tmp / "model.onnx", huge))], expect=0, max_rss_mb=400,
+             check=lambda o, t: "" if "invalid" in o.stdout else "bad value not flagged"))
     add(Case("input_size 1e5", "metadata", "batch-predict",
              lambda tmp: ["batch-predict", str(write_raw_meta(tmp / "model.onnx", huge)),
                           str(image_folder(tmp / "imgs", n=2, classes=1)), "-o", "r.jsonl"],
-             says=("input_size",), memory_mb=3000, timeout=120))
+             says=("input_size",), memory_mb=3000, timeout=120, max_rss_mb=400))
     add(Case("input_size 0", "metadata", "predict", _predict_raw({"input_size": "[0, -3]"}), says=("input_size",)))
     add(Case("mean 'abc'", "metadata", "predict", _predict_raw({"mean": "abc"}), says=("mean",)))
     add(Case("std {a:1}", "metadata", "predict", _predict_raw({"std": '{"a": 1}'}), says=("std",)))
@@ -530,6 +564,19 @@ def _cases() -> list[Case]:  # noqa: PLR0915 - a table
 
     add(Case("--force keeps mode", "modes", "quantize", force_mode, expect=0, allowed=("q.onnx",),
              check=_mode("q.onnx", 0o640)))
+    add(Case("umask 022", "modes", "profile --csv",
+             lambda tmp: ["profile", _m(tmp), "--csv", "l.csv", "--peak-gflops", "100", "--bandwidth-gbs", "10"],
+             expect=0, allowed=("l.csv",), check=_mode("l.csv", 0o644)))
+
+    def triton_modes(o: Outcome, tmp: Path) -> str:
+        return _mode("repo/tiny/config.pbtxt", 0o644)(o, tmp) or _mode("repo/tiny/1", 0o755)(o, tmp) or \
+            _mode("repo/tiny/1/model.onnx", 0o644)(o, tmp)
+
+    add(Case("umask 022", "modes", "triton", lambda tmp: ["triton", _m(tmp), "repo"], expect=0, allowed=("repo",),
+             check=triton_modes))
+    add(Case("umask 022", "modes", "export",
+             lambda tmp: ["export", "lenet5", "-o", "new/", "--no-simplify", "--no-validate"], expect=0,
+             allowed=("new",), check=_mode("new/lenet5.onnx", 0o644)))
 
     # 8. smaller
     def unwritable(tmp: Path) -> list[str]:
