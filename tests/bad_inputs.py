@@ -203,8 +203,8 @@ def run_edgecnn(args: list[str], cwd: Path, *, cache: Path | None = None, env: d
             resource.setrlimit(resource.RLIMIT_AS, (memory_mb << 20, memory_mb << 20))
 
     code = ("import resource, sys\nfrom edgecnn.cli import main\n"
-            "try:\n    main(sys.argv[1:])\n    rc = 0\nexcept SystemExit as e:\n    rc = e.code if isinstance(e.code, int) "
-            "else (0 if e.code is None else 1)\n"
+            "try:\n    main(sys.argv[1:])\n    rc = 0\nexcept SystemExit as e:\n"
+            "    rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)\n"
             "sys.stdout.flush()\n"
             "print('\\n@@peak_rss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
             "sys.exit(rc)\n")

@@ -203,7 +203,8 @@ def test_pixel_budget_follows_pil(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     from PIL import Image
 
     from edgecnn.runtime.images import open_image
-    from bad_inputs import write_image
+
+    write_image = sys.modules["bad_inputs"].write_image
 
     img = write_image(tmp_path / "a.png", size=(40, 40))
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
