@@ -160,6 +160,10 @@ def read_labels(path: str | os.PathLike) -> tuple[str, ...]:
     p = Path(path)
     if not p.is_file():
         raise EdgecnnError(f"labels file not found: {p}" if not p.exists() else f"labels must be a file: {p}")
+    limit = M.MAX_LABELS * (M.MAX_TEXT + 1)
+    if p.stat().st_size > limit:
+        raise EdgecnnError(f"labels file {p} is {p.stat().st_size:,} bytes, more than {M.MAX_LABELS:,} names of at "
+                           f"most {M.MAX_TEXT} characters can take ({limit:,}).")
     try:
         lines = p.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError:
@@ -273,6 +277,7 @@ def detect(model: onnx.ModelProto, *, layout: str | None = None, size: int | Seq
     names: tuple[str, ...] | None = None
     if labels is not None:
         names = read_labels(labels) if isinstance(labels, str | os.PathLike) else tuple(str(v) for v in labels)
+        M.check_option("labels", names, "--labels")
         if classes is not None and len(names) == classes:
             background = False  # the file names output 0 itself
         elif classes is not None and background and len(names) == classes - 1:

@@ -596,6 +596,9 @@ def _cases() -> list[Case]:  # noqa: PLR0915 - a table
     add(Case("ORT rejects a valid file", "smaller", "predict",
              lambda tmp: ["predict", str(write_ort_rejects(tmp / "m.onnx")), str(write_image(tmp / "c.png"))],
              check=lambda o, t: "said 'corrupt or truncated'" if "corrupt or truncated" in o.stderr else ""))
+    add(Case("ORT rejects a valid file", "smaller", "quantize",
+             lambda tmp: ["quantize", str(write_ort_rejects(tmp / "m.onnx")), "--calib", "random:4", "--no-report"],
+             says=("quantization of m.onnx failed",)))
     add(Case("failing file", "smaller", "predict",
              lambda tmp: ["predict", str(write_model(tmp / "m.onnx", with_metadata=False)),
                           str(write_png_bomb(tmp / "bomb.png", 20000, 20000))], check=_no_cache_copies,

@@ -100,12 +100,11 @@ def _save_metadata(file: str, prepared: Any, out: str | None, force: bool) -> st
     from edgecnn import onnxfile
     from edgecnn.errors import EdgecnnError
     from edgecnn.io_spec import save_metadata
+    from edgecnn.outputs import plan_output
 
-    target = Path(out) if out else Path(file)
     if out is None and not force:
         raise EdgecnnError(f"--save-metadata writes {file} in place only with --force; or give -o OUT.onnx.")
-    if out is not None and target.exists() and not force:
-        raise EdgecnnError(f"{target} exists; pass --force to replace it.")
+    target = plan_output(out, Path(file).name, force=force) if out is not None else Path(file)
     in_place = target.resolve() == Path(file).resolve()
     # in place, external weights stay where they are; elsewhere they are embedded (or written beside OUT)
     model = onnxfile.open_model(file, load_data=not in_place)
