@@ -12,6 +12,10 @@ class EdgecnnError(Exception):
     exit_code = 2
 
 
+class EdgecnnWarning(UserWarning):
+    """A warning a user should see as one ``warning:`` line (the CLI prints it so)."""
+
+
 def unknown_name(kind: str, name: str, choices: Iterable[str]) -> EdgecnnError:
     """Build an 'unknown X' error that suggests the closest valid names."""
     choices = list(choices)

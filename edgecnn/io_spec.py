@@ -160,6 +160,10 @@ def read_labels(path: str | os.PathLike) -> tuple[str, ...]:
     p = Path(path)
     if not p.is_file():
         raise EdgecnnError(f"labels file not found: {p}" if not p.exists() else f"labels must be a file: {p}")
+    limit = M.MAX_LABELS * (M.MAX_TEXT + 1)
+    if p.stat().st_size > limit:
+        raise EdgecnnError(f"labels file {p} is {p.stat().st_size:,} bytes, more than {M.MAX_LABELS:,} names of at "
+                           f"most {M.MAX_TEXT} characters can take ({limit:,}).")
     try:
         lines = p.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError:
@@ -179,7 +183,10 @@ def _size_pair(size: int | Sequence[int]) -> tuple[int, int]:
 
 
 def _per_channel(values: Sequence[float], channels: int, what: str) -> tuple[float, ...]:
-    vals = tuple(float(v) for v in values)
+    try:
+        vals = tuple(float(v) for v in values)
+    except (TypeError, ValueError):
+        raise EdgecnnError(f"--{what} takes numbers, got {values!r}.") from None
     if len(vals) == 1:
         vals *= channels
     if len(vals) != channels:
@@ -201,7 +208,7 @@ def detect(model: onnx.ModelProto, *, layout: str | None = None, size: int | Seq
     above 1 are read as 0-255 units, as Caffe writes them), ``crop_fraction`` (None: resize without a
     crop), ``labels`` (a file, one name per line, or a sequence of names).
     """
-    meta = M.decode({p.key: p.value for p in model.metadata_props})
+    meta = M.validate(M.decode({p.key: p.value for p in model.metadata_props}))  # types and ranges, by key
     given: list[str] = []
     detected: list[str] = []
     assumed: list[str] = []
@@ -242,8 +249,11 @@ def detect(model: onnx.ModelProto, *, layout: str | None = None, size: int | Seq
     # size
     hw = (shape[h_axis], shape[w_axis])
     fixed = all(isinstance(d, int) and d > 0 for d in hw)
+    if fixed and isinstance(meta.get("input_size"), list):
+        M.validate({"input_size": meta["input_size"]}, fixed_size=(int(hw[0]), int(hw[1])))
     if size is not None:
         hw_size = _size_pair(size)
+        M.check_option("input_size", hw_size, "--size")
         if fixed and hw_size != hw:
             raise EdgecnnError(f"--size {hw_size[0]}x{hw_size[1]} does not match input {inp.name!r} {_fmt(shape)} "
                                f"({hw[0]}x{hw[1]}); leave --size out for this file.")
@@ -267,6 +277,7 @@ def detect(model: onnx.ModelProto, *, layout: str | None = None, size: int | Seq
     names: tuple[str, ...] | None = None
     if labels is not None:
         names = read_labels(labels) if isinstance(labels, str | os.PathLike) else tuple(str(v) for v in labels)
+        M.check_option("labels", names, "--labels")
         if classes is not None and len(names) == classes:
             background = False  # the file names output 0 itself
         elif classes is not None and background and len(names) == classes - 1:
@@ -307,6 +318,8 @@ def detect(model: onnx.ModelProto, *, layout: str | None = None, size: int | Seq
     if mean is not None or std is not None:
         pm = _per_channel(mean if mean is not None else [0.0], channels, "mean")
         ps = _per_channel(std if std is not None else [1.0], channels, "std")
+        M.check_option("mean", pm, "--mean")
+        M.check_option("std", ps, "--std")
         if max(pm + ps) > 1.0:  # 0-255 units, as Caffe and OpenCV write them
             pm, ps = tuple(v / 255.0 for v in pm), tuple(v / 255.0 for v in ps)
         given.append(f"mean {_round(pm)}, std {_round(ps)} on [0, 1] pixels")

@@ -10,6 +10,7 @@ All values are stored as strings; lists and numbers as JSON. ``decode`` turns th
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -73,3 +74,116 @@ def decode(props: Mapping[str, str]) -> dict[str, Any]:
         except ValueError:
             out[key] = raw
     return out
+
+
+# --------------------------------------------------------------------------- validation
+
+#: largest input side edgecnn accepts from metadata or options (per side, pixels)
+MAX_SIDE = 16384
+#: most class names a file may carry
+MAX_LABELS = 100_000
+#: longest class name or string value kept
+MAX_TEXT = 1000
+
+_CHOICES = {"input_layout": ("NCHW", "NHWC"), "channel_order": ("rgb", "bgr"), "io_dtype": ("float32", "float16")}
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _finite(v: Any) -> bool:
+    return _number(v) and math.isfinite(v)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def value_problem(key: str, value: Any) -> str | None:
+    """Why ``value`` is not valid for metadata ``key`` (or the option that overrides it); None when it is.
+
+    The schema: ``input_size`` one or two integers 1..:data:`MAX_SIDE`; ``channels`` 1 or 3; ``mean`` 1-4 finite
+    numbers; ``std`` 1-4 finite numbers > 0; ``labels`` at most :data:`MAX_LABELS` strings; ``crop_fraction``
+    null or in (0, 1]; ``num_classes`` 1..10,000,000; ``background_class`` 0 or 1; layout, channel order and
+    I/O dtype from their lists; other known keys their type from :data:`KEYS`.
+    """
+    if key == "input_size":
+        sides = [value] if not isinstance(value, list | tuple) else list(value)
+        if len(sides) not in (1, 2) or not all(isinstance(v, int) and not isinstance(v, bool) for v in sides):
+            return "expected [height, width], two integers"
+        if not all(1 <= v <= MAX_SIDE for v in sides):
+            return f"each side must be 1..{MAX_SIDE} pixels"
+    elif key == "channels":
+        if value not in (1, 3) or isinstance(value, bool):
+            return "expected 1 (grayscale) or 3 (RGB)"
+    elif key in ("mean", "std"):
+        vals = list(value) if isinstance(value, list | tuple) else [value]
+        if not 1 <= len(vals) <= 4 or not all(_number(v) for v in vals):
+            return "expected a list of 1 to 4 numbers, one per channel"
+        if not all(_finite(v) for v in vals):
+            return "values must be finite (no NaN or infinity)"
+        if key == "std" and not all(v > 0 for v in vals):
+            return "values must be > 0 (the pixels are divided by them)"
+    elif key == "labels":
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            return "expected a list of class names (strings)"
+        if len(value) > MAX_LABELS:
+            return f"{len(value):,} names, more than the {MAX_LABELS:,} allowed"
+        if any(len(v) > MAX_TEXT for v in value):
+            return f"a class name longer than {MAX_TEXT} characters"
+    elif key == "crop_fraction":
+        if value is not None and not (_finite(value) and 0 < value <= 1):
+            return "expected null (no crop) or a number in (0, 1]"
+    elif key == "num_classes":
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 10_000_000:
+            return "expected an integer 1..10,000,000"
+    elif key == "background_class":
+        if value not in (0, 1) or isinstance(value, float):
+            return "expected 0 or 1"
+    elif key in _CHOICES:
+        if not isinstance(value, str) or value.lower() not in {c.lower() for c in _CHOICES[key]}:
+            return f"expected one of {', '.join(_CHOICES[key])}"
+    elif key in KEYS:
+        kind = KEYS[key][0]
+        if kind == "int" and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            return "expected a non-negative integer"
+        if kind == "str" and (not isinstance(value, str) or len(value) > MAX_TEXT):
+            return f"expected a string of at most {MAX_TEXT} characters"
+    return None
+
+
+def problems(meta: Mapping[str, Any]) -> dict[str, str]:
+    """key -> what is wrong with its value, for every invalid value of decoded metadata (empty: all valid)."""
+    return {key: f"{reason} (got {_short(value)})" for key, value in meta.items()
+            if (reason := value_problem(key, value)) is not None}
+
+
+def validate(meta: Mapping[str, Any], *, fixed_size: tuple[int, int] | None = None) -> dict[str, Any]:
+    """``meta`` when every value passes :func:`value_problem`, else one :class:`EdgecnnError` naming the key.
+
+    ``fixed_size``: the (H, W) of the graph's input when fixed; ``input_size`` must then equal it."""
+    from edgecnn.errors import EdgecnnError
+
+    for key, reason in problems(meta).items():
+        raise EdgecnnError(f"invalid metadata {PREFIX}{key}: {reason}; fix the file's metadata (e.g. 'edgecnn "
+                           "inspect FILE --save-metadata' with the right options) or pass the option that sets it.")
+    size = meta.get("input_size")
+    if fixed_size is not None and size is not None:
+        pair = tuple(size) if isinstance(size, list | tuple) else (size, size)
+        if len(pair) == 1:
+            pair = (pair[0], pair[0])
+        if tuple(pair) != tuple(fixed_size):
+            raise EdgecnnError(f"invalid metadata {PREFIX}input_size: {list(pair)} but the graph's input is fixed at "
+                               f"{fixed_size[0]}x{fixed_size[1]}; fix the file's metadata.")
+    return dict(meta)
+
+
+def check_option(key: str, value: Any, option: str) -> None:
+    """One :class:`EdgecnnError` line when a command-line override (``--std``, ``--size``...) fails the same
+    schema as the metadata it overrides."""
+    from edgecnn.errors import EdgecnnError
+
+    if (reason := value_problem(key, list(value) if isinstance(value, tuple) else value)) is not None:
+        raise EdgecnnError(f"{option}: {reason} (got {_short(list(value) if isinstance(value, tuple) else value)}).")

@@ -44,6 +44,7 @@ from edgecnn._io import sha256_file, user_cache_dir
 from edgecnn.errors import EdgecnnError
 from edgecnn.io_spec import InputSpec, detect, read_labels, save_metadata
 from edgecnn.normalize import Normalized, normalize
+from edgecnn.outputs import check_writable
 
 #: the ``io_spec.detect`` keyword arguments a command's preprocessing options map to
 PREPROCESS_KEYS = ("layout", "size", "bgr", "input_range", "mean", "std", "crop_fraction", "labels")
@@ -147,11 +148,35 @@ def prepare(path: str | os.PathLike, *, min_opset: int | None = None,
         return Prepared(source, source, notices, spec, changes)
     target = cache_root() / _key(source, skeleton, min_opset, given) / source.name
     if not target.is_file():
+        try:
+            check_writable(target.parent)
+        except EdgecnnError as e:
+            raise EdgecnnError(f"edgecnn's cache is not usable for the normalised copy of {source.name} ({e}); set "
+                               "EDGECNN_CACHE_DIR to a writable folder") from None
         if onnxfile.external_data_files(skeleton):  # normalise again with the weights in memory
             model, _ = open_normalized(source, min_opset=min_opset)
             _fix_spatial_dims(model, spec)
+        new_folder = not target.parent.exists()
         onnxfile.save(save_metadata(model, spec), target)
+        _NEW_COPIES.append(target.parent if new_folder else target)
     return Prepared(source, target, notices, spec, changes)
 
 
-__all__ = ["PREPROCESS_KEYS", "Prepared", "cache_root", "open_normalized", "prepare"]
+#: normalised copies this process wrote (removed by :func:`forget_new_copies` when the command fails)
+_NEW_COPIES: list[Path] = []
+
+
+def forget_new_copies() -> None:
+    """Remove the normalised copies this process wrote: the CLI calls it when a command fails, so a file that
+    fails leaves nothing in the cache."""
+    import shutil
+
+    while _NEW_COPIES:
+        p = _NEW_COPIES.pop()
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+
+
+__all__ = ["PREPROCESS_KEYS", "Prepared", "cache_root", "forget_new_copies", "open_normalized", "prepare"]

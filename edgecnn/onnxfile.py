@@ -23,7 +23,7 @@ from typing import Any
 
 import onnx
 
-from edgecnn import metadata
+from edgecnn import metadata, paths
 from edgecnn._io import atomic_path
 from edgecnn.errors import EdgecnnError
 
@@ -55,41 +55,16 @@ def _check_graph(model: onnx.ModelProto, what: str) -> None:
 
 
 def external_data_files(model: onnx.ModelProto) -> list[str]:
-    """Relative names of the side files the model's tensors (initializers and Constant nodes) point to."""
-    tensors = list(model.graph.initializer)
-    for node in model.graph.node:
-        tensors += [a.t for a in node.attribute if a.HasField("t")]
-    names = {e.value for t in tensors if t.data_location == onnx.TensorProto.EXTERNAL
+    """Relative names of the side files the model's tensors point to (every graph and subgraph), unchecked."""
+    names = {e.value for t in paths.tensors(model) if t.data_location == onnx.TensorProto.EXTERNAL
              for e in t.external_data if e.key == "location"}
     return sorted(names)
 
 
 def check_external_data(model: onnx.ModelProto, base: str | os.PathLike) -> list[Path]:
-    """Check that every external-data file is inside ``base`` and long enough; return their relative paths."""
-    base = Path(base)
-    needed: dict[str, int] = {}
-    for t in model.graph.initializer:
-        if t.data_location != onnx.TensorProto.EXTERNAL:
-            continue
-        info = {e.key: e.value for e in t.external_data}
-        end = int(info.get("offset", 0) or 0) + int(info.get("length", 0) or 0)
-        if "location" in info:
-            needed[info["location"]] = max(needed.get(info["location"], 0), end)
-    for name in external_data_files(model):
-        needed.setdefault(name, 0)
-    files = []
-    for name, end in sorted(needed.items()):
-        rel = Path(name)
-        if rel.is_absolute() or ".." in rel.parts:
-            raise EdgecnnError(f"external data location {name!r} must be a relative path inside the model's folder.")
-        p = base / rel
-        if not p.is_file():
-            raise EdgecnnError(f"external data file of the model not found: {p} (keep it beside the .onnx file).")
-        if p.stat().st_size < end:
-            raise EdgecnnError(f"external data file {p} is truncated ({p.stat().st_size} bytes, the model needs "
-                               f"{end}); copy it again.")
-        files.append(rel)
-    return files
+    """Check every external-data file by the path policy (:mod:`edgecnn.paths`: inside ``base`` once links are
+    followed, in every subgraph) and its length; return their relative paths."""
+    return [Path(ref.location) for ref in paths.external_data(model, base)]
 
 
 def open_model(path: str | os.PathLike, *, load_data: bool = True) -> onnx.ModelProto:
@@ -129,7 +104,11 @@ def file_size(path: str | os.PathLike) -> int:
         model = onnx.load(str(p), load_external_data=False)
     except Exception:  # noqa: BLE001 - the size of an unreadable file is just its bytes
         return total
-    return total + sum((p.parent / n).stat().st_size for n in external_data_files(model) if (p.parent / n).is_file())
+    try:
+        refs = paths.external_data(model, p.parent, check_files=False)
+    except EdgecnnError:
+        return total
+    return total + sum(r.path.stat().st_size for r in refs if r.path.is_file())
 
 
 # --------------------------------------------------------------------------- check
@@ -223,15 +202,16 @@ def write_model(model: onnx.ModelProto, path: str | os.PathLike, external_locati
     return True
 
 
-def save(model: onnx.ModelProto, path: str | os.PathLike) -> bool:
+def save(model: onnx.ModelProto, path: str | os.PathLike, *, overwrite: bool = True) -> bool:
     """Write ``model`` to ``path`` atomically (an interrupted write leaves nothing under the name).
 
     Above 2 GB the weights go to ``<name>.data`` beside it (written first, then the model is renamed into
-    place; ONNX then moves the weights out of ``model`` in memory). Returns True when they did.
+    place; ONNX then moves the weights out of ``model`` in memory). Returns True when they did. ``overwrite=False``:
+    an existing file is an error, decided when the file is published (:func:`edgecnn._io.atomic_path`).
     """
     path = Path(path)
     if not over_protobuf_limit(model):
-        with atomic_path(path, suffix=".onnx") as tmp:
+        with atomic_path(path, suffix=".onnx", overwrite=overwrite) as tmp:
             write_model(model, tmp)
         return False
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -120,7 +120,7 @@ def _one_line_error(code, out, err, match):
         (["{dir}/missing.onnx", "{img}"], "model file not found"),
         (["{corrupt_onnx}", "{img}"], "not a valid ONNX model"),
         (["{truncated_onnx}", "{img}"], "cannot load"),
-        (["{badmeta}", "{img}"], "wrong input shape: expected [N, 3, 32, 32]"),
+        (["{badmeta}", "{img}"], "invalid metadata edgecnn.input_size: [64, 64] but the graph's input is fixed"),
         (["{tiny}", "{img}", "--provider", "tensorrt"], "pip install onnxruntime-gpu"),
         (["not_a_zoo_model_xyz", "{img}"], "not_a_zoo_model_xyz"),
     ],

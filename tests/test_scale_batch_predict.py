@@ -86,9 +86,15 @@ def test_errors_leave_no_file(data, tmp_path):
     bad = tmp_path / "bad"
     make_images(bad, 5)
     (bad / "a" / "zz_broken.png").write_bytes(b"\x89PNG broken")
-    with pytest.raises(EdgecnnError, match="cannot read image .*zz_broken.png"):
+    from edgecnn.runtime.datasets import strict_images
+
+    with pytest.raises(EdgecnnError, match="cannot read image .*zz_broken.png"), strict_images():
         batch_predict(data["model"], bad, out, progress=False)
     assert not out.exists() and not list(tmp_path.glob(".r.parquet*"))
+    with pytest.warns(UserWarning, match="skipped 1 of 6 images"):  # by default the bad image is skipped
+        result = batch_predict(data["model"], bad, out, progress=False)
+    assert result.images == 5
+    out.unlink()
     out.write_text("old")
     with pytest.raises(EdgecnnError, match="already exists; pass --force"):
         batch_predict(data["model"], data["dir"], out)

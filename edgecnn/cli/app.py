@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import click
 
 from edgecnn import __version__
 from edgecnn.cli import convert, export, inspect, optimize, profile, quantize, run, scale
-from edgecnn.errors import EdgecnnError
+from edgecnn.errors import EdgecnnError, EdgecnnWarning
+from edgecnn.tables import printable
 
 _DEBUG = False
 
@@ -34,21 +40,77 @@ for _module in (inspect, export, convert, quantize, run, profile, scale, optimiz
         cli.add_command(_command)
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived: unwinds the stack like Ctrl-C, so ``finally`` blocks remove temporary files."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+@contextmanager
+def _signals_and_warnings() -> Iterator[None]:
+    """While a command runs: SIGTERM raises :class:`Terminated` (SIGINT already raises KeyboardInterrupt), and
+    edgecnn's own warnings print as one ``warning:`` line with control characters escaped."""
+    previous_show = warnings.showwarning
+
+    def show(message: Any, category: type[Warning], filename: str, lineno: int, file: Any = None,
+             line: str | None = None) -> None:
+        if issubclass(category, EdgecnnWarning):
+            click.echo(f"warning: {printable(message, None)}", err=True)
+        else:
+            previous_show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        previous_term = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (an embedding program): leave signals alone
+        previous_term = None
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous_show
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
+
+
+def _forget_cache_copies() -> None:
+    """A failed or interrupted command leaves no normalised copy it made in the cache."""
+    from edgecnn.modelfile import forget_new_copies
+
+    forget_new_copies()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI, turning user errors into one line and exit code."""
     try:
-        cli.main(args=argv, prog_name="edgecnn", standalone_mode=False)
+        with _signals_and_warnings():
+            cli.main(args=argv, prog_name="edgecnn", standalone_mode=False)
     except click.exceptions.Abort:
+        _forget_cache_copies()
         click.echo("Aborted.", err=True)
         sys.exit(130)
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
     except EdgecnnError as e:
+        _forget_cache_copies()
         if _DEBUG:
             raise
-        click.echo(f"error: {e}", err=True)
+        click.echo(f"error: {printable(e, 2000)}", err=True)
         sys.exit(e.exit_code)
+    except OSError as e:  # a file system refusal outside edgecnn's own checks (disk full, permissions)
+        _forget_cache_copies()
+        if _DEBUG:
+            raise
+        where = f": {e.filename}" if e.filename else ""
+        click.echo(f"error: {printable(e.strerror or e, 500)}{printable(where, 500)}", err=True)
+        sys.exit(2)
     except KeyboardInterrupt:
+        _forget_cache_copies()
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+    except Terminated:
+        _forget_cache_copies()
+        click.echo("Terminated.", err=True)
+        sys.exit(143)

@@ -9,7 +9,6 @@ import click
 
 from edgecnn.cli.options import Choice, output, prepared_model, preprocessing, reporting
 from edgecnn.cli.output import echo_json
-from edgecnn.errors import EdgecnnError
 
 
 @click.command("convert")
@@ -33,15 +32,14 @@ def convert_cmd(file: str, output: str | None, force: bool, optimization: str, t
       edgecnn convert squeezenet.onnx -o mobile/
       ./build.sh --minimal_build --include_ops_by_config mobile/squeezenet.required_operators.config
     """
-    from edgecnn.exporters.ort_format import to_ort_format
+    from edgecnn.exporters.ort_format import ort_targets, to_ort_format
+    from edgecnn.outputs import check_writable, refuse_existing
 
+    out = Path(output) if output else Path(file).parent
+    refuse_existing(list(ort_targets(file, out, optimization).values()), force)  # both files, before any work
+    check_writable(out)
     prepared = prepared_model(file, preprocess=preprocess)
-    out = Path(output) if output else prepared.source.parent
-    stem = prepared.source.name.removesuffix(".onnx")
-    suffix = "" if optimization == "fixed" else ".with_runtime_opt"
-    if (out / f"{stem}{suffix}.ort").exists() and not force:
-        raise EdgecnnError(f"{out / f'{stem}{suffix}.ort'} exists; pass --force to replace it.")
-    files = to_ort_format(prepared.path, out, optimization=optimization, target_platform=target_platform)
+    files = to_ort_format(prepared.path, out, optimization=optimization, target_platform=target_platform, force=force)
     if as_json:
         echo_json({**{k: str(v) for k, v in files.items()}, "notices": list(prepared.notices)})
         return

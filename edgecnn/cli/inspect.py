@@ -9,6 +9,7 @@ import click
 
 from edgecnn.cli.options import output, preprocessing, reporting
 from edgecnn.cli.output import echo_json, format_table
+from edgecnn.tables import printable
 
 #: ``edgecnn list`` table: (key of the row, header)
 LIST_COLUMNS = [("name", "name"), ("family", "family"), ("input", "input"), ("params", "parameters"),
@@ -55,24 +56,41 @@ def doctor_cmd(as_json: bool) -> None:
         click.echo(format_report(report))
 
 
+#: labels shown by ``inspect`` before the list is summarised
+SHOWN_LABELS = 5
+
+
+def _shown_value(key: str, v: Any) -> str:
+    """A metadata value for the text view: long label lists summarised, strings escaped and cut."""
+    if key == "labels" and isinstance(v, list) and len(v) > SHOWN_LABELS:
+        head = ", ".join(json.dumps(x) if isinstance(x, str) else str(x) for x in v[:SHOWN_LABELS])
+        return f"{len(v):,} labels: [{head}, ...]"
+    text = json.dumps(v) if isinstance(v, (list, dict)) else f"{v:,}" if isinstance(v, int) and \
+        not isinstance(v, bool) else str(v)
+    return printable(text, 200)
+
+
 def _inspect_lines(d: dict[str, Any]) -> list[str]:
-    lines = [f"{d['path']}: {d['size_bytes'] / 1e6:.2f} MB, opset "
-             + ", ".join(f"{k} {v}" for k, v in d["opset"].items())
-             + f", IR {d['ir_version']}, producer {d['producer'] or '?'}"]
+    P = printable
+    lines = [f"{P(d['path'])}: {d['size_bytes'] / 1e6:.2f} MB, opset "
+             + ", ".join(f"{P(k)} {v}" for k, v in d["opset"].items())
+             + f", IR {d['ir_version']}, producer {P(d['producer'] or '?', 200)}"]
     if d["external_data"]:
-        lines.append(f"external data: {', '.join(d['external_data'])}")
+        lines.append(f"external data: {P(', '.join(d['external_data']), 500)}")
     for kind in ("inputs", "outputs"):
-        lines += [f"{kind[:-1]:6s}  {v['name']}: {v['dtype']} [{', '.join(map(str, v['shape']))}]" for v in d[kind]]
+        lines += [f"{kind[:-1]:6s}  {P(v['name'], 200)}: {v['dtype']} [{P(', '.join(map(str, v['shape'])), 200)}]"
+                  for v in d[kind]]
     meta = d["metadata"]
+    invalid = d.get("invalid_metadata", {})
     if meta:
         lines.append("metadata:")
-        width = max(len(k) for k in meta)
+        width = min(max(len(P(k, 40)) for k in meta), 40)
         for k, v in meta.items():
-            shown = json.dumps(v) if isinstance(v, (list, dict)) else f"{v:,}" if isinstance(v, int) else v
-            lines.append(f"  {k.ljust(width)}  {shown}")
+            flag = f"   <- invalid: {P(invalid[k], 200)}" if k in invalid else ""
+            lines.append(f"  {P(k, 40).ljust(width)}  {_shown_value(k, v)}{flag}")
     else:
         lines.append("metadata: none from edgecnn (a foreign file)")
-    lines += [f"  {k}: {v}" for k, v in d["other_metadata"].items()]
+    lines += [f"  {P(k, 80)}: {P(v, 200)}" for k, v in d["other_metadata"].items()]
     lines.append(f"ops ({d['num_nodes']} nodes, {d['num_initializers']} initializers): "
                  + ", ".join(f"{op} {n}" for op, n in d["ops"].items()))
     return lines
@@ -85,12 +103,11 @@ def _save_metadata(file: str, prepared: Any, out: str | None, force: bool) -> st
     from edgecnn import onnxfile
     from edgecnn.errors import EdgecnnError
     from edgecnn.io_spec import save_metadata
+    from edgecnn.outputs import plan_output
 
-    target = Path(out) if out else Path(file)
     if out is None and not force:
         raise EdgecnnError(f"--save-metadata writes {file} in place only with --force; or give -o OUT.onnx.")
-    if out is not None and target.exists() and not force:
-        raise EdgecnnError(f"{target} exists; pass --force to replace it.")
+    target = plan_output(out, Path(file).name, force=force) if out is not None else Path(file)
     in_place = target.resolve() == Path(file).resolve()
     # in place, external weights stay where they are; elsewhere they are embedded (or written beside OUT)
     model = onnxfile.open_model(file, load_data=not in_place)
@@ -116,19 +133,34 @@ def inspect_cmd(file: str, save: bool, output: str | None, force: bool, as_json:
       edgecnn inspect squeezenet.onnx
       edgecnn inspect squeezenet.onnx --save-metadata --bgr --range 0-255 -o squeezenet.edgecnn.onnx
     """
+    from edgecnn import metadata as M
+    from edgecnn.errors import EdgecnnError
     from edgecnn.exporters.inspection import describe
     from edgecnn.modelfile import prepare
 
-    prepared = prepare(file, preprocess=preprocess, write=False)
     d = describe(file)
-    spec = prepared.spec
-    d.update(normalized=list(prepared.changes), input_spec=spec.lines(), notices=list(prepared.notices))
+    invalid = M.problems(d["metadata"])  # shown flagged; what would be run is not described then
+    d["invalid_metadata"] = invalid
+    try:
+        prepared = prepare(file, preprocess=preprocess, write=False)
+    except EdgecnnError as e:
+        if not invalid or save:
+            raise
+        prepared = None
+        d.update(normalized=[], input_spec=[], notices=[f"not runnable as it is: {e}"])
+    else:
+        spec = prepared.spec
+        d.update(normalized=list(prepared.changes), input_spec=spec.lines(), notices=list(prepared.notices))
     written = _save_metadata(file, prepared, output, force) if save else None
     if as_json:
         echo_json({**d, "saved_to": written})
         return
     click.echo("\n".join(_inspect_lines(d)))
-    click.echo("\n".join([f"normalised when run: {c}" for c in prepared.changes] + spec.lines()))
+    if prepared is None:
+        click.echo("\n".join(printable(n, 2000) for n in d["notices"]))
+    else:
+        click.echo("\n".join(printable(line, 2000) for line in
+                              [f"normalised when run: {c}" for c in prepared.changes] + spec.lines()))
     if written:
         click.echo(f"wrote the choices above into {written}'s metadata")
 

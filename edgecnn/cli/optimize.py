@@ -40,13 +40,14 @@ def _list(text: str | None, what: str) -> list[str] | None:
               help="Stop starting candidates after this long; the report covers what was measured.")
 @click.option("--min-sqnr", type=float, default=20.0, show_default=True, metavar="DB",
               help="Without data: the least SQNR (dB) of a candidate's logits against fp32.")
+@options.force_option()
 @options.runtime(fallback=False, threads=True, provider=False)
 @click.option("--duration", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
               help="Seconds of timed runs per candidate (at least 10 runs).")
 @options.reporting()
 @options.preprocessing()
 def optimize_cmd(model: str, data: str | None, budget: float, batch: list[int], providers: str | None,
-                 precisions: str | None, output: str | None, time_limit: float | None, min_sqnr: float,
+                 precisions: str | None, output: str | None, force: bool, time_limit: float | None, min_sqnr: float,
                  threads: int | None, duration: float, as_json: bool, preprocess: dict) -> None:
     """Measure MODEL_OR_FILE on every runtime x precision x batch and keep the fastest within the budget.
 
@@ -63,11 +64,15 @@ def optimize_cmd(model: str, data: str | None, budget: float, batch: list[int], 
     """
     from pathlib import Path
 
-    from edgecnn.optimize.report import summary_lines, table_markdown
+    from edgecnn.optimize.report import REPORT_FILES, summary_lines, table_markdown
     from edgecnn.optimize.runner import optimize
+    from edgecnn.outputs import check_writable, plain_name, refuse_existing
 
-    name = Path(model).name.removesuffix(".onnx")
+    name = plain_name(Path(model).name.removesuffix(".onnx"), "MODEL_OR_FILE's name")
     out = output or f"optimize-{name}"
+    if Path(out).is_dir() and not force:  # the reports (and a chosen model) of an earlier run are not replaced
+        refuse_existing([Path(out) / f for f in REPORT_FILES] + sorted(Path(out).glob(f"{name}.*.onnx")), force)
+    check_writable(out)
     if Path(model).is_file() or any(preprocess.values()):
         model = str(options.prepared_model(model, preprocess=preprocess).path)
     report = optimize(model, data=data, budget=budget, batches=batch,

@@ -10,7 +10,9 @@ means the same thing in both:
 - **batching**: ``--batch`` is the number of images per inference run: one integer, or a comma list
   (``1,8,32``) where a command sweeps batch sizes. The batch dimension written into an exported file is
   another thing and has its own name, ``export --batch-dim N|dynamic``;
-- **output**: ``-o/--output``, ``--force``;
+- **output**: ``-o/--output``, ``--force`` (the policy behind them is :mod:`edgecnn.outputs`: nothing existing is
+  replaced without ``--force``, an input never);
+- **image folders**: ``--strict`` (a bad image fails the run instead of being skipped with a count);
 - **reporting**: ``--json`` (the tables and JSON themselves are printed by :mod:`edgecnn.cli.output`);
 - **preprocessing**: ``--layout``, ``--size``, ``--bgr/--rgb``, ``--range``, ``--mean``, ``--std``, ``--crop``,
   ``--labels`` for files without edgecnn metadata, handed to :func:`prepared_model` as one ``preprocess`` dict.
@@ -30,6 +32,7 @@ from edgecnn.cli.preprocess_options import parse_crop, parse_size, preprocessing
 from edgecnn.errors import EdgecnnError
 from edgecnn.runtime.precision import PRECISIONS
 from edgecnn.runtime.providers import PREFERENCE, PROVIDER_NAMES, PROVIDERS
+from edgecnn.tables import printable
 
 if TYPE_CHECKING:
     from edgecnn.modelfile import Prepared
@@ -117,7 +120,7 @@ def prepared_model(model: str, precision: str = "fp32", provider: str = "cpu", *
     prepared = prepare(model_path(model, precision, provider), min_opset=min_opset, preprocess=preprocess)
     for line in prepared.notices:
         if line not in said:
-            click.echo(f"note: {label + ': ' if label else ''}{line}", err=True)
+            click.echo(f"note: {label + ': ' if label else ''}{printable(line, 2000)}", err=True)
     return prepared
 
 
@@ -168,6 +171,13 @@ def force_option() -> Callable[[F], F]:
     return click.option("--force", is_flag=True, help=FORCE_HELP)
 
 
+def strict_images() -> Callable[[F], F]:
+    """``--strict``: a bad image in a folder fails the run instead of being skipped with a count."""
+    return click.option("--strict", is_flag=True,
+                        help="Fail on the first image of a folder that cannot be read [default: skip such images "
+                             "and say how many, with the first reasons].")
+
+
 def reporting() -> Callable[[F], F]:
     """``--json``."""
     return click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
@@ -194,4 +204,4 @@ def deprecated_alias(old: str, new: str, name: str, *, callback: Any = None) -> 
 __all__: Sequence[str] = (
     "PRECISIONS", "PROVIDERS", "BatchSizes", "Choice", "batching", "deprecated_alias", "force_option",
     "model_path", "model_source", "output", "parse_batch_sizes", "parse_crop", "parse_size", "prepared_model",
-    "preprocessing", "reference", "reporting", "runtime", "top_k")
+    "preprocessing", "reference", "reporting", "runtime", "strict_images", "top_k")

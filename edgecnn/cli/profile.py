@@ -6,17 +6,25 @@ from typing import Any
 
 import click
 
-from edgecnn.cli.options import batching, model_source, prepared_model, preprocessing, reporting, runtime
+from edgecnn.cli.options import (
+    batching,
+    force_option,
+    model_source,
+    prepared_model,
+    preprocessing,
+    reporting,
+    runtime,
+)
 from edgecnn.cli.output import echo_json
 
 
-def _write_csv(csv_path: str, text: str) -> None:
+def _write_csv(csv_path: str, text: str, force: bool) -> None:
     if csv_path == "-":
         click.echo(text, nl=False)
     else:
         from edgecnn._io import atomic_write_bytes
 
-        atomic_write_bytes(csv_path, text.encode())
+        atomic_write_bytes(csv_path, text.encode(), overwrite=force)
 
 
 def _roof(result: Any, bandwidth_gbs: float | None, measure_options: dict[str, Any]) -> Any:
@@ -36,6 +44,7 @@ def _roof(result: Any, bandwidth_gbs: float | None, measure_options: dict[str, A
 @reporting()
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
               help="Write the per-layer table as CSV to this file ('-' for stdout).")
+@force_option()
 @click.option("--nodes", is_flag=True, help="With --json: include every ONNX node.")
 @click.option("--measure", is_flag=True,
               help="Also run the model with ONNX Runtime's profiler and join measured time per layer.")
@@ -50,7 +59,7 @@ def _roof(result: Any, bandwidth_gbs: float | None, measure_options: dict[str, A
                    "elementwise Mul over 64 MiB in ONNX Runtime) and cached].")
 @preprocessing()
 def profile_cmd(model: str, precision: str, batch: int | None, per_layer: bool, as_json: bool, csv_path: str | None,
-                nodes: bool, measure: bool, bandwidth_gbs: float | None, preprocess: dict[str, Any],
+                force: bool, nodes: bool, measure: bool, bandwidth_gbs: float | None, preprocess: dict[str, Any],
                 **measure_options: Any) -> None:
     """Theoretical cost of MODEL_OR_FILE (a zoo name or an .onnx file) from its ONNX graph.
 
@@ -70,6 +79,10 @@ def profile_cmd(model: str, precision: str, batch: int | None, per_layer: bool, 
     from edgecnn.profiler.cost import graph_cost
     from edgecnn.profiler.roofline import with_roofline
 
+    if csv_path and csv_path != "-":
+        from edgecnn.outputs import plan_output
+
+        csv_path = str(plan_output(csv_path, "layers.csv", force=force, inputs=[model]))  # before any work
     prepared = prepared_model(model, precision, measure_options["provider"], preprocess=preprocess)
     path = prepared.path
     result = None
@@ -80,7 +93,7 @@ def profile_cmd(model: str, precision: str, batch: int | None, per_layer: bool, 
     cost = result.cost if result else graph_cost(path, batch)
     roof = _roof(result, bandwidth_gbs, measure_options) if per_layer or csv_path else None
     if csv_path:
-        _write_csv(csv_path, report.cost_csv(cost, result.csv_extra() if result else None, roof))
+        _write_csv(csv_path, report.cost_csv(cost, result.csv_extra() if result else None, roof), force)
     if as_json:
         d = result.to_dict(nodes=nodes) if result else cost.to_dict(nodes=nodes)
         echo_json({**(with_roofline(d, cost, roof) if roof else d), "notices": list(prepared.notices)})

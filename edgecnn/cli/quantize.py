@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from edgecnn.cli.options import model_source, output, prepared_model, preprocessing, reporting
+from edgecnn.cli.options import model_source, output, prepared_model, preprocessing, reporting, strict_images
 from edgecnn.cli.output import echo_json, format_table
 
 
@@ -33,7 +33,9 @@ def _echo_warnings(caught: list[Any]) -> None:
         if issubclass(w.category, RandomCalibrationWarning):
             click.secho(f"WARNING: {w.message}", err=True, fg="yellow", bold=True)
         elif issubclass(w.category, (RuntimeWarning, UserWarning)):
-            click.echo(f"warning: {w.message}", err=True)
+            from edgecnn.tables import printable
+
+            click.echo(f"warning: {printable(w.message, None)}", err=True)
 
 
 class KeepFloat(click.ParamType):
@@ -85,8 +87,8 @@ def _print_export_int8(quant: dict[str, Any]) -> None:
 
 @click.command("quantize")
 @model_source()
-@output("Output file [default: <name>.int8.onnx beside the input, or in the current folder for a zoo name].",
-        force=False)
+@output("Output file, or folder ending in '/' [default: <name>.int8.onnx beside the input, or in the current folder "
+        "for a zoo name].")
 @click.option("--calib", default=None, metavar="DIR|FILE.npy|random:N",
               help="Calibration data (static mode): a folder of images (preprocessed as the runtime does), an "
                    "N x C x H x W .npy file, or random:N (speed tests only).")
@@ -128,10 +130,12 @@ def _print_export_int8(quant: dict[str, Any]) -> None:
               help="Also write the TensorRT calibration table (calibration.flatbuffers/.cache/.json) for the "
                    "fp32 model, for ONNX Runtime's TensorRT provider in int8 mode.")
 @click.option("--no-report", is_flag=True, help="Skip the accuracy report.")
+@strict_images()
 @reporting()
 @preprocessing()
-def quantize_cmd(model: str, output: str | None, calib: str | None, calib_size: int, eval_data: str | None,
-                 eval_limit: int | None, mode: str, fmt: str, per_tensor: bool, method: str, activation_type: str,
+def quantize_cmd(model: str, output: str | None, force: bool, strict: bool, calib: str | None, calib_size: int,
+                 eval_data: str | None, eval_limit: int | None, mode: str, fmt: str, per_tensor: bool, method: str,
+                 activation_type: str,
                  weight_type: str, symmetric: bool, exclude: tuple[str, ...], keep_float: int | str | None,
                  min_sqnr: float | None, max_drop: float | None, explain: bool, explain_top: int, trt: bool,
                  no_report: bool, as_json: bool, preprocess: dict[str, Any]) -> None:
@@ -150,28 +154,37 @@ def quantize_cmd(model: str, output: str | None, calib: str | None, calib_size: 
       edgecnn quantize mobilenet_v2.onnx --calib imgs/ --eval val/ --keep-float auto --max-drop 1
       edgecnn quantize resnet50.onnx --mode dynamic
     """
+    import os
     import warnings
     from pathlib import Path
 
     from edgecnn import quantize as Q
+    from edgecnn.outputs import plain_name, plan_output
+    from edgecnn.runtime.datasets import strict_images
 
     progress = Q.show_progress(quiet=as_json)
-    prepared, zoo = _quant_source(model, preprocess)
+    zoo = not os.path.isfile(model)
+    default = Path(f"{plain_name(model, 'MODEL')}.int8.onnx") if zoo else Q.default_output(model)
+    inputs = [] if zoo else [model]
+    out = plan_output(output if output is not None else (default.name if zoo else str(default)), default.name,
+                      force=force, inputs=inputs)  # before any work: exists, is the input, cannot be written
+    prepared, _ = _quant_source(model, preprocess)
     src = prepared.path
-    out = Path(output) if output else (Path(f"{model}.int8.onnx") if zoo else Q.default_output(prepared.source))
+    plan_output(out, default.name, force=force, inputs=[*inputs, str(src)])
     names = tuple(n.strip() for item in exclude for n in item.split(",") if n.strip())
     opts = Q.QuantizeOptions(mode=mode, format=fmt, per_channel=not per_tensor, method=method,
                              activation_type=activation_type, weight_type=weight_type,
                              symmetric_activations=symmetric, exclude=names, calib_size=calib_size)
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, strict_images(strict):
         warnings.simplefilter("always")
         calib_data = Q.calibration_for(src, calib, mode=mode, calib_size=calib_size)
     _echo_warnings(caught)  # the random-calibration warning comes first, before the long run
-    with warnings.catch_warnings(record=True) as caught:
+    with warnings.catch_warnings(record=True) as caught, strict_images(strict):
         warnings.simplefilter("always")
         run = Q.quantize_model(src, out, calib=calib_data, options=opts, keep_float=keep_float,
                                min_sqnr_db=min_sqnr, max_drop_points=max_drop, explain_layers=explain, tensorrt=trt,
-                               report=not no_report, eval_data=eval_data, eval_limit=eval_limit, progress=progress)
+                               report=not no_report, eval_data=eval_data, eval_limit=eval_limit, progress=progress,
+                               force=force)
     _echo_warnings([w for w in caught if "random calibration" not in str(w.message)])
     if as_json:
         echo_json({**run.to_dict(), "notices": list(prepared.notices)})

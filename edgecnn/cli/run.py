@@ -8,22 +8,25 @@ import click
 
 from edgecnn.cli.options import (
     batching,
+    force_option,
     model_source,
     prepared_model,
     preprocessing,
     reference,
     reporting,
     runtime,
+    strict_images,
     top_k,
 )
 from edgecnn.cli.output import echo_json, format_table, open_engine
+from edgecnn.tables import printable
 
 
 def _print_predictions(results: list[dict[str, Any]]) -> None:
     for i, r in enumerate(results):
         if i:
             click.echo("")
-        click.echo(r["image"])
+        click.echo(printable(r["image"], None))
         rows = [{"rank": p["rank"], "label": p["label"], "index": p["index"],
                  "prob": f"{p['probability']:.4f}"} for p in r["predictions"]]
         columns = [("rank", "rank"), ("prob", "probability"), ("index", "class")]
@@ -89,10 +92,12 @@ def _fp32_comparison(model: str, path: str, rep: Any, folder: Any, reference_fil
 @batching(default=32)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate the first N images only.")
 @reference()
+@strict_images()
 @preprocessing()
 @reporting()
 def evaluate_cmd(model: str, precision: str, data: str, provider: str, device: str | None, batch: int,
-                 limit: int | None, reference: str | None, as_json: bool, preprocess: dict[str, Any]) -> None:
+                 limit: int | None, reference: str | None, strict: bool, as_json: bool,
+                 preprocess: dict[str, Any]) -> None:
     """Top-1/top-5 accuracy of MODEL_OR_FILE on an ImageFolder of images, batched, on any provider.
 
     At a reduced precision (an fp16/int8 file, or bf16/fp16 inference on OpenVINO) the run is also compared
@@ -111,7 +116,7 @@ def evaluate_cmd(model: str, precision: str, data: str, provider: str, device: s
     prepared = prepared_model(model, precision, provider, preprocess=preprocess)
     ref = prepared_model(reference, preprocess=preprocess, label="reference", said=prepared.notices) if reference \
         else None
-    folder = load_image_folder(data)
+    folder = load_image_folder(data, strict=strict)
     kw = {"provider": provider, "batch_size": batch, "limit": limit, "quiet": quiet}
     rep = evaluate(prepared.path, folder, precision=precision, device=device, **kw)
     rep.model = str(prepared.source)  # the user's file, not its normalised copy
@@ -153,10 +158,11 @@ def evaluate_cmd(model: str, precision: str, data: str, provider: str, device: s
 @reporting()
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="Write latency/throughput vs batch size (and a roofline with --per-layer) to this PNG.")
+@force_option()
 @preprocessing()
 def bench_cmd(model: str, precision: str, provider: str, device: str | None, fallback: bool, threads: int | None,
-              batch: list[int], no_deviation: bool, as_json: bool, plot_path: str | None, preprocess: dict[str, Any],
-              **timing: Any) -> None:
+              batch: list[int], no_deviation: bool, as_json: bool, plot_path: str | None, force: bool,
+              preprocess: dict[str, Any], **timing: Any) -> None:
     """Measure latency, throughput, memory and efficiency of MODEL_OR_FILE on ONNX Runtime.
 
     For each batch size: latency mean/std/min/p50/p90/p95/p99/max (ms), throughput (images/s), the
@@ -174,6 +180,10 @@ def bench_cmd(model: str, precision: str, provider: str, device: str | None, fal
     from edgecnn.profiler import report
     from edgecnn.profiler.measure import bench
 
+    if plot_path:
+        from edgecnn.outputs import plan_output
+
+        plot_path = str(plan_output(plot_path, "bench.png", force=force, inputs=[model]))  # before the benchmark
     prepared = prepared_model(model, precision, provider, preprocess=preprocess)
     result = bench(prepared.path if prepared.copied else model, batch, provider=provider, precision=precision,
                    device=device, threads=threads, fallback=fallback, progress=False if as_json else None,
@@ -181,7 +191,7 @@ def bench_cmd(model: str, precision: str, provider: str, device: str | None, fal
     if plot_path:
         from edgecnn.profiler.plot import plot_bench
 
-        plot_bench(result, plot_path)
+        plot_bench(result, plot_path, overwrite=force)
     if as_json:
         echo_json({**result.to_dict(), "notices": list(prepared.notices)})
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -17,6 +18,7 @@ from edgecnn.cli.options import (
     preprocessing,
     reporting,
     runtime,
+    strict_images,
     top_k,
 )
 from edgecnn.cli.output import echo_json, open_engine
@@ -126,12 +128,13 @@ def triton_cmd(model: str, repo: str, force: bool, print_config: bool, as_json: 
 @click.option("--loaders", type=click.IntRange(min=1), default=2, show_default=True,
               help="Local path: image decoding threads feeding the batcher.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
+@strict_images()
 @reporting()
 @preprocessing()
 def batch_predict_cmd(model: str, precision: str, input_dir: str, output: str, top: int, batch: int, provider: str,
                       device: str | None, use_ray: bool, address: str | None, concurrency: int,
                       cpus_per_worker: float, gpus_per_worker: float, threads: int | None, loaders: int, force: bool,
-                      no_progress: bool, as_json: bool, preprocess: dict[str, Any]) -> None:
+                      no_progress: bool, strict: bool, as_json: bool, preprocess: dict[str, Any]) -> None:
     """Classify every image under INPUT_DIR and write path, top-k classes and probabilities per image.
 
     Locally (default) one Engine (--threads) and a Batcher run the images on this machine; with --ray, Ray
@@ -144,11 +147,15 @@ def batch_predict_cmd(model: str, precision: str, input_dir: str, output: str, t
       edgecnn batch-predict resnet18 images/ -o results.parquet
       edgecnn batch-predict resnet18.onnx /shared/images -o results.parquet --ray --address auto --concurrency 8
     """
+    from edgecnn.outputs import is_folder_arg
+    from edgecnn.runtime.datasets import strict_images as strict_context
     from edgecnn.scale.local import batch_predict, check_output
 
+    if is_folder_arg(output):
+        output = str(Path(output) / "results.jsonl")
+    check_output(output, force)  # before any work
     prepared = prepared_model(model, precision, provider, preprocess=preprocess)
     path = str(prepared.path)
-    check_output(output, force)
     if not use_ray and (address or gpus_per_worker):
         raise EdgecnnError("--address and --gpus-per-worker apply to --ray runs only.")
     if use_ray and threads:
@@ -164,8 +171,9 @@ def batch_predict_cmd(model: str, precision: str, input_dir: str, output: str, t
     else:
         engine = open_engine(path, provider=provider, threads=threads, max_batch=batch, precision=precision,
                              device=device)
-        result = batch_predict(path, input_dir, output, top=top, batch=batch, loaders=loaders, force=force,
-                               progress=not no_progress, engine=engine)
+        with strict_context(strict):
+            result = batch_predict(path, input_dir, output, top=top, batch=batch, loaders=loaders, force=force,
+                                   progress=not no_progress, engine=engine)
     if as_json:
         echo_json({**result.as_dict(), "notices": list(prepared.notices)})
     else:

@@ -29,9 +29,9 @@ from edgecnn.exporters import onnx_export
 from edgecnn.exporters import validate as _validate
 from edgecnn.exporters.onnx_export import DEFAULT_OPSET
 from edgecnn.graphcost.nodes import count
-from edgecnn.metadata import IMAGENET_MEAN, IMAGENET_STD
+from edgecnn.metadata import IMAGENET_MEAN, IMAGENET_STD, MAX_SIDE
 from edgecnn.models import inference_params
-from edgecnn.outputs import plan_output
+from edgecnn.outputs import plain_name, plan_output
 from edgecnn.runtime.shapes import shapes_from_run
 
 PRECISIONS = ("fp32", "fp16")
@@ -212,15 +212,16 @@ class _NotValid(Exception):
 
 def _write_and_validate(final: onnx.ModelProto, target: Path, result: ExportResult, m: nn.Module, built: _Built,
                         precision: str, batch: int | None, validate: bool, prog: Progress,
-                        timings: dict[str, float], last: bool) -> bool:
-    """Write ``final`` atomically onto ``target``, validating it before the rename.
+                        timings: dict[str, float], last: bool, overwrite: bool = True) -> bool:
+    """Write ``final`` atomically onto ``target``, validating it before the rename (``overwrite=False``: an
+    exclusive rename, so two exports to one path cannot both pass the exists check).
 
     Returns True when the file is in place. When validation fails it returns False and leaves nothing,
     except on the ``last`` candidate, whose file is kept as ``*.FAILED.onnx``.
     """
     data_file = target.parent / f"{target.name}.data"
     try:
-        with atomic_path(target, suffix=".onnx") as tmp:
+        with atomic_path(target, suffix=".onnx", overwrite=overwrite) as tmp:
             with prog.step("write", timings, "write"):
                 big = onnxfile.over_protobuf_limit(final)
                 result.external_data = onnxfile.write_model(final, tmp, data_file.name if big else None)
@@ -279,6 +280,10 @@ def _export(model: str | nn.Module | Callable[[], nn.Module], output: str | os.P
         raise EdgecnnError(f"batch must be >= 1 (or dynamic), got {batch}")
     if input_size is not None and (len(input_size) != 2 or min(int(v) for v in input_size) < 1):
         raise EdgecnnError(f"input size must be two positive integers (H, W), got {input_size}")
+    if name is not None:
+        plain_name(str(name), "--name")  # it becomes the file name: never a path
+    if input_size is not None and max(int(v) for v in input_size) > MAX_SIDE:
+        raise EdgecnnError(f"input size must be at most {MAX_SIDE} per side, got {input_size}")
     if isinstance(model, str) and ":" not in model:
         from edgecnn.models import get_spec
 
@@ -292,7 +297,8 @@ def _export(model: str | nn.Module | Callable[[], nn.Module], output: str | os.P
 
     with prog.step("build model", timings, "build"):
         built = _build(model, name, weights, input_size, channels, num_classes)
-    target = early or resolve_output(output, default_filename(built.name, precision, io), force)
+    target = early or resolve_output(output, default_filename(plain_name(built.name, "the model name"), precision, io),
+                                     force)
     m = built.model.eval()
     example = torch.randn(batch or 1, *built.input_shape, generator=torch.Generator().manual_seed(0))
     try:
@@ -353,7 +359,8 @@ def _export(model: str | nn.Module | Callable[[], nn.Module], output: str | os.P
         final = _finish(graph, precision, io, opset, meta, prog, timings)
         result.initializers = len(final.graph.initializer)
         last = attempt == len(candidates) - 1
-        passed = _write_and_validate(final, target, result, m, built, precision, batch, validate, prog, timings, last)
+        passed = _write_and_validate(final, target, result, m, built, precision, batch, validate, prog, timings, last,
+                                     overwrite=force)
         del final
         if passed:
             break

@@ -43,7 +43,11 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
 
 def _value_info(v: onnx.ValueInfoProto) -> dict[str, Any]:
     t = v.type.tensor_type
-    return {"name": v.name, "dtype": helper.tensor_dtype_to_np_dtype(t.elem_type).name if t.elem_type else "?",
+    try:
+        dtype = helper.tensor_dtype_to_np_dtype(t.elem_type).name if t.elem_type else "?"
+    except (KeyError, ValueError, TypeError):
+        dtype = f"unknown element type {t.elem_type}"
+    return {"name": v.name, "dtype": dtype,
             "shape": [d.dim_param or (d.dim_value if d.HasField("dim_value") else "?") for d in t.shape.dim]}
 
 

@@ -194,6 +194,10 @@ def _y(value: Any, key: str) -> float:
     return 100 * float(value) if key in ("accuracy", "agreement") else min(float(value), 100.0)
 
 
+#: the report files :func:`write_outputs` writes beside the chosen model
+REPORT_FILES = ("report.md", "report.csv", "report.json", "pareto.png")
+
+
 def write_outputs(report: dict[str, Any], out: Path, chosen_source: Path | None) -> None:
     """Write the chosen file and the four reports into ``out`` (created); updates ``report`` in place
     (the chosen file's absolute path, a note when the plot is skipped)."""

@@ -69,7 +69,7 @@ def _roofline(ax: Any, result: Any) -> None:
     ax.legend(fontsize=7)
 
 
-def plot_bench(result: Any, path: str | os.PathLike) -> None:
+def plot_bench(result: Any, path: str | os.PathLike, *, overwrite: bool = True) -> None:
     """Write a PNG: latency and throughput against batch size (+ a roofline when per-layer data exists)."""
     plt = _pyplot()
     roof = any(b.layers for b in result.batches)
@@ -103,7 +103,7 @@ def plot_bench(result: Any, path: str | os.PathLike) -> None:
     if roof:
         _roofline(axes[2], result)
     fig.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
+    with atomic_path(path, suffix=".png", overwrite=overwrite) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
 

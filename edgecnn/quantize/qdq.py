@@ -10,14 +10,17 @@ measured 6-8x *slower* than fp32 on CPU; it is offered for Gemm/MatMul-heavy mod
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import io
 import json
+import logging
 import os
 import tempfile
 import time
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -67,22 +70,51 @@ def count_quant_nodes(model: onnx.ModelProto) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def _work_copy(src: Path, work: Path) -> Path:
+    """``src`` copied into ``work`` (weights embedded): ONNX Runtime's quantizer writes ``<model>-inferred.onnx``
+    beside the file it is given, which must never be the user's folder."""
+    copy = work / "source.onnx"
+    onnxfile.save(onnxfile.open_model(src), copy)
+    return copy
+
+
+@contextlib.contextmanager
+def _quiet_ort() -> Iterator[io.StringIO]:
+    """ONNX Runtime's quantization tools print tracebacks and log lines of their own: keep them for the message."""
+    log = io.StringIO()
+    loggers = [logging.getLogger(), logging.getLogger("onnxruntime")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            yield log
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
 def preprocessed(src: Path, work: Path, enabled: bool = True) -> Path:
-    """Run onnxruntime's quant_pre_process into ``work``; fall back to the source if it cannot run."""
+    """Run onnxruntime's quant_pre_process into ``work``; fall back to a copy of the source (in ``work`` too) if it
+    cannot run."""
     if not enabled:
-        return src
+        return _work_copy(src, work)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     out = work / "preprocessed.onnx"
-    try:
-        quant_pre_process(str(src), str(out), skip_symbolic_shape=True)
-    except Exception as e:  # noqa: BLE001 - ORT's optimizer can fail on exotic graphs; quantize without it
+    with _quiet_ort():
         try:
-            quant_pre_process(str(src), str(out), skip_optimization=True, skip_symbolic_shape=True)
-        except Exception:  # noqa: BLE001
-            warnings.warn(f"onnxruntime quant_pre_process failed ({str(e).splitlines()[0][:200]}); "
-                          "quantizing the model as it is.", RuntimeWarning, stacklevel=3)
-            return src
+            quant_pre_process(str(src), str(out), skip_symbolic_shape=True)
+        except Exception as e:  # noqa: BLE001 - ORT's optimizer can fail on exotic graphs; quantize without it
+            try:
+                quant_pre_process(str(src), str(out), skip_optimization=True, skip_symbolic_shape=True)
+            except Exception:  # noqa: BLE001
+                reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+                warnings.warn(f"onnxruntime quant_pre_process failed ({reason}); quantizing the model as it is.",
+                              RuntimeWarning, stacklevel=3)
+                out = None
+    if out is None:
+        return _work_copy(src, work)
     _name_nodes(out)
     return out
 
@@ -105,7 +137,8 @@ def _name_nodes(path: Path) -> None:
     onnxfile.save(model, path)
 
 
-def _finish(tmp_out: Path, output: Path, source_model: onnx.ModelProto, extra: dict[str, Any]) -> onnx.ModelProto:
+def _finish(tmp_out: Path, output: Path, source_model: onnx.ModelProto, extra: dict[str, Any],
+            overwrite: bool = True) -> onnx.ModelProto:
     """Copy the source's metadata (precision -> int8, plus quantization details), check, save atomically."""
     model = onnxfile.open_model(tmp_out)
     meta = onnxfile.read_metadata(source_model)
@@ -117,7 +150,7 @@ def _finish(tmp_out: Path, output: Path, source_model: onnx.ModelProto, extra: d
     onnxfile.set_metadata(model, meta, sort=False)
     model.doc_string = source_model.doc_string or model.doc_string
     onnxfile.check(model, "the quantized model")
-    onnxfile.save(model, output)
+    onnxfile.save(model, output, overwrite=overwrite)
     return model
 
 
@@ -128,15 +161,19 @@ def quantize(
     calib: str | os.PathLike | np.ndarray | CalibrationData | None = None,
     options: QuantizeOptions | None = None,
     progress: bool = False,
+    force: bool = True,
     **overrides: Any,
 ) -> QuantizeResult:
     """Quantize the fp32 ``.onnx`` file ``model`` to int8; write ``output`` (default ``<stem>.int8.onnx``).
 
     ``calib`` (static mode only, required there): a folder of images, an ``.npy`` file of
     preprocessed inputs, an array, ``random:N`` or a :class:`CalibrationData`. ``overrides`` replace
-    fields of ``options`` (``quantize(path, calib=..., method="entropy")``).
+    fields of ``options`` (``quantize(path, calib=..., method="entropy")``). ``force=False``: an existing
+    ``output`` is an error. The source itself is never the output.
     """
     from onnxruntime.quantization import QuantFormat, quantize_dynamic, quantize_static
+
+    from edgecnn.outputs import refuse_existing, refuse_inputs
 
     opts = replace(options or QuantizeOptions(), **overrides).check()
     src = Path(model)
@@ -148,6 +185,8 @@ def quantize(
     out = Path(output) if output is not None else default_output(src)
     if out.resolve() == src.resolve():
         raise EdgecnnError(f"output {out} would overwrite the source model; choose another -o.")
+    refuse_inputs(out, [src])
+    refuse_existing([out], force)
 
     data: CalibrationData | None = None
     if opts.mode == "static":
@@ -191,7 +230,7 @@ def quantize(
                    "weight_type": opts.weight_type, "method": opts.method if opts.mode == "static" else None,
                    "calibration": data.source if data else None, "calibration_random": bool(data and data.random),
                    "excluded": excluded}
-        written = _finish(tmp_out, out, source_model, details)
+        written = _finish(tmp_out, out, source_model, details, overwrite=force)
     seconds = time.perf_counter() - start
     return QuantizeResult(
         source=str(src), output=str(out), options=asdict(opts), calibration=data.source if data else None,

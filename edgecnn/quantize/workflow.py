@@ -85,7 +85,8 @@ def quantize_model(model: str | os.PathLike, output: str | os.PathLike | None = 
                    min_sqnr_db: float | None = None, max_drop_points: float | None = None, explain_layers: bool = False,
                    tensorrt: bool = False, tensorrt_dir: str | os.PathLike | None = None, report: bool = True,
                    eval_data: str | os.PathLike | np.ndarray | None = None, eval_labels: np.ndarray | None = None,
-                   eval_limit: int | None = None, note: str | None = None, progress: bool = False) -> QuantizeRun:
+                   eval_limit: int | None = None, note: str | None = None, progress: bool = False,
+                   force: bool = True) -> QuantizeRun:
     """Quantize the fp32 file ``model`` (see :func:`~edgecnn.quantize.quantize`) and everything around it.
 
     ``keep_float=N``: rank the layers and re-quantize with the N worst kept in float. ``keep_float="auto"``:
@@ -96,11 +97,16 @@ def quantize_model(model: str | os.PathLike, output: str | os.PathLike | None = 
     ``explain_layers``: rank the layers (static QDQ only). ``tensorrt``: also write the TensorRT
     calibration table of the fp32 model (into ``tensorrt_dir``, default ``<stem>.trt-calib/`` beside the
     output). ``report``: compare the int8 file with the fp32 one (module docstring); ``note``
-    replaces the report's note about its data.
+    replaces the report's note about its data. ``force=False``: an existing ``output`` is an error (checked
+    first, and again when the file is published).
     """
+    from edgecnn.outputs import refuse_existing, refuse_inputs
+
     opts = (options or QuantizeOptions()).check()
     src = Path(model)
     out = Path(output) if output is not None else default_output(src)
+    refuse_inputs(out, [src])
+    refuse_existing([out], force)
     data = calibration_for(src, calib, mode=opts.mode, calib_size=opts.calib_size)
     ranking: list[LayerError] | None = None
     auto: dict[str, Any] | None = None
@@ -113,7 +119,7 @@ def quantize_model(model: str | os.PathLike, output: str | os.PathLike | None = 
         result, ranking = quantize_keep_float(src, out, keep_float=keep_float, calib=data, options=opts,
                                               progress=progress)
     else:
-        result = quantize(src, out, calib=data, options=opts, progress=progress)
+        result = quantize(src, out, calib=data, options=opts, progress=progress, force=force)
     if explain_layers and ranking is None:
         if not opts.static_qdq:
             raise EdgecnnError("--explain needs static QDQ quantization (the default --mode/--format).")

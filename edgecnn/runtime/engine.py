@@ -326,7 +326,7 @@ class Engine:
                                         provider_options=opts)
         except Exception as e:  # ORT raises its own classes (InvalidProtobuf, Fail, ...) with long text
             reason = _first_line(e)
-            if any(k in reason for k in ("Protobuf", "protobuf", "Load model", "parsing", "ModelProto")):
+            if any(k in reason for k in ("Protobuf parsing failed", "INVALID_PROTOBUF", "InvalidProtobuf")):
                 raise EdgecnnError(f"cannot load {self.path}: not a valid ONNX model (corrupt or truncated "
                                    f"file?): {reason}") from None
             raise EdgecnnError(f"cannot load {self.path} with {', '.join(names)}: {reason}") from None

@@ -15,6 +15,8 @@ range of their type, not clipped.
 from __future__ import annotations
 
 import os
+import re
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from edgecnn import metadata as M
 from edgecnn.errors import EdgecnnError
 from edgecnn.metadata import IMAGENET_MEAN, IMAGENET_STD
 
@@ -63,6 +66,9 @@ class PreprocessConfig:
             raise EdgecnnError(f"unknown input layout {self.layout!r}: use NCHW or NHWC.")
         if self.crop_fraction is not None and not 0 < self.crop_fraction <= 1:
             raise EdgecnnError(f"crop fraction must be in (0, 1], got {self.crop_fraction}.")
+        for key in ("input_size", "mean", "std"):  # the metadata schema: finite, std > 0, sides 1..16384
+            if (reason := M.value_problem(key, list(getattr(self, key)))) is not None:
+                raise EdgecnnError(f"preprocessing {key}: {reason} (got {list(getattr(self, key))}).")
 
     @property
     def resize(self) -> int:
@@ -83,8 +89,12 @@ class PreprocessConfig:
         from edgecnn.io_spec import guess_layout
 
         shape = list(input_shape) if input_shape is not None else []
+        M.validate(meta)  # one error naming the key of a malformed or out-of-range value
         layout = str(meta.get("input_layout") or guess_layout(shape) or "NCHW").upper()
         c_axis, h_axis, w_axis = (1, 2, 3) if layout == "NCHW" else (3, 1, 2)
+        if len(shape) == 4 and all(isinstance(shape[a], int) and shape[a] > 0 for a in (h_axis, w_axis)) \
+                and meta.get("input_size") is not None:
+            M.validate({"input_size": meta["input_size"]}, fixed_size=(shape[h_axis], shape[w_axis]))
         channels = meta.get("channels")
         if not isinstance(channels, int):
             channels = shape[c_axis] if len(shape) == 4 and isinstance(shape[c_axis], int) else 3
@@ -125,17 +135,48 @@ def to_8bit(img: Image.Image) -> Image.Image:
     return Image.fromarray(scaled, "L")
 
 
+def pixel_budget() -> int:
+    """The most pixels edgecnn decodes from one image: Pillow's decompression-bomb limit,
+    ``PIL.Image.MAX_IMAGE_PIXELS`` (89,478,485 by default, about 256 MB as RGB), read at call time so a program
+    can change it. A file declaring more is refused before anything is decoded."""
+    limit = Image.MAX_IMAGE_PIXELS
+    return int(limit) if limit else 0
+
+
+def _too_big(path: Path, declared: str, budget: int) -> EdgecnnError:
+    return EdgecnnError(f"image {path} declares {declared}, over the {budget:,}-pixel limit (Pillow's "
+                        "decompression-bomb limit); resize it first, or raise PIL.Image.MAX_IMAGE_PIXELS in Python "
+                        "if you trust the file.")
+
+
 def open_image(source: ImageLike, channels: int = 3) -> Image.Image:
-    """Open an image file (or take a PIL image) and convert it to RGB, or to grayscale for 1 channel."""
+    """Open an image file (or take a PIL image) and convert it to RGB, or to grayscale for 1 channel.
+
+    The size the file declares is checked against :func:`pixel_budget` before any pixel is decoded: Pillow's
+    :class:`~PIL.Image.DecompressionBombError` (over twice the limit) and an image between one and two times the
+    limit (which Pillow would decode with a warning) are both one error line naming the image and its size."""
     if isinstance(source, Image.Image):
         img = source
     else:
         path = Path(source)
         if not path.is_file():
             raise EdgecnnError(f"image not found: {path}" if not path.exists() else f"not a file: {path}")
+        budget = pixel_budget()
         try:
-            img = Image.open(path)
-            img.load()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # checked just below, as an error
+                img = Image.open(path)  # reads the header only
+            if budget and img.width * img.height > budget:
+                img.close()
+                raise _too_big(path, f"{img.width}x{img.height} = {img.width * img.height:,} pixels", budget)
+            try:
+                img.load()
+            except BaseException:
+                img.close()
+                raise
+        except Image.DecompressionBombError as e:
+            found = re.search(r"\((\d+) pixels\)", str(e))
+            raise _too_big(path, f"{int(found.group(1)):,} pixels" if found else "too many pixels", budget) from None
         except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise EdgecnnError(f"cannot read image {path}: not a valid image file Pillow can open "

@@ -30,6 +30,7 @@ import numpy as np
 
 from edgecnn._io import atomic_path
 from edgecnn.errors import EdgecnnError
+from edgecnn.outputs import check_writable
 
 FORMATS = (".parquet", ".jsonl")
 COLUMNS = ("path", "classes", "labels", "probabilities")
@@ -76,6 +77,7 @@ def check_output(output: str | os.PathLike, force: bool) -> Path:
         raise EdgecnnError(f"results path is a folder: {out}; give a file name like results.parquet.")
     if out.exists() and not force:
         raise EdgecnnError(f"{out} already exists; pass --force to overwrite it.")
+    check_writable(out.parent)
     if out.suffix.lower() == ".parquet":
         require_pyarrow()
     return out

@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from edgecnn._io import atomic_path, atomic_write_bytes
+from edgecnn._io import atomic_path, atomic_write_bytes, umask
 from edgecnn.errors import EdgecnnError
+from edgecnn.outputs import check_writable, plain_name
 
 PLATFORM = "onnxruntime_onnx"
 MODEL_FILENAME = "model.onnx"
@@ -333,17 +334,25 @@ def write_triton_repo(
     root = Path(repo)
     if root.exists() and not root.is_dir():
         raise EdgecnnError(f"Triton repository must be a folder, got a file: {root}")
+    plain_name(config.name, "the Triton model name")
     model_dir = root / config.name
     version_dir = model_dir / str(version)
     if version_dir.exists() and not force:
         raise EdgecnnError(f"{version_dir} already exists; pass --force to replace version {version}, or --version "
                            f"N for a new one.")
+    config_file = model_dir / "config.pbtxt"
+    text = config.to_pbtxt()
+    if config_file.exists() and not force and config_file.read_text(encoding="utf-8", errors="replace") != text:
+        raise EdgecnnError(f"{config_file} already exists with another configuration; pass --force to replace it "
+                           "(it serves every version of the model).")
+    check_writable(model_dir)
     try:
         model_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise EdgecnnError(f"cannot create {model_dir}: {e.strerror}") from None
 
     staging = Path(tempfile.mkdtemp(prefix=f".{version}.", dir=model_dir))
+    os.chmod(staging, 0o777 & ~umask())  # mkdtemp makes 0700: the server's group must read the version folder
     try:
         put = shutil.move if move else shutil.copyfile
         put(src, staging / MODEL_FILENAME)
@@ -366,8 +375,7 @@ def write_triton_repo(
 
         labels = resources.files("edgecnn").joinpath("data/imagenet_classes.txt").read_bytes()
         atomic_write_bytes(model_dir / LABELS_FILENAME, labels)
-    config_file = model_dir / "config.pbtxt"
     with atomic_path(config_file) as tmp:
-        tmp.write_text(config.to_pbtxt(), encoding="utf-8")
+        tmp.write_text(text, encoding="utf-8")
     return TritonRepo(root=root, model_dir=model_dir, version_dir=version_dir, model_file=version_dir / MODEL_FILENAME,
                       config_file=config_file, config=config, extra_files=tuple(version_dir / p for p in extras))
