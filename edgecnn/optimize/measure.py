@@ -9,9 +9,10 @@ the runtime only (through :mod:`edgecnn.optimize.backends`), never torch.
 
 The spec (JSON): ``path``, ``provider``, ``precision``, ``threads``, ``batch``, ``duration``,
 ``min_iters``, ``warmup``, ``inputs`` (an ``.npy`` of preprocessed inputs), ``eval`` (bool),
-``logits_out`` (``.npy`` path), ``opener`` (optional ``module:function``). The result (JSON):
+``logits_out`` (``.npy`` path), ``origin`` (optional ``module:Class`` of a plug-in backend). The result (JSON):
 ``status`` (``ok`` or ``failed: <reason>``) and, when ok, ``p50_ms``, ``p99_ms``, ``mean_ms``,
-``throughput``, ``iters``, ``build_s``, ``peak_rss_bytes``, ``providers``.
+``throughput``, ``iters``, ``build_s``, ``peak_rss_bytes``, ``providers``, ``precision`` (what the backend
+verified ran) and ``precision_reason``.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     batch = int(spec["batch"])
     t0 = time.perf_counter()
     engine = open_engine(spec["path"], spec["provider"], spec["precision"], int(spec["threads"]),
-                         max_batch=max(batch, 32), opener=spec.get("opener"))
+                         max_batch=max(batch, 32), origin=spec.get("origin"))
     inputs = np.load(spec["inputs"], mmap_mode="r")
     x = _batch_of(inputs, batch).astype(engine.input_dtype, copy=False)
     engine.run(x)
@@ -80,7 +81,8 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         "status": "ok", "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
         "mean_ms": float(ms.mean()), "throughput": batch / float(ms.mean() / 1e3), "iters": len(lat),
         "build_s": build_s, "peak_rss_bytes": peak,
-        "providers": [str(p) for p in getattr(engine, "providers", ())]}
+        "providers": [str(p) for p in getattr(engine, "providers", ())],
+        "precision": str(engine.precision), "precision_reason": engine.info.precision_reason}
     if spec.get("eval"):
         t2 = time.perf_counter()
         logits = engine.run(np.ascontiguousarray(np.asarray(inputs).astype(engine.input_dtype, copy=False)))

@@ -59,6 +59,14 @@ def run_batches(model: str | os.PathLike, batches: Iterable[np.ndarray], *, tota
     return class_scores(np.concatenate(outs), engine.metadata)
 
 
+def _reference_precision(path: str | os.PathLike) -> str:
+    """The precision a reference file runs at: its own (``auto`` never measures a reference)."""
+    from edgecnn.runtime.precision import FILE_PRECISIONS
+
+    p = str(read_metadata(path).get("precision") or "fp32")
+    return p if p in FILE_PRECISIONS else "fp32"
+
+
 def _array_batches(x: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
     for i in range(0, len(x), batch_size):
         yield x[i:i + batch_size]
@@ -284,7 +292,7 @@ def compare_models(reference: str | os.PathLike, candidate: str | os.PathLike,
         n = len(paths)
     nb = -(-n // batch_size)
     ref = run_batches(reference, batches(), total=nb, provider=reference_provider or provider, quiet=quiet,
-                      desc=f"running {Path(reference).name}")
+                      desc=f"running {Path(reference).name}", precision=_reference_precision(reference))
     ran: dict[str, Any] = {}
     cand = run_batches(candidate, batches(), total=nb, provider=provider, quiet=quiet,
                        desc=f"running {Path(candidate).name}", ran=ran, precision=precision, device=device)
