@@ -84,6 +84,14 @@ class ProviderChoice(Choice):
     def choices(self, value: Sequence[str]) -> None:  # click sets it in __init__; the registry is the source
         pass
 
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from edgecnn.runtime.backends import failures
+
+        why = failures().get(str(value).strip().lower())
+        if why:  # a plug-in that failed to load: say why, not only that the name is unknown
+            raise EdgecnnError(f"{_name(param)}: backend {str(value).strip().lower()!r} is not available: {why}")
+        return super().convert(value, param, ctx)
+
 
 class BatchSizes(click.ParamType):
     """Batch sizes: one integer (``sweep=False``) or a comma list (``sweep=True``, converts to a list)."""

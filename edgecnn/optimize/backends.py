@@ -41,11 +41,12 @@ def reference_runtime() -> str:
     return reference().name
 
 
-def backend_origin(name: str) -> str | None:
-    """``module:Class`` of a plug-in backend, so the measuring child process can register it too."""
+def backend_origin(name: str) -> dict[str, str | None]:
+    """Where a plug-in backend comes from (``origin``: ``module:Class``, ``origin_path``: the folder holding the
+    module), so the measuring child process can register it too; Nones for the built-in ones."""
     from edgecnn.runtime.backends import registry
 
-    return registry.origin(name)
+    return {"origin": registry.origin(name), "origin_path": registry.origin_path(name)}
 
 
 # --------------------------------------------------------------------------- machine facts
@@ -123,13 +124,13 @@ def file_kind(provider: str, precision: str) -> str:
 
 
 def open_engine(path: str | os.PathLike, provider: str, precision: str, threads: int, *, max_batch: int = 32,
-                origin: str | None = None) -> Any:
+                origin: str | None = None, origin_path: str | None = None) -> Any:
     """An Engine running ``path`` at ``precision`` on backend ``provider`` (``origin``: ``module:Class`` of a
-    plug-in backend to register first, in a child process)."""
+    plug-in backend to register first, in a child process; ``origin_path``: the folder holding its module)."""
     from edgecnn.runtime.backends import registry
     from edgecnn.runtime.engine import Engine
 
-    registry.ensure(provider, origin)
+    registry.ensure(provider, origin, origin_path)
     return Engine(path, provider=provider, precision=precision, threads=threads, max_batch=max_batch)
 
 

@@ -9,7 +9,8 @@ the runtime only (through :mod:`edgecnn.optimize.backends`), never torch.
 
 The spec (JSON): ``path``, ``provider``, ``precision``, ``threads``, ``batch``, ``duration``,
 ``min_iters``, ``warmup``, ``inputs`` (an ``.npy`` of preprocessed inputs), ``eval`` (bool),
-``logits_out`` (``.npy`` path), ``origin`` (optional ``module:Class`` of a plug-in backend). The result (JSON):
+``logits_out`` (``.npy`` path), ``origin``/``origin_path`` (a plug-in backend's ``module:Class`` and the folder
+holding it). The result (JSON):
 ``status`` (``ok`` or ``failed: <reason>``) and, when ok, ``p50_ms``, ``p99_ms``, ``mean_ms``,
 ``throughput``, ``iters``, ``build_s``, ``peak_rss_bytes``, ``providers``, ``precision`` (what the backend
 verified ran) and ``precision_reason``.
@@ -61,7 +62,8 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     batch = int(spec["batch"])
     t0 = time.perf_counter()
     engine = open_engine(spec["path"], spec["provider"], spec["precision"], int(spec["threads"]),
-                         max_batch=max(batch, 32), origin=spec.get("origin"))
+                         max_batch=max(batch, 32), origin=spec.get("origin"),
+                         origin_path=spec.get("origin_path"))
     inputs = np.load(spec["inputs"], mmap_mode="r")
     x = _batch_of(inputs, batch).astype(engine.input_dtype, copy=False)
     engine.run(x)

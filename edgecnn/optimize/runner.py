@@ -229,7 +229,7 @@ def optimize(model: str | os.PathLike, *, data: str | os.PathLike | None = None,
                 spec = {"path": str(path), "provider": c.provider, "precision": c.precision, "threads": threads,
                         "batch": c.batch, "duration": duration, "min_iters": MIN_ITERS, "warmup": 3,
                         "inputs": str(inputs), "eval": c.key not in scores,
-                        "logits_out": str(work / "logits.npy"), "origin": backends.backend_origin(c.provider)}
+                        "logits_out": str(work / "logits.npy"), **backends.backend_origin(c.provider)}
                 timeout = None if deadline is None or c.reference else max(1.0, deadline - clock())
                 try:
                     res = run_child(spec, work / "runs", timeout=timeout)

@@ -207,7 +207,7 @@ class Engine:
         self.verification = ""
         if verify and self.auto is None and runner.precision in _FLAGGED and runner.precision != choice.file:
             self._verify(planner, backend, choice, dev, options, file_meta)
-        self.metadata: dict[str, Any] = dict(runner.metadata) if runner.metadata else file_meta
+        self.metadata: dict[str, Any] = dict(getattr(runner, "metadata", None) or file_meta)
         self.warning = runner.warning
         self.providers = tuple(runner.providers)
         self.device = runner.device if isinstance(runner.device, str) else str(runner.device)
@@ -286,7 +286,8 @@ class Engine:
         reason = choice.reason + (f"; {self.verification}" if self.verification else "")
         return EngineInfo(
             path=str(self.path), inputs=self._inputs, outputs=self._outputs, providers=self.providers,
-            requested_provider=self.requested_provider, provider_options=dict(self.runner.provider_options or {}),
+            requested_provider=self.requested_provider,
+            provider_options=dict(getattr(self.runner, "provider_options", None) or {}),
             batch_size=self.batch_size, max_batch=self.max_batch, io_binding=self.io_binding,
             metadata=dict(self.metadata), backend=self.backend_obj.family, device=self.device,
             precision=self.precision, file_precision=choice.file, requested_precision=choice.requested,

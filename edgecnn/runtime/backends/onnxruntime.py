@@ -149,6 +149,8 @@ class OrtBackend(Backend):
     family = "onnxruntime"
 
     def __init__(self, short: str) -> None:
+        #: the ONNX Runtime provider choice it resolves (its ``name`` unless a subclass renames it)
+        self.provider = short
         self.name = short
         self.label = _LABELS[short]
         self.reference_rank = 0 if short == "cpu" else None
@@ -165,25 +167,25 @@ class OrtBackend(Backend):
             return str(e)
         except Exception as e:  # noqa: BLE001 - a broken onnxruntime leaves other backends usable
             return f"onnxruntime cannot be imported: {str(e).splitlines()[0][:200]}"
-        full = P.PROVIDER_NAMES.get(self.name)
+        full = P.PROVIDER_NAMES.get(self.provider)
         if full is None or full in avail or full == P.CPU:
             return None
         return f"this onnxruntime build has no {full} (see 'edgecnn doctor')"
 
     def devices(self) -> list[str]:
-        return ["cpu"] if self.name == "cpu" else ["cuda:0"]
+        return ["cpu"] if self.provider == "cpu" else ["cuda:0"]
 
     def versions(self) -> dict[str, str]:
         return P.ort_distributions()
 
     def owns(self, provider: str) -> bool:
-        full = P.PROVIDER_NAMES.get(self.name)
-        return provider in (self.name, full) or (self.name == "auto" and provider in P.PROVIDER_NAMES.values())
+        full = P.PROVIDER_NAMES.get(self.provider)
+        return provider in (self.name, full) or (self.provider == "auto" and provider in P.PROVIDER_NAMES.values())
 
     def file_for(self, precision: str) -> str | None:
         if precision == "bf16":
             return None
-        if precision == "fp16" and self.name == "tensorrt":
+        if precision == "fp16" and self.provider == "tensorrt":
             return "fp32"  # TensorRT builds fp16 kernels from the fp32 file (trt_fp16_enable)
         return precision
 
@@ -193,10 +195,10 @@ class OrtBackend(Backend):
         quantize_hint = (f"quantize it first (edgecnn quantize {file_name}) and pass the int8 file "
                          "(zoo names: --precision int8 picks it)")
         if req == file_p:
-            flags = {"trt_int8_enable": True} if req == "int8" and self.name == "tensorrt" else {}
+            flags = {"trt_int8_enable": True} if req == "int8" and self.provider == "tensorrt" else {}
             return PrecisionChoice(req, file_p, file_p, flags=flags, reason=f"{runtime} runs the file at its own "
                                    "precision")
-        if req == "fp16" and self.name == "tensorrt" and file_p == "fp32":
+        if req == "fp16" and self.provider == "tensorrt" and file_p == "fp32":
             return PrecisionChoice(req, file_p, "fp16", flags={"trt_fp16_enable": True},
                                    reason="TensorRT builds fp16 kernels from the fp32 file (trt_fp16_enable)")
         if req == "bf16":
@@ -217,14 +219,14 @@ class OrtBackend(Backend):
         return [file_precision]  # TensorRT's fp16 flag is asked for explicitly, never picked by auto here
 
     def open(self, path: Path, choice: PrecisionChoice, options: OpenOptions) -> OrtRunner:
-        runner = OrtRunner(path, self.name, choice, options)
+        runner = OrtRunner(path, self.provider, choice, options)
         if choice.flags.get("trt_fp16_enable") and not runner.builds_on_first_run:
             runner.precision = choice.file  # fell back from TensorRT: nothing builds fp16 kernels
         return runner
 
     def resolved(self, options: OpenOptions) -> OrtBackend:
         """The backend of the provider that will run (``auto`` resolved against this build), for planning."""
-        if self.name != "auto":
+        if self.provider != "auto":
             return self
         avail = list(options.available) if options.available is not None else P.available_providers()
         primary = P.resolve_providers("auto", avail).primary

@@ -31,7 +31,7 @@ from edgecnn.runtime.precision import CpuFeatures, PrecisionChoice, file_hint, f
 #: devices passed through to OpenVINO (with an optional ``.N`` index, or ``AUTO:GPU,CPU`` style lists)
 DEVICES: tuple[str, ...] = ("CPU", "GPU", "NPU", "AUTO")
 #: ``Runner.providers`` entry prefix (``OpenVINO:CPU``, ``OpenVINO:GPU.0`` ...)
-PREFIX = "OpenVINO"
+OPENVINO = "OpenVINO"
 #: edgecnn runtime precision -> OpenVINO ``INFERENCE_PRECISION_HINT`` value
 HINTS: dict[str, str] = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
 HINT = "INFERENCE_PRECISION_HINT"
@@ -137,7 +137,7 @@ class OpenVINORunner(Runner):
             self.config["CACHE_DIR"] = str(folder)
         self.provider_options = {}
         self.execution_devices = self._prop("EXECUTION_DEVICES") or [self.device]
-        self.providers = (f"{PREFIX}:{','.join(map(str, self.execution_devices))}",)
+        self.providers = (f"{OPENVINO}:{','.join(map(str, self.execution_devices))}",)
         self.provider_options = {self.providers[0]: dict(self.config)}
         actual = self._prop(HINT)
         self.float_precision = from_openvino(actual) if actual is not None else None
@@ -148,7 +148,7 @@ class OpenVINORunner(Runner):
                                f"{self.float_precision}.")
         self.precision = choice.inference
         self.threads = self._prop("INFERENCE_NUM_THREADS")
-        self.on_cpu = self.providers[0] == f"{PREFIX}:CPU"
+        self.on_cpu = self.providers[0] == f"{OPENVINO}:CPU"
         self.metadata = dict(metadata or {})
         self.inputs = tuple(TensorInfo(p.get_any_name(), _shape(p), np.dtype(p.get_element_type().to_dtype()).name)
                             for p in self.compiled.inputs)
@@ -239,7 +239,7 @@ class OpenVINOBackend(Backend):
         return {"openvino": v} if v else {}
 
     def owns(self, provider: str) -> bool:
-        return provider == self.name or provider.startswith(f"{PREFIX}:") or provider == "OpenVINOExecutionProvider"
+        return provider == self.name or provider.startswith(f"{OPENVINO}:") or provider == "OpenVINOExecutionProvider"
 
     def file_for(self, precision: str) -> str | None:
         return "int8" if precision == "int8" else "fp32"  # fp16/bf16: inference precisions of the fp32 file

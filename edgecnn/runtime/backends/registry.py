@@ -91,6 +91,37 @@ def unregister(name: str) -> None:
         _failed.pop(name, None)
 
 
+def reload() -> None:
+    """Forget every backend and scan the built-ins and the entry points again (tests, plug-in development)."""
+    global _loaded
+    with _lock:
+        _backends.clear()
+        _origins.clear()
+        _failed.clear()
+        _loaded = False
+    _load()
+
+
+def origin_path(name: str) -> str | None:
+    """The folder holding the module of a plug-in backend, for a child process whose ``sys.path`` lacks it."""
+    spec = origin(name)
+    if not spec:
+        return None
+    import sys
+
+    module = sys.modules.get(spec.partition(":")[0])
+    file = getattr(module, "__file__", None)
+    if not file:
+        return None
+    import os
+
+    depth = spec.partition(":")[0].count(".")
+    folder = os.path.dirname(os.path.abspath(file))
+    for _ in range(depth):
+        folder = os.path.dirname(folder)
+    return folder
+
+
 def record_failure(name: str, reason: str) -> None:
     """Remember a plug-in that could not load (reported by ``doctor`` and ``optimize``)."""
     _load()
@@ -121,12 +152,16 @@ def origin(name: str) -> str | None:
     return _origins.get(name)
 
 
-def ensure(name: str, origin_spec: str | None) -> None:
-    """Register ``name`` from ``origin_spec`` (``module:Class``) unless it is registered already (child
-    processes; importing the module may register it by itself)."""
+def ensure(name: str, origin_spec: str | None, path: str | None = None) -> None:
+    """Register ``name`` from ``origin_spec`` (``module:Class``, found under ``path`` when given) unless it is
+    registered already (child processes; importing the module may register it by itself)."""
     _load()
     if name in _backends or not origin_spec:
         return
+    import sys
+
+    if path and path not in sys.path:
+        sys.path.insert(0, path)
     module, _, attr = origin_spec.partition(":")
     try:
         obj: Any = importlib.import_module(module)
