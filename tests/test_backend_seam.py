@@ -147,6 +147,16 @@ def test_toy_backend_in_bench_predict_and_evaluate(toy: Any, tiny: Path, tmp_pat
     assert code == 0, err
     pred = json.loads(out)
     assert pred["providers"] == ["toy:cpu"] and len(pred["results"][0]["predictions"]) == 5
+    for i in range(4):
+        d = tmp_path / "data" / str(i % 2)
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.random.default_rng(i).integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(d / f"{i}.png")
+    code, out, err = run_cli(capsys, "evaluate", tiny, "--data", tmp_path / "data", "--provider", "toy",
+                             "--precision", "fp16", "--json")
+    assert code == 0, err
+    ev = json.loads(out)
+    assert ev["provider"] == "toy:cpu" and ev["samples"] == 4 and ev["precision"] == "fp32"
+    assert "bit for bit" in ev["precision_reason"] and "comparison" not in ev
     code, _, err = run_cli(capsys, "bench", tiny, "--provider", "vulkan")
     assert code == 2 and err.strip().splitlines() == [
         "error: --provider: 'vulkan' is not one of 'auto', 'cpu', 'cuda', 'tensorrt', 'openvino', 'toy'."]

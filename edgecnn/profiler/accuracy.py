@@ -96,10 +96,14 @@ class EvaluationReport:
     batch_size: int
     seconds: float
     images_per_second: float
-    #: the precision that ran (the file's own on ONNX Runtime; the inference precision on OpenVINO)
+    #: the precision that ran (the file's own on ONNX Runtime; the inference precision on OpenVINO), as verified
     precision: str | None = None
     file_precision: str | None = None
     device: str | None = None
+    #: why that precision ran (the backend's plan, ``auto``'s figures, the probe-input check)
+    precision_reason: str = ""
+    #: ``--precision auto``: what it measured and chose, None when not asked
+    auto: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -146,7 +150,8 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike | ImageFolder, *,
         classes=len(folder.classes), top1=round(topk_accuracy(logits, labels, 1), 6),
         top5=round(topk_accuracy(logits, labels, 5), 6), batch_size=batch_size, seconds=round(seconds, 3),
         images_per_second=round(len(labels) / seconds, 1) if seconds > 0 else 0.0,
-        precision=engine.precision, file_precision=engine.info.file_precision, device=engine.device)
+        precision=engine.precision, file_precision=engine.info.file_precision, device=engine.device,
+        precision_reason=engine.info.precision_reason, auto=engine.info.auto)
 
 
 # --------------------------------------------------------------------------- compare
