@@ -224,10 +224,9 @@ def rank_layers(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, data
 def run_outputs(path: str | os.PathLike, x: np.ndarray, *, threads: int, batch: int = 32) -> np.ndarray:
     """The first output of ``path`` on ``x`` at the file's own precision on the reference backend (ONNX Runtime's
     CPU provider, else OpenVINO) (N x classes, float32)."""
-    from edgecnn.runtime.precision import file_precision, read_graph
+    from edgecnn.runtime.engine import reference_engine
 
-    own = file_precision(read_metadata(path), read_graph(path))
-    engine = open_engine(path, reference_runtime(), own, threads, max_batch=batch)
+    engine = reference_engine(path, threads=threads, max_batch=batch)
     try:
         out = engine.run(np.ascontiguousarray(x.astype(engine.input_dtype, copy=False)))
         return np.asarray(out, dtype=np.float32).reshape(len(x), -1)

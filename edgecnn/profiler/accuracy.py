@@ -73,10 +73,9 @@ def _array_batches(x: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
 
 
 def _config(model: str | os.PathLike) -> Any:
-    from edgecnn.runtime.engine import Engine
+    from edgecnn.runtime.engine import reference_engine
 
-    eng = Engine(model, provider="cpu", threads=1)
-    return eng.preprocess_config()
+    return reference_engine(model, threads=1).preprocess_config()
 
 
 # --------------------------------------------------------------------------- evaluate

@@ -127,11 +127,9 @@ def deviation_metrics(reference: np.ndarray, test: np.ndarray) -> dict[str, Any]
 def run_reference(reference: str | os.PathLike, x: np.ndarray, *, threads: int | None = None) -> np.ndarray:
     """The first output of the fp32 ``reference`` on the reference backend (ONNX Runtime's CPU provider, else
     OpenVINO at f32) for inputs ``x`` (float32)."""
-    from edgecnn.runtime import Engine
-    from edgecnn.runtime.backends import reference as reference_backend
+    from edgecnn.runtime.engine import reference_engine
 
-    engine = Engine(reference, reference_backend().name, precision="fp32", threads=threads,
-                    max_batch=max(1, min(len(x), 32)))
+    engine = reference_engine(reference, threads=threads, max_batch=max(1, min(len(x), 32)))
     return engine.run(np.ascontiguousarray(x, dtype=engine.input_dtype))
 
 

@@ -138,6 +138,22 @@ def recorded(metadata: Mapping[str, Any], backend: Backend, cpu_model: str | Non
     return p or None
 
 
+_SHA_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file, remembered per (path, size, mtime) in this process: a second Engine on the same file
+    costs no hashing."""
+    from edgecnn._io import sha256_file
+
+    p = Path(path).resolve()
+    st = p.stat()
+    key = (str(p), st.st_size, st.st_mtime_ns)
+    if key not in _SHA_CACHE:
+        _SHA_CACHE[key] = sha256_file(p)
+    return _SHA_CACHE[key]
+
+
 def decision_key(backend: Backend, *, cpu_model: str, device: str, sha256: str, batch: int) -> dict[str, Any]:
     """What a cached decision is valid for."""
     return {"cpu": cpu_model, "backend": backend.name, "versions": backend.versions(), "device": device,

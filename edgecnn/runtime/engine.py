@@ -237,22 +237,23 @@ class Engine:
     def _decide_auto(self, planner: Backend, backend: Backend, file_p: str, meta: dict[str, Any], dev: str,
                      options: OpenOptions) -> tuple[PR.PrecisionChoice, Runner | None]:
         """``auto``: the backend's only candidate, or the measured/recorded/cached choice among several."""
-        from edgecnn._io import sha256_file
         from edgecnn.runtime import auto_precision as AP
 
         cands = planner.candidates(file_precision=file_p, cpu=self._cpu, device=dev)
         if len(cands) <= 1:
             return planner.default_choice(file_precision=file_p, cpu=self._cpu, device=dev), None
-        fresh = OpenOptions(**{**options.__dict__, "cache": False})
+        fresh = OpenOptions(**{**options.__dict__, "cache": False, "profiling": False})  # timed as it will run
 
         def open_runner(p: str) -> Runner:
             c = planner.plan(p, file_precision=file_p, cpu=self._cpu, device=dev, file_name=self.path.name)
             return backend.open(self.path, c, fresh)
 
         batch = self._file_batch or 1
-        key = AP.decision_key(planner, cpu_model=self._cpu.model, device=dev, sha256=sha256_file(self.path),
+        key = AP.decision_key(planner, cpu_model=self._cpu.model, device=dev, sha256=AP.file_sha256(self.path),
                               batch=batch)
         decision, runner = AP.decide(planner, cands, key=key, metadata=meta, open_runner=open_runner, batch=batch)
+        if options.profiling:
+            runner = None  # compiled again below, with the backend's per-node counters
         self.auto = decision.as_dict()
         c = planner.plan(decision.chosen, file_precision=file_p, cpu=self._cpu, device=dev, file_name=self.path.name)
         choice = PR.PrecisionChoice("auto", c.file, c.inference, flags=dict(c.flags), reason=decision.describe())
@@ -388,3 +389,13 @@ class Engine:
     def __repr__(self) -> str:  # noqa: D105
         return (f"Engine({str(self.path)!r}, providers={list(self.providers)}, precision={self.precision}, "
                 f"input={self.input_name}{list(self.input_shape)} {self.input_dtype.name})")
+
+
+def reference_engine(path: str | os.PathLike, *, threads: int | None = None, max_batch: int = 32) -> Engine:
+    """An Engine on the reference backend (ONNX Runtime's CPU provider, else OpenVINO) at the file's own
+    precision: the fp32 reference of deviation reports and the runtime of driver-side checks, on what is
+    installed."""
+    graph = PR.read_graph(path)
+    own = PR.file_precision(decode({p.key: p.value for p in graph.metadata_props}), graph)
+    del graph
+    return Engine(path, registry.reference().name, precision=own, threads=threads, max_batch=max_batch)
