@@ -250,3 +250,22 @@ def test_bench_and_per_layer_profile_on_openvino(models):
     assert by_kind  # at least one layer measured
     assert abs(sum(x.time_ms for x in t.layers) + t.unattributed_ms - t.total_ms) < 1e-6
     assert "OpenVINO:CPU" in p.layer_table()
+
+
+BENCH_BLOCKED = BLOCK.split("try:\n    e = Engine")[0] + textwrap.dedent(
+    """
+    from edgecnn.profiler.measure import bench
+    r = bench(sys.argv[1], [1], provider="openvino", precision="bf16", iters=2, warmup=0, progress=False)
+    d = r.deviation
+    print("DEV", r.precision, d["reference_runtime"], d["reference"] == sys.argv[1], type(d["sqnr_db"]).__name__)
+    """
+)
+
+
+def test_bench_deviation_without_onnxruntime_runs_its_reference_on_openvino(models, tmp_path):
+    """With edgecnn[openvino] alone, a bf16 bench compares with fp32 on OpenVINO instead of asking for ORT."""
+    env = {**os.environ, "EDGECNN_CACHE_DIR": str(tmp_path), "EDGECNN_CPU_FLAGS": "avx2 avx512f avx512_bf16"}
+    proc = subprocess.run([sys.executable, "-c", BENCH_BLOCKED, str(models["dynamic"]), "onnxruntime,torch"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=180, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "DEV bf16 OpenVINO, fp32 True float" in proc.stdout, proc.stdout + proc.stderr[-2000:]
