@@ -21,9 +21,10 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import EdgecnnError
+from edgecnn.runtime.precision import RUNTIME_PRECISIONS
 
-#: every precision the optimizer knows (the runtime precisions)
-PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8")
+#: every precision the optimizer knows: the runtime precisions (defined once, in edgecnn.runtime.precision)
+PRECISIONS: tuple[str, ...] = RUNTIME_PRECISIONS
 
 
 def runtimes() -> list[str]:

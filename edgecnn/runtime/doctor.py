@@ -106,6 +106,8 @@ def backend_rows() -> list[dict[str, Any]]:
                 versions = registry.get(name).versions()
             except Exception:  # noqa: BLE001 - a plug-in's own report must not break doctor
                 versions = {}
+        if why:
+            why = why.replace(" (see 'edgecnn doctor')", "")  # this is doctor
         rows.append({"name": name, "available": why is None, "reason": why, "skipped": failed,
                      "versions": versions})
     return rows

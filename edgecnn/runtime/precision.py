@@ -29,8 +29,10 @@ from edgecnn.errors import EdgecnnError
 
 #: what a user may ask for, everywhere (``--precision``, ``Engine(precision=...)``)
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16", "int8")
-#: precisions a file can have = the export precisions (the exporters write fp32/fp16, ``edgecnn quantize`` int8)
-FILE_PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
+#: precisions the exporters write a file in
+EXPORT_PRECISIONS: tuple[str, ...] = ("fp32", "fp16")
+#: precisions a file can have: the export precisions, and int8 (``edgecnn quantize`` writes QDQ files)
+FILE_PRECISIONS: tuple[str, ...] = (*EXPORT_PRECISIONS, "int8")
 #: precisions a backend can execute (a file's own, or an inference precision applied to a float file)
 RUNTIME_PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8")
 _FROM_OPENVINO = {"f32": "fp32", "float32": "fp32", "bf16": "bf16", "bfloat16": "bf16", "f16": "fp16",
