@@ -166,13 +166,14 @@ def test_toy_backend_in_optimize_never_chosen_under_a_label_that_did_not_run(toy
     from edgecnn.optimize.runner import optimize
 
     rep = optimize(tiny, providers=["cpu", "toy"], precisions=["fp32", "fp16"], batches=[1], duration=0.1,
-                   threads=1, progress=False)
+                   threads=1, progress=False, output=tiny.parent / "out")
     by = {(c["provider"], c["precision"]): c for c in rep["candidates"]}
     assert by[("toy", "fp32")]["status"] == "ok" and by[("toy", "fp32")]["ran_precision"] == "fp32"
     fake = by[("toy", "fp16")]
     assert fake["status"] == "ok" and fake["ran_precision"] == "fp32" and fake["file"] == "fp32"
     assert (rep["chosen"]["provider"], rep["chosen"]["precision"]) != ("toy", "fp16")
     assert any("toy fp16 ran fp32" in n for n in rep["notes"])
+    assert "| toy | fp16 (ran fp32) |" in (tiny.parent / "out" / "report.md").read_text()
 
 
 class _BrokenEntryPoint:
