@@ -61,6 +61,7 @@ def predict_cmd(model: str, precision: str, images: tuple[str, ...], top: int, p
     results = predict(engine, list(images), top=top, batch=batch)
     if as_json:
         echo_json({"model": str(prepared.source), "providers": list(engine.providers), "precision": engine.precision,
+                   "precision_reason": engine.info.precision_reason, "auto": engine.info.auto,
                    "device": engine.device, "results": results, "notices": list(prepared.notices)})
     else:
         _print_predictions(results)
