@@ -176,3 +176,18 @@ def test_triton_reads_only_a_recorded_decision(tmp_path: Path, monkeypatch: pyte
     assert build_config(elsewhere, provider="tensorrt").tensorrt["precision_mode"] == "FP32"
     with pytest.raises(EdgecnnError, match="unknown Triton provider 'auto'"):
         build_config(plain, provider="auto")
+
+
+@needs_openvino
+def test_engine_auto_uses_the_decision_the_file_carries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_timing(*a: Any, **k: Any) -> float:
+        raise AssertionError("a recorded decision is not measured again")
+
+    monkeypatch.setattr(AP, "time_candidate", no_timing)
+    decided = {"runtime": "openvino", "precision": "bf16", "cpu": WITH_BF16.model}
+    model = make_classifier(tmp_path / "chosen.onnx", size=16, metadata={"optimize": decided})
+    eng = Engine(model, "openvino", cpu=WITH_BF16, cache_dir=tmp_path / "ov")
+    assert eng.precision == "bf16" and eng.info.auto["source"] == "optimize decision"
+    assert "recorded in the file" in eng.info.precision_reason
+    # the same file on the ONNX Runtime CPU provider: a decision for another backend does not apply
+    assert Engine(model, "cpu", cpu=WITH_BF16).precision == "fp32"

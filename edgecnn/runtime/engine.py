@@ -240,6 +240,13 @@ class Engine:
         from edgecnn.runtime import auto_precision as AP
 
         cands = planner.candidates(file_precision=file_p, cpu=self._cpu, device=dev)
+        rec = AP.recorded(meta, planner, self._cpu.model)
+        if rec is not None and rec not in cands:  # recorded by optimize, runnable by a flag (TensorRT's fp16)
+            try:
+                planner.plan(rec, file_precision=file_p, cpu=self._cpu, device=dev)
+                cands = [*cands, rec]
+            except EdgecnnError:
+                pass
         if len(cands) <= 1:
             return planner.default_choice(file_precision=file_p, cpu=self._cpu, device=dev), None
         fresh = OpenOptions(**{**options.__dict__, "cache": False, "profiling": False})  # timed as it will run
