@@ -135,7 +135,6 @@ class OpenVINORunner(Runner):
         self.config = {k: str(v) for k, v in props.items()}
         if folder is not None:
             self.config["CACHE_DIR"] = str(folder)
-        self.provider_options = {}
         self.execution_devices = self._prop("EXECUTION_DEVICES") or [self.device]
         self.providers = (f"{OPENVINO}:{','.join(map(str, self.execution_devices))}",)
         self.provider_options = {self.providers[0]: dict(self.config)}
