@@ -176,6 +176,29 @@ def test_toy_backend_in_optimize_never_chosen_under_a_label_that_did_not_run(toy
     assert "| toy | fp16 (ran fp32) |" in (tiny.parent / "out" / "report.md").read_text()
 
 
+class _ToyEntryPoint:
+    name, value, group = "toy", "toy_backend:ToyBackend", registry.ENTRY_POINT_GROUP
+
+    def load(self) -> Any:
+        return ToyBackend
+
+
+def test_an_entry_point_registers_a_backend(monkeypatch: pytest.MonkeyPatch, tiny: Path) -> None:
+    real = importlib.metadata.entry_points
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda **kw: [_ToyEntryPoint()] if kw.get("group") == registry.ENTRY_POINT_GROUP
+                        else real(**kw))
+    registry.reload()
+    try:
+        assert registry.names()[-1] == "toy" and registry.origin("toy") == "toy_backend:ToyBackend"
+        assert registry.versions()["toy"] == "1.0"  # in bench's machine facts and optimize's decisions too
+        assert Engine(tiny, "toy").providers == ("toy:cpu",)
+    finally:
+        monkeypatch.undo()
+        registry.reload()
+        assert "toy" not in registry.names()
+
+
 class _BrokenEntryPoint:
     name, value, group = "gpu9000", "edgecnn_gpu9000:Backend", registry.ENTRY_POINT_GROUP
 

@@ -259,13 +259,11 @@ def ort_distributions() -> dict[str, str]:
 
 
 def runtime_versions() -> dict[str, str]:
-    """Installed runtime distributions (name -> version): every onnxruntime build, and openvino when present."""
-    from edgecnn.runtime.backends.openvino import openvino_version
+    """Installed runtime distributions (name -> version) of every registered backend: every onnxruntime build,
+    openvino when present, a plug-in's own (:func:`edgecnn.runtime.backends.registry.versions`)."""
+    from edgecnn.runtime.backends.registry import versions
 
-    found = ort_distributions()
-    if (ov := openvino_version()) is not None:
-        found["openvino"] = ov
-    return found
+    return versions()
 
 
 def _build_description(available: Sequence[str]) -> str:

@@ -255,3 +255,15 @@ def available() -> dict[str, str | None]:
             out[n] = f"{type(e).__name__}: {_first_line(e)}"
     out.update(failures())
     return out
+
+
+def versions() -> dict[str, str]:
+    """Installed distributions (name -> version) of every registered backend; a plug-in whose own report fails
+    adds nothing."""
+    out: dict[str, str] = {}
+    for n in names():
+        try:
+            out.update(_backends[n].versions())
+        except Exception:  # noqa: BLE001 - a plug-in's version report must not break a bench
+            continue
+    return out
