@@ -272,18 +272,26 @@ class Engine:
         same backend: outputs equal bit for bit mean it did not run, and the Engine reports the file's."""
         from edgecnn.runtime import auto_precision as AP
 
-        ref_choice = planner.plan(choice.file, file_precision=choice.file, cpu=self._cpu, device=dev)
-        ref = backend.open(self.path, ref_choice, options)
+        try:
+            try:  # the reference: fp32 where the backend runs the file at fp32, else the file's own precision
+                ref_choice = planner.plan("fp32", file_precision=choice.file, cpu=self._cpu, device=dev)
+            except EdgecnnError:
+                ref_choice = planner.plan(choice.file, file_precision=choice.file, cpu=self._cpu, device=dev)
+            ref = backend.open(self.path, ref_choice, options)
+        except EdgecnnError as e:
+            self.verification = f"{choice.inference} not verified (the reference could not run: {e})"
+            return
         x = AP.probe_input(self.runner.inputs[0], meta, batch=self._file_batch or 1)
         names = [o.name for o in self.runner.outputs]
         same = AP.same_outputs(np.asarray(self.runner.run(x, names)[0]), np.asarray(ref.run(x, names)[0]))
         del ref
+        ran = ref_choice.inference
         if same:
-            self.verification = (f"{choice.inference} was asked, but the outputs on probe inputs equal "
-                                 f"{choice.file} bit for bit: {choice.file} ran")
-            self.precision = choice.file
+            self.verification = (f"{choice.inference} was asked, but the outputs on probe inputs equal {ran} bit for "
+                                 f"bit: {ran} ran")
+            self.precision = ran
         else:
-            self.verification = f"{choice.inference} verified: outputs on probe inputs differ from {choice.file}"
+            self.verification = f"{choice.inference} verified: outputs on probe inputs differ from {ran}"
 
     # ------------------------------------------------------------------ public API
 
