@@ -67,7 +67,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     inputs = np.load(spec["inputs"], mmap_mode="r")
     x = _batch_of(inputs, batch).astype(engine.input_dtype, copy=False)
     engine.run(x)
-    build_s = time.perf_counter() - t0
+    build_s = time.perf_counter() - t0 - float(getattr(engine, "verify_seconds", 0.0))  # the precision check apart
     for _ in range(int(spec.get("warmup", 3))):
         engine.run(x)
     lat: list[float] = []

@@ -6,6 +6,7 @@ same whichever backend runs underneath; the Engine never asks which one it holds
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -205,8 +206,12 @@ class Engine:
         self.precision_choice = choice
         self.precision = runner.precision
         self.verification = ""
+        #: seconds the precision check took (apart from compiling what runs: reported build times exclude it)
+        self.verify_seconds = 0.0
         if verify and self.auto is None and runner.precision in _FLAGGED and runner.precision != choice.file:
+            t0 = time.perf_counter()
             self._verify(planner, backend, choice, dev, options, file_meta)
+            self.verify_seconds = time.perf_counter() - t0
         self.metadata: dict[str, Any] = dict(getattr(runner, "metadata", None) or file_meta)
         self.warning = runner.warning
         self.providers = tuple(runner.providers)
