@@ -1,16 +1,16 @@
-"""Purpose-built models and fake runtimes for the optimizer's tests (``onnx.helper``, no torch)."""
+"""Purpose-built models and extra backends for the optimizer's tests (``onnx.helper``, no torch)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from edgecnn.metadata import encode
+from edgecnn.runtime.backends.onnxruntime import OrtBackend
 
 #: the node int8 destroys in :func:`make_sensitive_model`
 SENSITIVE = "mix"
@@ -57,13 +57,10 @@ def make_sensitive_model(path: str | os.PathLike, *, size: int = 16, seed: int =
     return path
 
 
-def open_broken(path: Any, *, precision: str, threads: int, max_batch: int) -> Any:
-    """A runtime opener that always fails, like a runtime whose plug-in cannot load."""
-    raise RuntimeError("the fake runtime cannot load its device")
+class AliasBackend(OrtBackend):
+    """A second runtime that is ONNX Runtime's CPU provider under another name (registered by the tests)."""
 
-
-def open_ort_alias(path: Any, *, precision: str, threads: int, max_batch: int) -> Any:
-    """A second runtime that is ONNX Runtime's CPU provider under another name."""
-    from edgecnn.runtime import Engine
-
-    return Engine(path, provider="cpu", threads=threads, max_batch=max_batch)
+    def __init__(self) -> None:
+        super().__init__("cpu")
+        self.name = "alias"
+        self.reference_rank = None

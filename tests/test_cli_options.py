@@ -14,7 +14,7 @@ from cli_helpers import run_cli
 
 from edgecnn.cli import cli, options
 from edgecnn.errors import EdgecnnError
-from edgecnn.runtime.providers import PROVIDERS
+from edgecnn.runtime.backends.ort_providers import PROVIDERS
 
 CLI_DIR = Path(options.__file__).parent
 MAX_MODULE_LINES = 300

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from edgecnn.runtime.providers import ORT_DISTRIBUTIONS
+from edgecnn.runtime.backends.ort_providers import ORT_DISTRIBUTIONS
 
 try:
     import tomllib

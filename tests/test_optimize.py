@@ -27,15 +27,23 @@ from edgecnn.runtime.images import PreprocessConfig
 CANDIDATE_KEYS = {"provider", "precision", "batch", "status", "p50_ms", "p99_ms", "throughput", "size_bytes",
                   "peak_rss_bytes", "accuracy", "agreement", "cosine"}
 CHOSEN_KEYS = {"path", "provider", "precision", "speedup_vs_fp32", "accuracy_drop", "kept_float"}
-ALIAS = "optimize_helpers:open_ort_alias"
-BROKEN = "optimize_helpers:open_broken"
 
 
 @pytest.fixture(autouse=True)
-def _helpers_importable(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The measuring child processes import the fake runtimes from this folder."""
-    here = str(Path(__file__).resolve().parent)
-    monkeypatch.setenv("PYTHONPATH", here)
+def _extra_backends() -> Any:
+    """Two backends registered from the tests (no edit to edgecnn/): ``alias`` (ONNX Runtime's CPU provider under
+    another name) and ``broken`` (its device never loads). The measuring child processes register them again
+    from their origin (module:Class and its folder)."""
+    from optimize_helpers import AliasBackend
+    from toy_backend import BrokenBackend
+
+    from edgecnn.runtime.backends import register, unregister
+
+    register(AliasBackend(), replace=True)
+    register(BrokenBackend(), replace=True)
+    yield
+    unregister("alias")
+    unregister("broken")
 
 
 def _cand(provider: str, precision: str, p50: float, size: int, within: bool = True, batch: int = 1) -> Candidate:
@@ -147,7 +155,7 @@ def test_int8_missing_the_budget_keeps_the_sensitive_layers_in_float(tmp_path: P
     real = backends.calibrate_once
     monkeypatch.setattr(backends, "calibrate_once", lambda *a, **k: calls.append(1) or real(*a, **k))
     rep = _run(model, tmp_path / "out", providers=["cpu", "alias"], precisions=["fp32", "int8"],
-               runtimes={"alias": ALIAS}, min_sqnr=20.0)
+               min_sqnr=20.0)
     by = {(c["provider"], c["precision"], bool(c["kept_float"])): c for c in rep["candidates"]}
     assert rep["candidates"][0]["reference"] and rep["candidates"][0]["sqnr_db"] == "inf"
     plain = by[("cpu", "int8", False)]
@@ -207,7 +215,7 @@ def test_json_contract_reports_and_chosen_metadata(tmp_path: Path, capsys: pytes
 
 def test_failing_runtime_is_reported_and_skipped(tmp_path: Path) -> None:
     model = make_classifier(tmp_path / "tiny.onnx", size=16)
-    rep = _run(model, None, providers=["broken", "cpu"], precisions=["fp32"], runtimes={"broken": BROKEN})
+    rep = _run(model, None, providers=["broken", "cpu"], precisions=["fp32"])
     broken = next(c for c in rep["candidates"] if c["provider"] == "broken")
     assert broken["status"] == "failed: RuntimeError: the fake runtime cannot load its device"
     assert rep["chosen"]["provider"] == "cpu" and rep["chosen"]["path"] is None
@@ -254,7 +262,7 @@ def test_cli_json_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture) -
     assert rep["chosen"]["precision"] == "fp32" and rep["candidates"][0]["status"] == "ok"
     code, out, err = run_cli(capsys, "optimize", model, "--providers", "cpu,vulkan")
     assert code == 2 and err.strip().splitlines() == [
-        "error: unknown runtime 'vulkan': choose from cpu, cuda, tensorrt, openvino."]
+        "error: unknown runtime 'vulkan': choose from cpu, cuda, tensorrt, openvino, alias, broken."]
     code, _, err = run_cli(capsys, "optimize", tmp_path / "missing.onnx")
     assert code == 2 and "model file not found" in err and "Traceback" not in err
 

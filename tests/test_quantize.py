@@ -227,7 +227,7 @@ def test_tensorrt_calibration_table_files(tiny: Path, tmp_path: Path) -> None:
     assert opts["trt_int8_enable"] is True and opts["trt_int8_use_native_calibration_table"] is False
     assert opts["trt_int8_calibration_table_name"] == str(files["calibration.flatbuffers"].resolve())
     # the runtime's TensorRT options accept them (built without a GPU)
-    from edgecnn.runtime import providers as P
+    from edgecnn.runtime.backends import ort_providers as P
 
     config = P.ProviderConfig(int8=True, gpu_name="test", cache_dir=tmp_path / "cache",
                               provider_options={"tensorrt": opts})

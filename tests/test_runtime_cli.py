@@ -229,7 +229,7 @@ def test_doctor_aarch64_features_openvino_and_build_versions(monkeypatch):
 
 
 def test_provider_error_texts_take_versions_from_the_build(monkeypatch):
-    from edgecnn.runtime import providers as P
+    from edgecnn.runtime.backends import ort_providers as P
 
     monkeypatch.setattr(P, "gpu_build_versions", lambda: {"cuda": "13.0", "cudnn": "9.14", "tensorrt": "10"})
     msg = P.unavailable_message("tensorrt", ["CPUExecutionProvider"])
@@ -240,7 +240,7 @@ def test_provider_error_texts_take_versions_from_the_build(monkeypatch):
 
 
 def test_gpu_versions_from_the_provider_libraries(monkeypatch):
-    from edgecnn.runtime import providers as P
+    from edgecnn.runtime.backends import ort_providers as P
 
     # what onnxruntime-gpu 1.31.1's provider libraries load (read with providers._elf_needed from its wheel)
     monkeypatch.setattr(P, "provider_libraries", lambda: {
@@ -257,7 +257,7 @@ def test_elf_reader_lists_needed_libraries():
     import sys
     from pathlib import Path
 
-    from edgecnn.runtime import providers as P
+    from edgecnn.runtime.backends import ort_providers as P
 
     exe = Path(sys.executable).resolve()
     needed = P._elf_needed(exe)

@@ -29,6 +29,7 @@ if importlib.util.find_spec("openvino") is None:
 
 ROOT = Path(__file__).resolve().parents[1]
 NO_BF16 = PR.CpuFeatures("x86_64", frozenset({"avx2", "avx512f", "avx512_vnni"}), "faked CPU without bf16")
+WITH_BF16 = PR.CpuFeatures("x86_64", frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}), "faked bf16 CPU")
 
 
 @pytest.fixture(scope="module")
@@ -97,20 +98,21 @@ def test_info_reports_backend_device_precision_and_threads(models, tmp_path):
         eng.session  # noqa: B018
 
 
-def test_auto_precision_follows_the_cpu_and_is_reported(models, tmp_path):
+def test_auto_precision_is_measured_and_reported(models, tmp_path):
+    # without native bf16 the only candidate is fp32: nothing to measure
     eng = Engine(models["dynamic"], "openvino", cpu=NO_BF16, cache_dir=tmp_path)
-    assert eng.precision == "fp32" and "no native bf16" in eng.info.precision_reason
+    assert eng.precision == "fp32" and eng.info.auto is None and "only" not in eng.info.precision_reason
     with pytest.raises(EdgecnnError, match="bf16 refused"):
         Engine(models["dynamic"], "openvino", precision="bf16", cpu=NO_BF16, cache_dir=tmp_path)
-    host = PR.detect_cpu()
-    x = _x(4)
-    ref = Engine(models["dynamic"], "cpu").run(x)
-    if host.native_bf16:
-        eng = Engine(models["dynamic"], "openvino", cache_dir=tmp_path)
-        assert eng.precision == "bf16" and eng.info.requested_precision == "auto"
-        assert 0 < _rel(eng.run(x), ref) < 3e-2  # bf16 really ran: close, not bit-equal
-    else:
-        assert Engine(models["dynamic"], "openvino", cache_dir=tmp_path).precision == "fp32"
+    # with it (faked), auto measures fp32 and bf16 on the file and reports the figures it chose by
+    eng = Engine(models["dynamic"], "openvino", cpu=WITH_BF16, cache_dir=tmp_path)
+    auto = eng.info.auto
+    assert auto["source"] == "measured" and auto["candidates"] == ["fp32", "bf16"]
+    assert auto["chosen"] == eng.precision and eng.info.requested_precision == "auto"
+    assert auto["figures"]["fp32"]["sqnr_db"] == "inf" and auto["figures"]["fp32"]["p50_ms"] > 0
+    assert "auto measured fp32, bf16 and chose" in eng.info.precision_reason
+    again = Engine(models["dynamic"], "openvino", cpu=WITH_BF16, cache_dir=tmp_path)
+    assert again.info.auto["source"] == "cached" and again.precision == eng.precision
 
 
 def test_fp16_file_keeps_its_io_dtype(models, tmp_path):
@@ -146,7 +148,7 @@ def test_compiled_model_cache_fills_once_and_is_reused(models, tmp_path):
     eng = Engine(models["dynamic"], "openvino", precision="fp32", cache_dir=cache)
     assert sorted(p.name for p in cache.rglob("*.blob")) == blobs  # no new compilation
     assert {p: p.stat().st_mtime_ns for p in cache.rglob("*.blob")} == stamps
-    assert eng.info.cache_dir == str(cache)
+    assert eng.info.cache_dir == str(cache / "f32")  # one cache folder per inference precision
 
 
 def test_devices_and_bad_input(models, tmp_path):
@@ -248,3 +250,22 @@ def test_bench_and_per_layer_profile_on_openvino(models):
     assert by_kind  # at least one layer measured
     assert abs(sum(x.time_ms for x in t.layers) + t.unattributed_ms - t.total_ms) < 1e-6
     assert "OpenVINO:CPU" in p.layer_table()
+
+
+BENCH_BLOCKED = BLOCK.split("try:\n    e = Engine")[0] + textwrap.dedent(
+    """
+    from edgecnn.profiler.measure import bench
+    r = bench(sys.argv[1], [1], provider="openvino", precision="bf16", iters=2, warmup=0, progress=False)
+    d = r.deviation
+    print("DEV", r.precision, d["reference_runtime"], d["reference"] == sys.argv[1], type(d["sqnr_db"]).__name__)
+    """
+)
+
+
+def test_bench_deviation_without_onnxruntime_runs_its_reference_on_openvino(models, tmp_path):
+    """With edgecnn[openvino] alone, a bf16 bench compares with fp32 on OpenVINO instead of asking for ORT."""
+    env = {**os.environ, "EDGECNN_CACHE_DIR": str(tmp_path), "EDGECNN_CPU_FLAGS": "avx2 avx512f avx512_bf16"}
+    proc = subprocess.run([sys.executable, "-c", BENCH_BLOCKED, str(models["dynamic"]), "onnxruntime,torch"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=180, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "DEV bf16 OpenVINO, fp32 True float" in proc.stdout, proc.stdout + proc.stderr[-2000:]

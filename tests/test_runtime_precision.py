@@ -1,5 +1,6 @@
-"""The precision vocabulary and its resolution: a pure function of (provider, file precision, CPU, device),
-every CPU branch tested with the CPU faked."""
+"""The precision vocabulary and each backend's plan: a pure function of (backend, file precision, CPU, device),
+every CPU branch tested with the CPU faked. ``auto`` is measured (tests/test_auto_precision.py); here only its
+candidates, which CPU flags prune."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 
 from edgecnn.errors import EdgecnnError
 from edgecnn.runtime import precision as PR
-from edgecnn.runtime import providers as P
+from edgecnn.runtime.backends import ort_providers as P
 
 BF16_X86 = PR.CpuFeatures("x86_64", frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}), "AMD EPYC")
 PLAIN_X86 = PR.CpuFeatures("x86_64", frozenset({"avx2", "avx512f", "avx512_vnni"}), "Intel Xeon (Ice Lake)")
@@ -16,9 +17,22 @@ ARM = PR.CpuFeatures("aarch64", frozenset({"asimd", "asimdhp", "asimddp"}), "Cor
 ARM_BF16 = PR.CpuFeatures("aarch64", frozenset({"asimd", "asimdhp", "bf16", "i8mm"}), "Neoverse V2")
 
 
+HINT = "INFERENCE_PRECISION_HINT"
+
+
 def ov(requested, cpu, file="fp32", device="CPU"):
     return PR.resolve_precision(requested, provider="openvino", file_precision=file, cpu=cpu, device=device,
                                 file_name="m.onnx")
+
+
+def hint(choice):
+    return choice.flags.get(HINT)
+
+
+def candidates(provider, cpu, file="fp32", device="CPU"):
+    from edgecnn.runtime.backends import get
+
+    return get(provider).candidates(file_precision=file, cpu=cpu, device=device)
 
 
 def test_constants_are_the_shared_vocabulary():
@@ -50,23 +64,27 @@ def test_cpu_flags_override_for_the_other_branch(monkeypatch):
     assert PR.detect_cpu(machine="x86_64").native_bf16
 
 
-def test_auto_on_openvino_follows_the_cpu():
+def test_auto_candidates_on_openvino_are_pruned_by_the_cpu_never_chosen_by_it():
+    assert candidates("openvino", BF16_X86) == ["fp32", "bf16"]  # measured between, not picked by the flag
+    assert candidates("openvino", AMX_X86) == ["fp32", "bf16", "fp16"]
+    assert candidates("openvino", PLAIN_X86) == ["fp32"]  # never bf16 without it in hardware
+    assert candidates("openvino", ARM) == ["fp32", "fp16"]
+    assert candidates("openvino", PLAIN_X86, device="GPU") == ["fp32", "bf16", "fp16"]  # the GPU plugin decides
+    assert candidates("openvino", BF16_X86, file="int8") == ["int8"]
+    for provider in ("cpu", "cuda", "tensorrt"):  # ONNX Runtime runs a file at its own precision
+        for file in PR.FILE_PRECISIONS:
+            assert candidates(provider, AMX_X86, file=file) == [file]
+    # the pure resolution of 'auto' is the first candidate (the file's own), never a flag's pick
     c = ov("auto", BF16_X86)
-    assert (c.inference, c.openvino_hint) == ("bf16", "bf16") and "native bf16" in c.reason
-    assert (ov("auto", AMX_X86).inference, ov("auto", AMX_X86).openvino_hint) == ("bf16", "bf16")
-    c = ov("auto", PLAIN_X86)
-    assert (c.inference, c.openvino_hint) == ("fp32", "f32")  # never bf16 without it in hardware
-    c = ov("auto", ARM)
-    assert (c.inference, c.openvino_hint) == ("default", None) and "aarch64" in c.reason
-    assert ov("auto", BF16_X86, device="GPU").openvino_hint is None  # the device's own default
+    assert (c.inference, hint(c)) == ("fp32", "f32")
 
 
 def test_explicit_openvino_precisions():
-    assert ov("bf16", BF16_X86).openvino_hint == "bf16"
-    assert ov("fp32", BF16_X86).openvino_hint == "f32"
-    assert ov("bf16", ARM_BF16).openvino_hint == "bf16"
-    assert ov("fp16", AMX_X86).openvino_hint == "f16" and ov("fp16", ARM).openvino_hint == "f16"
-    assert ov("fp16", PLAIN_X86, device="GPU").openvino_hint == "f16"  # passed through to the GPU plugin
+    assert hint(ov("bf16", BF16_X86)) == "bf16"
+    assert hint(ov("fp32", BF16_X86)) == "f32"
+    assert hint(ov("bf16", ARM_BF16)) == "bf16"
+    assert hint(ov("fp16", AMX_X86)) == "f16" and hint(ov("fp16", ARM)) == "f16"
+    assert hint(ov("fp16", PLAIN_X86, device="GPU")) == "f16"  # passed through to the GPU plugin
     with pytest.raises(EdgecnnError, match=r"bf16 refused: this CPU \(Intel Xeon \(Ice Lake\)\) has no native bf16"):
         ov("bf16", PLAIN_X86)
     with pytest.raises(EdgecnnError, match="bf16 refused"):
@@ -77,7 +95,7 @@ def test_explicit_openvino_precisions():
 
 def test_int8_files_and_int8_requests_on_openvino():
     c = ov("auto", PLAIN_X86, file="int8")
-    assert c.inference == "int8" and c.openvino_hint is None
+    assert c.inference == "int8" and hint(c) is None
     assert ov("int8", BF16_X86, file="int8").inference == "int8"
     with pytest.raises(EdgecnnError, match="int8 \\(QDQ\\) file: OpenVINO runs it only at int8.*fp32 file"):
         ov("bf16", BF16_X86, file="int8")
@@ -89,7 +107,7 @@ def test_int8_files_and_int8_requests_on_openvino():
 def test_onnxruntime_runs_the_files_own_precision(provider):
     for file in PR.FILE_PRECISIONS:
         c = PR.resolve_precision("auto", provider=provider, file_precision=file, cpu=BF16_X86)
-        assert c.inference == file and c.openvino_hint is None
+        assert c.inference == file and hint(c) is None
         assert PR.resolve_precision(file, provider=provider, file_precision=file, cpu=BF16_X86).inference == file
     with pytest.raises(EdgecnnError, match="bf16 cannot run on ONNX Runtime.*--provider openvino"):
         PR.resolve_precision("bf16", provider=provider, file_precision="fp32", cpu=BF16_X86)
@@ -101,10 +119,25 @@ def test_onnxruntime_runs_the_files_own_precision(provider):
 
 def test_fp16_on_an_fp32_file_only_on_tensorrt():
     c = PR.resolve_precision("fp16", provider="tensorrt", file_precision="fp32", cpu=PLAIN_X86)
-    assert c.inference == "fp16" and c.tensorrt_fp16
+    assert c.inference == "fp16" and c.flags == {"trt_fp16_enable": True}
     for provider in ("cpu", "cuda"):
         with pytest.raises(EdgecnnError, match="edgecnn export MODEL --fp16"):
             PR.resolve_precision("fp16", provider=provider, file_precision="fp32", cpu=PLAIN_X86)
+
+
+def test_one_table_bench_and_optimize_agree_on_the_file_of_each_precision():
+    """The file a precision runs from is the backend's one table: bench's zoo export and optimize's candidate file
+    are the same (TensorRT fp16 = the fp32 file with TensorRT's fp16 flag, as the plan says)."""
+    from edgecnn.optimize import backends as OB
+
+    for provider in ("cpu", "cuda", "tensorrt", "openvino"):
+        for precision in ("fp32", "fp16", "int8"):
+            assert PR.export_precision(precision, provider) == OB.file_kind(provider, precision), (provider, precision)
+    assert PR.export_precision("fp16", "tensorrt") == "fp32" and PR.export_precision("fp16", "cpu") == "fp16"
+    assert PR.export_precision("bf16", "openvino") == "fp32" and PR.export_precision("auto", "openvino") == "fp32"
+    c = PR.resolve_precision("fp16", provider="tensorrt", file_precision=PR.export_precision("fp16", "tensorrt"),
+                             cpu=PLAIN_X86)
+    assert c.flags == {"trt_fp16_enable": True}
 
 
 def test_file_precision_from_metadata_or_graph(tmp_path):

@@ -18,7 +18,8 @@ from edgecnn.runtime import (
     provider_options,
     resolve_providers,
 )
-from edgecnn.runtime import providers as P
+from edgecnn.runtime.backends import ort_providers as P
+from edgecnn.runtime.backends.onnxruntime import OrtRunner
 
 CPU_ONLY = ["AzureExecutionProvider", P.CPU]
 WITH_CUDA = [P.CUDA, P.CPU]
@@ -144,7 +145,7 @@ def _stub_engine(monkeypatch, registered):
     def create(self, so, names, opts):
         return _StubSession(ort.InferenceSession(str(self.path), sess_options=so,
                                                  providers=[P.CPU]), registered)
-    monkeypatch.setattr(Engine, "_create_session", create)
+    monkeypatch.setattr(OrtRunner, "_create_session", create)
 
 
 def test_engine_detects_silent_cpu_fallback(tmp_path, monkeypatch):

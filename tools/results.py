@@ -70,9 +70,9 @@ def _arm_ident(text: str) -> str | None:
 
 def _versions() -> dict[str, str]:
     """Every ONNX Runtime build and OpenVINO (edgecnn's own lookup), then torch, numpy and TensorRT when present."""
-    from edgecnn.runtime.providers import runtime_versions
+    from edgecnn.runtime.backends import registry
 
-    versions = dict(runtime_versions())
+    versions = dict(registry.versions())
     for dist in OTHER_VERSIONED:
         try:
             versions[dist] = importlib.metadata.version(dist)

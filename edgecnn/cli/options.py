@@ -5,7 +5,7 @@ means the same thing in both:
 
 - **model source**: the ``MODEL_OR_FILE`` argument (an ``.onnx`` file, or a zoo name exported on first
   use and cached) and, where a zoo name can be made several ways, ``--precision``;
-- **runtime**: ``--provider`` (one choice list, :data:`edgecnn.runtime.providers.PROVIDERS`, default
+- **runtime**: ``--provider`` (one choice list, :data:`edgecnn.runtime.backends.ort_providers.PROVIDERS`, default
   ``auto`` everywhere), ``--device`` (OpenVINO device or CUDA device index), ``--fallback``, ``--threads``;
 - **batching**: ``--batch`` is the number of images per inference run: one integer, or a comma list
   (``1,8,32``) where a command sweeps batch sizes. The batch dimension written into an exported file is
@@ -30,8 +30,8 @@ import click
 from edgecnn.cli._params import Choice, F, _name, _stack
 from edgecnn.cli.preprocess_options import parse_crop, parse_size, preprocessing
 from edgecnn.errors import EdgecnnError
+from edgecnn.runtime.backends.ort_providers import PREFERENCE, PROVIDER_NAMES, PROVIDERS
 from edgecnn.runtime.precision import PRECISIONS
-from edgecnn.runtime.providers import PREFERENCE, PROVIDER_NAMES, PROVIDERS
 from edgecnn.tables import printable
 
 if TYPE_CHECKING:
@@ -70,6 +70,32 @@ def parse_batch_sizes(text: str, what: str = "--batch", *, sweep: bool = True) -
     raise EdgecnnError(f"{what} takes one integer >= 1; got {text!r}{hint}")
 
 
+class ProviderChoice(Choice):
+    """``--provider``: ``auto`` and every registered backend, read when parsing (plug-ins registered after import
+    count); a bad name is one line listing the available ones."""
+
+    def __init__(self) -> None:
+        super().__init__(PROVIDERS)
+
+    @property  # type: ignore[override]
+    def choices(self) -> Sequence[str]:
+        from edgecnn.runtime.backends import choices
+
+        return tuple(choices())
+
+    @choices.setter
+    def choices(self, value: Sequence[str]) -> None:  # click sets it in __init__; the registry is the source
+        pass
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        from edgecnn.runtime.backends import failures
+
+        why = failures().get(str(value).strip().lower())
+        if why:  # a plug-in that failed to load: say why, not only that the name is unknown
+            raise EdgecnnError(f"{_name(param)}: backend {str(value).strip().lower()!r} is not available: {why}")
+        return super().convert(value, param, ctx)
+
+
 class BatchSizes(click.ParamType):
     """Batch sizes: one integer (``sweep=False``) or a comma list (``sweep=True``, converts to a list)."""
 
@@ -94,9 +120,10 @@ def model_source(*, precision: bool = False) -> Callable[[F], F]:
         decorators.append(click.option(
             "--precision", type=Choice(PRECISIONS), default="auto", show_default=True,
             help="What to run at. For a zoo name, fp16/int8 pick its fp16 export or int8 (static QDQ) "
-                 "quantization, made once and cached; bf16 (and fp16 on openvino) is the runtime's inference "
-                 "precision on the fp32 file; auto = bf16 under OpenVINO on CPUs with native bf16, else the "
-                 "file's own. A precision the file and provider cannot run is an error (see docs/runtimes.md)."))
+                 "quantization, made once and cached; bf16 (and fp16 on openvino and tensorrt) is the runtime's "
+                 "inference precision on the fp32 file; auto never changes the file and, where the provider can run "
+                 "it at several precisions, measures them once on this machine (reduced ones only above 30 dB SQNR "
+                 "from fp32). A precision the file and provider cannot run is an error (see docs/runtimes.md)."))
     return _stack(*decorators)
 
 
@@ -130,7 +157,7 @@ def runtime(*, fallback: bool = True, threads: bool = True, provider: bool = Tru
     ``--threads``: where and how the model runs."""
     decorators = []
     if provider:
-        decorators.append(click.option("--provider", type=Choice(PROVIDERS), default="auto", show_default=True,
+        decorators.append(click.option("--provider", type=ProviderChoice(), default="auto", show_default=True,
                                        help=PROVIDER_HELP))
     if provider if device is None else device:
         decorators.append(click.option("--device", default=None, metavar="DEVICE", help=DEVICE_HELP))

@@ -64,6 +64,7 @@ def predict_cmd(model: str, precision: str, images: tuple[str, ...], top: int, p
     results = predict(engine, list(images), top=top, batch=batch)
     if as_json:
         echo_json({"model": str(prepared.source), "providers": list(engine.providers), "precision": engine.precision,
+                   "precision_reason": engine.info.precision_reason, "auto": engine.info.auto,
                    "device": engine.device, "results": results, "notices": list(prepared.notices)})
     else:
         _print_predictions(results)
@@ -78,9 +79,11 @@ def _fp32_comparison(model: str, path: str, rep: Any, folder: Any, reference_fil
     ref = find_reference(model, path, ran=rep.precision, file_precision=rep.file_precision, explicit=reference_file)
     if ref is None or ref.path is None:
         return ref.reason if ref else None
-    provider = kw.pop("provider")  # the fp32 reference runs on ONNX Runtime (its CPU provider under openvino)
+    from edgecnn.runtime.backends import reference as reference_backend
+
+    provider = kw.pop("provider")  # the fp32 reference runs on what is installed (ORT CPU, else OpenVINO f32)
     return compare_models(ref.path, path, folder, provider=provider, note=f"reference: {ref.reason}",
-                          reference_provider="cpu" if provider == "openvino" else provider, **kw)
+                          reference_provider=reference_backend().name, **kw)
 
 
 @click.command("evaluate")
@@ -101,7 +104,7 @@ def evaluate_cmd(model: str, precision: str, data: str, provider: str, device: s
     """Top-1/top-5 accuracy of MODEL_OR_FILE on an ImageFolder of images, batched, on any provider.
 
     At a reduced precision (an fp16/int8 file, or bf16/fp16 inference on OpenVINO) the run is also compared
-    with the fp32 model on ONNX Runtime: agreement, cosine similarity, SQNR (see --reference).
+    with the fp32 model (ONNX Runtime CPU, else OpenVINO f32): agreement, cosine similarity, SQNR (see --reference).
 
     \b
     Examples:
@@ -154,7 +157,8 @@ def evaluate_cmd(model: str, precision: str, data: str, provider: str, device: s
 @click.option("--refresh-peak", is_flag=True, help="Measure the peak again instead of using the cached value.")
 @reference()
 @click.option("--no-deviation", "no_deviation", is_flag=True,
-              help="At a reduced precision, skip the comparison with fp32 ONNX Runtime on the same inputs.")
+              help="At a reduced precision, skip the comparison with fp32 (ONNX Runtime CPU, else OpenVINO "
+                   "f32) on the same inputs.")
 @reporting()
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
               help="Write latency/throughput vs batch size (and a roofline with --per-layer) to this PNG.")
@@ -163,13 +167,14 @@ def evaluate_cmd(model: str, precision: str, data: str, provider: str, device: s
 def bench_cmd(model: str, precision: str, provider: str, device: str | None, fallback: bool, threads: int | None,
               batch: list[int], no_deviation: bool, as_json: bool, plot_path: str | None, force: bool,
               preprocess: dict[str, Any], **timing: Any) -> None:
-    """Measure latency, throughput, memory and efficiency of MODEL_OR_FILE on ONNX Runtime.
+    """Measure latency, throughput, memory and efficiency of MODEL_OR_FILE on any --provider.
 
     For each batch size: latency mean/std/min/p50/p90/p95/p99/max (ms), throughput (images/s), the
     coefficient of variation (warns when too noisy), process RSS peak and growth, theoretical GFLOPs per
     image, achieved GFLOP/s (FLOPs / p50 latency) and efficiency = achieved / peak. --threads also sets
     torch's threads for --compare torch. At a reduced precision (fp16, bf16, int8) also the deviation from
-    fp32 ONNX Runtime CPU on the same seeded inputs: cosine, SQNR, max relative error, top-1 agreement.
+    fp32 (ONNX Runtime CPU, else OpenVINO f32) on the same seeded inputs: cosine, SQNR, max relative error,
+    top-1 agreement. --precision auto says what it measured and chose.
 
     \b
     Examples:

@@ -32,9 +32,10 @@ from edgecnn.graphcost.nodes import count
 from edgecnn.metadata import IMAGENET_MEAN, IMAGENET_STD, MAX_SIDE
 from edgecnn.models import inference_params
 from edgecnn.outputs import plain_name, plan_output
+from edgecnn.runtime.precision import EXPORT_PRECISIONS
 from edgecnn.runtime.shapes import shapes_from_run
 
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = EXPORT_PRECISIONS  # defined once, in edgecnn.runtime.precision
 IO_DTYPES = {"fp32": "float32", "float32": "float32", "fp16": "float16", "float16": "float16"}
 
 

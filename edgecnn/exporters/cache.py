@@ -21,8 +21,9 @@ from typing import Any
 from edgecnn import __version__
 from edgecnn._io import atomic_path, sha256_file, user_cache_dir
 from edgecnn.errors import EdgecnnError
+from edgecnn.runtime.precision import FILE_PRECISIONS
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = FILE_PRECISIONS  # defined once, in edgecnn.runtime.precision
 
 
 def cache_dir() -> Path:

@@ -4,15 +4,14 @@ Every call into exporters, quantization and the runtime goes through a function 
 of those APIs is absorbed in one module. Exporters and quantization are imported inside the functions
 (lazily): measuring a candidate in its child process imports the runtime only.
 
-Runtimes are named by short names: ``cpu``, ``cuda``, ``tensorrt`` (ONNX Runtime's providers) and
-``openvino``. A precision names what runs: ``fp32``, ``fp16``, ``bf16`` or ``int8``; :func:`file_kind`
-says which file runs it (bf16 and TensorRT's fp16 are inference precisions of the fp32 file).
+Runtimes are the runtime's registered backends (:mod:`edgecnn.runtime.backends`): ``cpu``, ``cuda``,
+``tensorrt`` (ONNX Runtime's providers), ``openvino`` and any plug-in. A precision names what runs: ``fp32``,
+``fp16``, ``bf16`` or ``int8``; :func:`file_kind` says which file runs it, from the backend's one table (the same
+one ``bench --precision`` uses: bf16 and OpenVINO/TensorRT fp16 are inference precisions of the fp32 file).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 import platform
 from collections.abc import Sequence
@@ -22,13 +21,33 @@ from typing import Any
 import numpy as np
 
 from edgecnn.errors import EdgecnnError
+from edgecnn.runtime.precision import RUNTIME_PRECISIONS
 
-#: every runtime the optimizer knows, in the order candidates are listed
-RUNTIMES: tuple[str, ...] = ("cpu", "cuda", "tensorrt", "openvino")
-#: every precision the optimizer knows
-PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8")
-_ORT_NAMES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
-              "tensorrt": "TensorrtExecutionProvider"}
+#: every precision the optimizer knows: the runtime precisions (defined once, in edgecnn.runtime.precision)
+PRECISIONS: tuple[str, ...] = RUNTIME_PRECISIONS
+
+
+def runtimes() -> list[str]:
+    """Every registered backend, in the order candidates are listed (plug-ins included), and the plug-ins that
+    failed to load (listed so that they get their ``skipped`` row)."""
+    from edgecnn.runtime.backends import registry
+
+    return [*registry.names(), *[n for n in registry.failures() if n not in registry.names()]]
+
+
+def reference_runtime() -> str:
+    """The backend the fp32 reference candidate runs on: ONNX Runtime's CPU provider, else OpenVINO."""
+    from edgecnn.runtime.backends import reference
+
+    return reference().name
+
+
+def backend_origin(name: str) -> dict[str, str | None]:
+    """Where a plug-in backend comes from (``origin``: ``module:Class``, ``origin_path``: the folder holding the
+    module), so the measuring child process can register it too; Nones for the built-in ones."""
+    from edgecnn.runtime.backends import registry
+
+    return {"origin": registry.origin(name), "origin_path": registry.origin_path(name)}
 
 
 # --------------------------------------------------------------------------- machine facts
@@ -45,7 +64,7 @@ def cpu_info() -> dict[str, Any]:
 
 def runtime_versions() -> dict[str, str]:
     """Installed versions of the runtimes a candidate may use (onnxruntime build, openvino)."""
-    from edgecnn.runtime.providers import runtime_versions as _runtime_versions
+    from edgecnn.runtime.backends.ort_providers import runtime_versions as _runtime_versions
 
     return _runtime_versions()
 
@@ -61,52 +80,38 @@ def int8_activation_type(cpu: dict[str, Any] | None = None) -> str:
 # --------------------------------------------------------------------------- runtimes and precisions
 
 
-def _openvino_engine() -> str | None:
-    """None when the runtime's Engine can run OpenVINO (the package is installed); else why not."""
-    if importlib.util.find_spec("openvino") is None:
-        return "openvino is not installed (pip install 'edgecnn[openvino]')"
-    return None
-
-
 def available_runtimes() -> dict[str, str | None]:
     """Every known runtime -> None when it can run here, else the one-line reason it cannot."""
-    from edgecnn.runtime.providers import available_providers
+    from edgecnn.runtime.backends import registry
 
-    try:
-        ort_avail = set(available_providers())
-        ort_error = None
-    except Exception as e:  # noqa: BLE001 - a broken onnxruntime leaves OpenVINO usable
-        ort_avail, ort_error = set(), f"onnxruntime cannot be imported: {str(e).splitlines()[0][:200]}"
-    out: dict[str, str | None] = {}
-    for name, full in _ORT_NAMES.items():
-        if ort_error:
-            out[name] = ort_error
-        elif full in ort_avail or name == "cpu":
-            out[name] = None
-        else:
-            out[name] = f"this onnxruntime build has no {full} (see 'edgecnn doctor')"
-    out["openvino"] = _openvino_engine()
-    return out
+    return registry.available()
+
+
+def _backend(provider: str) -> Any:
+    from edgecnn.runtime.backends import registry
+
+    if provider not in runtimes():
+        raise EdgecnnError(f"unknown runtime {provider!r}: choose from {', '.join(runtimes())}.")
+    return registry.get(provider)
 
 
 def valid_precisions(provider: str, cpu: dict[str, Any] | None = None) -> dict[str, str | None]:
-    """Every precision -> None when ``provider`` can run it here, else the reason it is skipped: the runtime's own
-    resolution (:func:`edgecnn.runtime.precision.resolve_precision`) on the file that would run it, so the optimizer
-    and ``bench --precision`` agree; plus the optimizer's one policy of its own (CUDA has no int8 kernels)."""
-    from edgecnn.runtime.precision import CpuFeatures, detect_cpu, resolve_precision
+    """Every precision -> None when ``provider`` can run it here, else the reason it is skipped: the backend's own
+    table and plan on the file that would run it (:meth:`~edgecnn.runtime.backends.base.Backend.plan`), so the
+    optimizer and ``bench --precision`` agree; plus the backend's advice (CUDA has no int8 kernels)."""
+    from edgecnn.runtime.precision import CpuFeatures, detect_cpu
 
-    if provider not in RUNTIMES:
-        raise EdgecnnError(f"unknown runtime {provider!r}: choose from {', '.join(RUNTIMES)}.")
+    backend = _backend(provider)
     feats = detect_cpu() if cpu is None else CpuFeatures(arch=cpu["arch"], flags=frozenset(cpu["flags"]),
                                                          model=cpu.get("model", ""))
     out: dict[str, str | None] = {}
     for precision in PRECISIONS:
-        if provider == "cuda" and precision == "int8":
-            out[precision] = "ONNX Runtime's CUDA provider runs QDQ int8 files without int8 kernels (use tensorrt)"
+        if precision in backend.advice:
+            out[precision] = backend.advice[precision]
             continue
+        kind = file_kind(provider, precision)
         try:
-            resolve_precision(precision, provider=provider, file_precision=file_kind(provider, precision), cpu=feats,
-                              file_name=f"the {file_kind(provider, precision)} file")
+            backend.plan(precision, file_precision=kind, cpu=feats, file_name=f"the {kind} file")
             out[precision] = None
         except EdgecnnError as e:
             out[precision] = str(e)
@@ -114,41 +119,20 @@ def valid_precisions(provider: str, cpu: dict[str, Any] | None = None) -> dict[s
 
 
 def file_kind(provider: str, precision: str) -> str:
-    """Which file runs ``precision`` on ``provider``: ``fp32``, ``fp16`` or ``int8``."""
-    if precision == "int8":
-        return "int8"
-    if precision == "fp16" and provider not in ("tensorrt", "openvino"):
-        return "fp16"
-    return "fp32"  # fp32 itself; bf16 and TensorRT/OpenVINO fp16 are inference precisions of the fp32 file
-
-
-def _opener(spec: str) -> Any:
-    module, _, name = spec.partition(":")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as e:
-        raise EdgecnnError(f"cannot load the runtime opener {spec!r}: {e}") from None
+    """Which file runs ``precision`` on ``provider``: ``fp32``, ``fp16`` or ``int8`` (the backend's table; fp32
+    where it cannot run at all, so that the plan says why)."""
+    return _backend(provider).file_for(precision) or "fp32"
 
 
 def open_engine(path: str | os.PathLike, provider: str, precision: str, threads: int, *, max_batch: int = 32,
-                opener: str | None = None) -> Any:
-    """An engine (``.run(x)``, ``.input_dtype``, ``.providers``) running ``path`` at ``precision`` on ``provider``.
-
-    ``opener``: ``"module:function"`` called as ``function(path, precision=, threads=, max_batch=)`` for a
-    runtime that is not built in (plug-ins and tests).
-    """
-    if opener:
-        return _opener(opener)(path, precision=precision, threads=threads, max_batch=max_batch)
+                origin: str | None = None, origin_path: str | None = None) -> Any:
+    """An Engine running ``path`` at ``precision`` on backend ``provider`` (``origin``: ``module:Class`` of a
+    plug-in backend to register first, in a child process; ``origin_path``: the folder holding its module)."""
+    from edgecnn.runtime.backends import registry
     from edgecnn.runtime.engine import Engine
 
-    if provider == "openvino":
-        return Engine(path, provider="openvino", precision=precision, threads=threads, max_batch=max_batch)
-    if provider not in _ORT_NAMES:
-        raise EdgecnnError(f"unknown runtime {provider!r}: choose from {', '.join(RUNTIMES)}.")
-    kw: dict[str, Any] = {}
-    if provider == "tensorrt":
-        kw = {"fp16": precision == "fp16", "int8": precision == "int8"}
-    return Engine(path, provider=provider, threads=threads, max_batch=max_batch, **kw)
+    registry.ensure(provider, origin, origin_path)
+    return Engine(path, provider=provider, precision=precision, threads=threads, max_batch=max_batch)
 
 
 # --------------------------------------------------------------------------- files
@@ -239,8 +223,11 @@ def rank_layers(fp32_path: str | os.PathLike, int8_path: str | os.PathLike, data
 
 
 def run_outputs(path: str | os.PathLike, x: np.ndarray, *, threads: int, batch: int = 32) -> np.ndarray:
-    """The first output of ``path`` on ``x`` with ONNX Runtime's CPU provider (N x classes, float32)."""
-    engine = open_engine(path, "cpu", "fp32", threads, max_batch=batch)
+    """The first output of ``path`` on ``x`` at the file's own precision on the reference backend (ONNX Runtime's
+    CPU provider, else OpenVINO) (N x classes, float32)."""
+    from edgecnn.runtime.engine import reference_engine
+
+    engine = reference_engine(path, threads=threads, max_batch=batch)
     try:
         out = engine.run(np.ascontiguousarray(x.astype(engine.input_dtype, copy=False)))
         return np.asarray(out, dtype=np.float32).reshape(len(x), -1)

@@ -46,6 +46,8 @@ class Candidate:
     speedup_vs_fp32: float | None = None
     providers_used: list[str] = field(default_factory=list)
     reference: bool = False
+    #: the precision the backend verified ran (None: not measured); another than ``precision`` = never chosen
+    ran_precision: str | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -62,6 +64,12 @@ class Candidate:
     @property
     def ok(self) -> bool:
         return self.status == OK
+
+    @property
+    def label_ran(self) -> bool:
+        """False when the backend reports another precision than the label (e.g. "fp16" whose outputs equal fp32
+        bit for bit): such a row is reported as what ran and never chosen."""
+        return self.ran_precision in (None, self.precision)
 
     def skip(self, reason: str) -> None:
         self.status = f"skipped: {reason}"
@@ -92,28 +100,28 @@ def parse_choices(values: Sequence[str] | None, known: Sequence[str], what: str)
 
 
 def build_matrix(providers: Sequence[str], precisions: Sequence[str], batches: Sequence[int],
-                 runtimes: Mapping[str, str | None], valid: Mapping[str, Mapping[str, str | None]]
-                 ) -> list[Candidate]:
-    """Every candidate in measuring order: the fp32 ORT CPU reference first, then every runtime x precision
-    at the primary batch (``batches[0]``), then the other batches. A combination that cannot run here is
-    listed once, at the primary batch, as ``skipped: <reason>``; a runtime that is not available here is
-    one row with precision ``all``."""
+                 runtimes: Mapping[str, str | None], valid: Mapping[str, Mapping[str, str | None]],
+                 reference: str = "cpu") -> list[Candidate]:
+    """Every candidate in measuring order: the fp32 reference (on backend ``reference``: ONNX Runtime's CPU
+    provider, else OpenVINO) first, then every runtime x precision at the primary batch (``batches[0]``), then
+    the other batches. A combination that cannot run here is listed once, at the primary batch, as
+    ``skipped: <reason>``; a runtime that is not available here is one row with precision ``all``."""
     primary = int(batches[0])
-    ref = Candidate("cpu", "fp32", primary, file="fp32", reference=True)
+    ref = Candidate(reference, "fp32", primary, file="fp32", reference=True)
     first: list[Candidate] = [ref]
     rest: list[Candidate] = []
     for p in providers:
-        if runtimes.get(p) and p != "cpu":
+        if runtimes.get(p) and p != reference:
             gone = Candidate(p, "all", primary)
             gone.skip(str(runtimes[p]))
             first.append(gone)
             continue
         for prec in precisions:
-            if (p, prec) == ("cpu", "fp32"):
+            if (p, prec) == (reference, "fp32"):
                 rest.extend(Candidate(p, prec, int(b), file="fp32") for b in batches[1:])
                 continue
             reason = valid[p].get(prec)
-            c = Candidate(p, prec, primary, file=backends.file_kind(p, prec))
+            c = Candidate(p, prec, primary, file=backends.file_kind(p, prec) if not reason else "")
             if reason:
                 c.skip(reason)
                 first.append(c)
@@ -124,9 +132,10 @@ def build_matrix(providers: Sequence[str], precisions: Sequence[str], batches: S
 
 
 def choose(candidates: Sequence[Candidate], batch: int, *, tie: float = TIE_TOLERANCE) -> Candidate | None:
-    """The fastest ``ok`` candidate within budget at ``batch`` (p50); among those within ``tie`` of the
-    fastest, the smallest file. None when nothing qualifies."""
-    pool = [c for c in candidates if c.ok and c.batch == batch and c.within_budget and c.p50_ms is not None]
+    """The fastest ``ok`` candidate within budget at ``batch`` (p50) whose label is what ran; among those within
+    ``tie`` of the fastest, the smallest file. None when nothing qualifies."""
+    pool = [c for c in candidates if c.ok and c.batch == batch and c.within_budget and c.p50_ms is not None
+            and c.label_ran]
     if not pool:
         return None
     fastest = min(c.p50_ms for c in pool if c.p50_ms is not None)

@@ -9,9 +9,11 @@ the runtime only (through :mod:`edgecnn.optimize.backends`), never torch.
 
 The spec (JSON): ``path``, ``provider``, ``precision``, ``threads``, ``batch``, ``duration``,
 ``min_iters``, ``warmup``, ``inputs`` (an ``.npy`` of preprocessed inputs), ``eval`` (bool),
-``logits_out`` (``.npy`` path), ``opener`` (optional ``module:function``). The result (JSON):
+``logits_out`` (``.npy`` path), ``origin``/``origin_path`` (a plug-in backend's ``module:Class`` and the folder
+holding it). The result (JSON):
 ``status`` (``ok`` or ``failed: <reason>``) and, when ok, ``p50_ms``, ``p99_ms``, ``mean_ms``,
-``throughput``, ``iters``, ``build_s``, ``peak_rss_bytes``, ``providers``.
+``throughput``, ``iters``, ``build_s``, ``peak_rss_bytes``, ``providers``, ``precision`` (what the backend
+verified ran) and ``precision_reason``.
 """
 
 from __future__ import annotations
@@ -60,11 +62,12 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     batch = int(spec["batch"])
     t0 = time.perf_counter()
     engine = open_engine(spec["path"], spec["provider"], spec["precision"], int(spec["threads"]),
-                         max_batch=max(batch, 32), opener=spec.get("opener"))
+                         max_batch=max(batch, 32), origin=spec.get("origin"),
+                         origin_path=spec.get("origin_path"))
     inputs = np.load(spec["inputs"], mmap_mode="r")
     x = _batch_of(inputs, batch).astype(engine.input_dtype, copy=False)
     engine.run(x)
-    build_s = time.perf_counter() - t0
+    build_s = time.perf_counter() - t0 - float(getattr(engine, "verify_seconds", 0.0))  # the precision check apart
     for _ in range(int(spec.get("warmup", 3))):
         engine.run(x)
     lat: list[float] = []
@@ -80,7 +83,8 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         "status": "ok", "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
         "mean_ms": float(ms.mean()), "throughput": batch / float(ms.mean() / 1e3), "iters": len(lat),
         "build_s": build_s, "peak_rss_bytes": peak,
-        "providers": [str(p) for p in getattr(engine, "providers", ())]}
+        "providers": [str(p) for p in getattr(engine, "providers", ())],
+        "precision": str(engine.precision), "precision_reason": engine.info.precision_reason}
     if spec.get("eval"):
         t2 = time.perf_counter()
         logits = engine.run(np.ascontiguousarray(np.asarray(inputs).astype(engine.input_dtype, copy=False)))

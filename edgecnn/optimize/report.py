@@ -21,8 +21,8 @@ COLUMNS: list[tuple[str, str]] = [
     ("sqnr_db", "SQNR dB"), ("accuracy_drop", "drop pts"), ("within_budget", "in budget"),
     ("kept_float", "kept in float"),
 ]
-_CSV_FIELDS = ["provider", "precision", "batch", "file", "status", "p50_ms", "p99_ms", "mean_ms", "throughput",
-               "speedup_vs_fp32", "size_bytes", "peak_rss_bytes", "build_s", "iters", "accuracy", "top5",
+_CSV_FIELDS = ["provider", "precision", "ran_precision", "batch", "file", "status", "p50_ms", "p99_ms", "mean_ms",
+               "throughput", "speedup_vs_fp32", "size_bytes", "peak_rss_bytes", "build_s", "iters", "accuracy", "top5",
                "agreement", "cosine", "sqnr_db", "accuracy_drop", "within_budget", "kept_float", "reference"]
 
 
@@ -78,6 +78,8 @@ def table_markdown(report: dict[str, Any]) -> str:
     lines = [head, "|" + "|".join(" --- " for _ in COLUMNS) + "|"]
     for c in report["candidates"]:
         cells = [_cell(k, c.get(k)) for k, _ in COLUMNS]
+        if c.get("ran_precision") not in (None, c["precision"]):  # the label did not run: say what did
+            cells[[k for k, _ in COLUMNS].index("precision")] = f"{c['precision']} (ran {c['ran_precision']})"
         if ch and (c["provider"], c["precision"], c["batch"], c["kept_float"]) == (
                 ch["provider"], ch["precision"], ch["batch"], ch["kept_float"]):
             cells = [f"**{x}**" if x not in ("", "-") else x for x in cells]

@@ -114,18 +114,19 @@ def optimize(model: str | os.PathLike, *, data: str | os.PathLike | None = None,
              precisions: Sequence[str] | None = None, output: str | os.PathLike | None = None,
              time_limit: float | None = None, min_sqnr: float = 20.0, threads: int | None = None,
              calib_size: int | None = None, eval_limit: int | None = 1000, duration: float = DEFAULT_DURATION,
-             progress: bool | None = None, runtimes: Mapping[str, str] | None = None, seed: int = 0,
+             progress: bool | None = None, seed: int = 0,
              log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Measure every runtime x precision x batch candidate of ``model`` and choose the one to ship.
 
     ``model``: an fp32 ``.onnx`` file or a zoo name. ``data``: an ImageFolder (top-1/top-5) or a folder
     of images (agreement with fp32); None: the digits task for ``lenet5``, else synthetic inputs judged
     by the logits' SQNR (``min_sqnr`` dB). ``budget``: allowed top-1 drop (or agreement drop) in points.
-    ``batches``: the first is the one optimised for. ``providers``/``precisions``: subsets of
-    ``backends.RUNTIMES``/``backends.PRECISIONS`` (None: all). ``output``: folder for the chosen file and
-    the reports (None: nothing written). ``time_limit``: seconds; candidates not started by then are
-    ``skipped: time limit`` (the fp32 reference is always measured). ``runtimes``: extra runtimes,
-    name -> ``"module:function"`` opener (plug-ins, tests). Returns the report dict (``report.json``).
+    ``batches``: the first is the one optimised for. ``providers``/``precisions``: subsets of the registered
+    backends (:func:`edgecnn.runtime.backends.names`, plug-ins included) / ``backends.PRECISIONS`` (None: all).
+    ``output``: folder for the chosen file and the reports (None: nothing written). ``time_limit``: seconds;
+    candidates not started by then are ``skipped: time limit`` (the fp32 reference is always measured). A
+    candidate whose backend reports another precision than its label (a reduced precision whose outputs equal
+    fp32 bit for bit) is listed with ``ran_precision`` and never chosen. Returns the report dict (``report.json``).
     """
     clock = time.monotonic
     t_start = clock()
@@ -136,8 +137,7 @@ def optimize(model: str | os.PathLike, *, data: str | os.PathLike | None = None,
     batches = list(dict.fromkeys(int(b) for b in batches))
     if budget < 0:
         raise EdgecnnError(f"--budget must be >= 0 points, got {budget}.")
-    extra = dict(runtimes or {})
-    provs = parse_choices(providers, [*backends.RUNTIMES, *extra], "runtime")
+    provs = parse_choices(providers, backends.runtimes(), "runtime")
     precs = parse_choices(precisions, backends.PRECISIONS, "precision")
     from edgecnn.runtime.engine import default_threads
 
@@ -148,10 +148,10 @@ def optimize(model: str | os.PathLike, *, data: str | os.PathLike | None = None,
     td = _task_data(fp32, data, task, calib_size, eval_limit, seed)
     cpu = backends.cpu_info()
     act = backends.int8_activation_type(cpu)
-    available = {**backends.available_runtimes(), **{n: None for n in extra}}
-    valid = {p: backends.valid_precisions(p, cpu) if p in backends.RUNTIMES else dict.fromkeys(backends.PRECISIONS)
-             for p in provs}
-    cands = build_matrix(provs, precs, batches, available, valid)
+    available = backends.available_runtimes()
+    valid = {p: backends.valid_precisions(p, cpu) if available.get(p) is None else {} for p in provs}
+    ref_runtime = backends.reference_runtime()
+    cands = build_matrix(provs, precs, batches, available, valid, reference=ref_runtime)
     scorer = _Scorer(td, budget, min_sqnr)
     notes: list[str] = []
     if td.kind == D.SYNTHETIC:
@@ -229,7 +229,7 @@ def optimize(model: str | os.PathLike, *, data: str | os.PathLike | None = None,
                 spec = {"path": str(path), "provider": c.provider, "precision": c.precision, "threads": threads,
                         "batch": c.batch, "duration": duration, "min_iters": MIN_ITERS, "warmup": 3,
                         "inputs": str(inputs), "eval": c.key not in scores,
-                        "logits_out": str(work / "logits.npy"), "opener": extra.get(c.provider)}
+                        "logits_out": str(work / "logits.npy"), **backends.backend_origin(c.provider)}
                 timeout = None if deadline is None or c.reference else max(1.0, deadline - clock())
                 try:
                     res = run_child(spec, work / "runs", timeout=timeout)
@@ -243,6 +243,7 @@ def optimize(model: str | os.PathLike, *, data: str | os.PathLike | None = None,
                 for k in ("p50_ms", "p99_ms", "mean_ms", "throughput", "iters", "build_s", "peak_rss_bytes"):
                     setattr(c, k, res.get(k))
                 c.providers_used = list(res.get("providers") or [])
+                c.ran_precision = res.get("precision") or c.precision
                 if spec["eval"]:
                     logits = np.load(work / "logits.npy")
                     if c.reference:
@@ -282,15 +283,19 @@ def optimize(model: str | os.PathLike, *, data: str | os.PathLike | None = None,
         if bar is not None:
             bar.close()
 
-        refs = {c.batch: c for c in cands if c.provider == "cpu" and c.precision == "fp32" and c.file == "fp32"
-                and c.ok}
+        ref_key = cands[0].key
+        refs = {c.batch: c for c in cands if c.key == ref_key and c.ok}
         for c in cands:
             r = refs.get(c.batch)
             if c.ok and r is not None and c.p50_ms:
                 c.speedup_vs_fp32 = round(float(r.p50_ms or 0.0) / c.p50_ms, 3)
         if scorer.reference is None:
-            notes.append("the fp32 reference could not be measured on ONNX Runtime's CPU provider, so no accuracy "
+            notes.append(f"the fp32 reference could not be measured on {ref_runtime}, so no accuracy "
                          "was scored and nothing was chosen.")
+        for c in cands:
+            if c.ok and not c.label_ran and c.batch == primary:
+                notes.append(f"{c.provider} {c.precision} ran {c.ran_precision} (its outputs equal {c.ran_precision} "
+                             f"bit for bit on probe inputs): listed as what ran, never chosen.")
         best = choose(cands, primary)
         if best is None and scorer.reference is not None:
             notes.append(f"no candidate at batch {primary} is within the budget.")

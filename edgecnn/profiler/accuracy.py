@@ -59,16 +59,23 @@ def run_batches(model: str | os.PathLike, batches: Iterable[np.ndarray], *, tota
     return class_scores(np.concatenate(outs), engine.metadata)
 
 
+def _reference_precision(path: str | os.PathLike) -> str:
+    """The precision a reference file runs at: its own (``auto`` never measures a reference)."""
+    from edgecnn.runtime.precision import FILE_PRECISIONS
+
+    p = str(read_metadata(path).get("precision") or "fp32")
+    return p if p in FILE_PRECISIONS else "fp32"
+
+
 def _array_batches(x: np.ndarray, batch_size: int) -> Iterator[np.ndarray]:
     for i in range(0, len(x), batch_size):
         yield x[i:i + batch_size]
 
 
 def _config(model: str | os.PathLike) -> Any:
-    from edgecnn.runtime.engine import Engine
+    from edgecnn.runtime.engine import reference_engine
 
-    eng = Engine(model, provider="cpu", threads=1)
-    return eng.preprocess_config()
+    return reference_engine(model, threads=1).preprocess_config()
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -88,10 +95,14 @@ class EvaluationReport:
     batch_size: int
     seconds: float
     images_per_second: float
-    #: the precision that ran (the file's own on ONNX Runtime; the inference precision on OpenVINO)
+    #: the precision that ran (the file's own on ONNX Runtime; the inference precision on OpenVINO), as verified
     precision: str | None = None
     file_precision: str | None = None
     device: str | None = None
+    #: why that precision ran (the backend's plan, ``auto``'s figures, the probe-input check)
+    precision_reason: str = ""
+    #: ``--precision auto``: what it measured and chose, None when not asked
+    auto: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -138,7 +149,8 @@ def evaluate(model: str | os.PathLike, data: str | os.PathLike | ImageFolder, *,
         classes=len(folder.classes), top1=round(topk_accuracy(logits, labels, 1), 6),
         top5=round(topk_accuracy(logits, labels, 5), 6), batch_size=batch_size, seconds=round(seconds, 3),
         images_per_second=round(len(labels) / seconds, 1) if seconds > 0 else 0.0,
-        precision=engine.precision, file_precision=engine.info.file_precision, device=engine.device)
+        precision=engine.precision, file_precision=engine.info.file_precision, device=engine.device,
+        precision_reason=engine.info.precision_reason, auto=engine.info.auto)
 
 
 # --------------------------------------------------------------------------- compare
@@ -284,7 +296,7 @@ def compare_models(reference: str | os.PathLike, candidate: str | os.PathLike,
         n = len(paths)
     nb = -(-n // batch_size)
     ref = run_batches(reference, batches(), total=nb, provider=reference_provider or provider, quiet=quiet,
-                      desc=f"running {Path(reference).name}")
+                      desc=f"running {Path(reference).name}", precision=_reference_precision(reference))
     ran: dict[str, Any] = {}
     cand = run_batches(candidate, batches(), total=nb, provider=provider, quiet=quiet,
                        desc=f"running {Path(candidate).name}", ran=ran, precision=precision, device=device)

@@ -1,8 +1,9 @@
-"""How far a reduced-precision run is from fp32 ONNX Runtime on the same inputs.
+"""How far a reduced-precision run is from fp32 on the same inputs.
 
 ``bench`` and ``evaluate`` use it whenever the precision that ran is not fp32 (an fp16 or int8 file, or an
-inference precision such as OpenVINO's bf16 on an fp32 file): the fp32 reference runs on ONNX Runtime's CPU
-provider and the two outputs are compared with :mod:`edgecnn.metrics` (cosine similarity, SQNR, max relative
+inference precision such as OpenVINO's bf16 on an fp32 file): the fp32 reference runs on what is installed (the
+reference backend of :func:`edgecnn.runtime.backends.reference`: ONNX Runtime's CPU provider, else OpenVINO at f32)
+and the two outputs are compared with :mod:`edgecnn.metrics` (cosine similarity, SQNR, max relative
 error, top-1 agreement), in the manner of Polygraphy's comparison reports (plain data, tolerances stated).
 
 The fp32 reference of a run is, in this order: the file given explicitly; for a zoo name, its fp32 export; the
@@ -27,7 +28,16 @@ from edgecnn.onnxfile import read_metadata
 
 #: least number of inputs a deviation is measured on (bench tops its timed inputs up to this)
 MIN_SAMPLES = 16
+#: how the reference runtime is named in reports (ONNX Runtime's CPU provider's label)
 REFERENCE_RUNTIME = "ONNX Runtime CPU, fp32"
+
+
+def reference_runtime() -> str:
+    """The name of the runtime the fp32 reference runs on here (``ONNX Runtime CPU, fp32``, ``OpenVINO, fp32``)."""
+    from edgecnn.runtime.backends import reference
+
+    backend = reference()
+    return REFERENCE_RUNTIME if backend.reference_rank == 0 else f"{backend.label}, fp32"
 
 
 @dataclass(frozen=True)
@@ -115,10 +125,11 @@ def deviation_metrics(reference: np.ndarray, test: np.ndarray) -> dict[str, Any]
 
 
 def run_reference(reference: str | os.PathLike, x: np.ndarray, *, threads: int | None = None) -> np.ndarray:
-    """The first output of the fp32 ``reference`` on ONNX Runtime's CPU provider for inputs ``x`` (float32)."""
-    from edgecnn.runtime import Engine
+    """The first output of the fp32 ``reference`` on the reference backend (ONNX Runtime's CPU provider, else
+    OpenVINO at f32) for inputs ``x`` (float32)."""
+    from edgecnn.runtime.engine import reference_engine
 
-    engine = Engine(reference, "cpu", precision="fp32", threads=threads, max_batch=max(1, min(len(x), 32)))
+    engine = reference_engine(reference, threads=threads, max_batch=max(1, min(len(x), 32)))
     return engine.run(np.ascontiguousarray(x, dtype=engine.input_dtype))
 
 
@@ -132,14 +143,15 @@ def deviation(ref: Reference | None, x: np.ndarray, outputs: np.ndarray, *, ran:
     if ref is None:
         return None
     out: dict[str, Any] = {"precision": ran, "reference": str(ref.path) if ref.path else None,
-                           "reference_runtime": REFERENCE_RUNTIME if ref.path else None, "found": ref.reason,
+                           "reference_runtime": None, "found": ref.reason,
                            "inputs": inputs}
     if ref.path is not None:
         try:
             expected = run_reference(ref.path, x.astype(np.float32), threads=threads)
-        except EdgecnnError as e:  # e.g. ONNX Runtime not installed (an openvino-only install)
+        except EdgecnnError as e:  # no runtime can run the reference
             out.update(reference=None, found=f"the fp32 reference {ref.path.name} could not run: {e}")
             return out
+        out["reference_runtime"] = reference_runtime()
         out.update(deviation_metrics(expected, outputs))
     return out
 

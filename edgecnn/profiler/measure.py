@@ -86,9 +86,13 @@ class BenchResult:
     warnings: list[str] = field(default_factory=list)
     machine: dict[str, Any] = field(default_factory=dict)
     cost: GraphCost | None = None
-    #: a reduced precision's deviation from fp32 ONNX Runtime on the same inputs
+    #: a reduced precision's deviation from the fp32 reference on the same inputs
     #: (:func:`edgecnn.profiler.deviation.deviation`); None at fp32
     deviation: dict[str, Any] | None = None
+    #: why this precision ran (the backend's plan, ``auto``'s figures, the probe-input check)
+    precision_reason: str = ""
+    #: ``--precision auto``: what it measured and chose (:class:`edgecnn.runtime.auto_precision.AutoDecision`)
+    auto: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: v for k, v in asdict(self).items() if k not in ("cost", "peak", "batches")}
@@ -101,8 +105,8 @@ class BenchResult:
 
 def machine_info() -> dict[str, Any]:
     """CPU model and flags, logical CPUs, memory, ONNX Runtime and OpenVINO versions (None when absent)."""
+    from edgecnn.runtime.backends.ort_providers import runtime_versions
     from edgecnn.runtime.precision import detect_cpu
-    from edgecnn.runtime.providers import runtime_versions
 
     versions = runtime_versions()
     cpu = detect_cpu()
@@ -115,8 +119,8 @@ def machine_info() -> dict[str, Any]:
 def _decision_warnings(metadata: dict[str, Any], running: str) -> list[str]:
     """Warnings when a file chosen by 'edgecnn optimize' runs on another runtime, CPU or runtime version."""
     from edgecnn.profiler.provenance import decision_warnings
+    from edgecnn.runtime.backends.ort_providers import runtime_versions
     from edgecnn.runtime.precision import detect_cpu
-    from edgecnn.runtime.providers import runtime_versions
 
     return decision_warnings(metadata, provider=running, cpu=detect_cpu().model, versions=runtime_versions())
 
@@ -203,7 +207,7 @@ def bench(model: str | os.PathLike, batches: Sequence[int] = (1,), *, provider: 
     :func:`edgecnn.runtime.precision.resolve_precision`); ``device``: the OpenVINO device. On OpenVINO the
     compute peak (an ONNX Runtime probe) is not measured, so efficiency needs ``peak_gflops``.
     ``progress``: None shows a bar only on a terminal. When the precision that ran is not fp32, the result's
-    ``deviation`` compares the outputs with the fp32 reference on ONNX Runtime CPU on the same inputs
+    ``deviation`` compares the outputs with the fp32 reference (ONNX Runtime CPU, else OpenVINO f32) on the same inputs
     (``reference``: that fp32 file, else found by :func:`edgecnn.profiler.deviation.find_reference`);
     ``compare_fp32=False`` skips it.
     """
@@ -238,7 +242,7 @@ def bench(model: str | os.PathLike, batches: Sequence[int] = (1,), *, provider: 
     running = info.providers[0]
     warnings.extend(_decision_warnings(info.metadata, running))
     peak = None
-    if peak_gflops is not None or (measure_peak_now and engine.backend == "onnxruntime"):
+    if peak_gflops is not None or (measure_peak_now and engine.runner.peak_probe):
         peak = measure_peak(running, threads, providers=list(info.providers), gflops=peak_gflops,
                             refresh=refresh_peak)
     shape = [d if isinstance(d, int) and d > 0 else None for d in engine.sample_shape]
@@ -277,7 +281,7 @@ def bench(model: str | os.PathLike, batches: Sequence[int] = (1,), *, provider: 
         peak_rss = [sampler.peak]
         stats = latency_stats(lat)
         rss1 = proc.memory_info().rss
-        if running == "TensorrtExecutionProvider" and engine_build_s is None:
+        if engine.runner.builds_on_first_run and engine_build_s is None:
             engine_build_s = max(0.0, session_s + first_ms / 1e3 - stats["p50"] / 1e3)
         achieved = cost.flops / (stats["p50"] / 1e3) / 1e9
         res = BatchResult(
@@ -321,7 +325,8 @@ def bench(model: str | os.PathLike, batches: Sequence[int] = (1,), *, provider: 
     return BenchResult(model=name, path=str(path), provider=info.requested_provider, providers=list(info.providers),
                        precision=info.precision, threads=threads, peak=peak,
                        session_s=session_s, engine_build_s=engine_build_s, batches=results, warnings=warnings,
-                       machine=machine_info(), cost=costs[int(batches[0])], deviation=dev)
+                       machine=machine_info(), cost=costs[int(batches[0])], deviation=dev,
+                       precision_reason=info.precision_reason, auto=info.auto)
 
 
 def _deviation(model: str | os.PathLike, path: Path, engine: Any, seen: list[tuple[np.ndarray, np.ndarray]],

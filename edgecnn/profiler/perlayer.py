@@ -146,13 +146,11 @@ def profiling_engine(path: str | os.PathLike, cost: GraphCost, *, provider: str 
     """The :class:`~edgecnn.runtime.Engine` :func:`measure_layers` profiles with: batches of ``cost.batch``, and on
     OpenVINO compiled with performance counters (``PERF_COUNT``)."""
     from edgecnn.runtime import Engine
-    from edgecnn.runtime import providers as P
     from edgecnn.runtime.engine import default_threads
 
     threads = int(threads or default_threads())
-    ov_config = {"PERF_COUNT": True} if P.normalize(provider) == "openvino" else None
     return Engine(path, provider=provider, threads=threads, fallback=fallback, max_batch=max(1, cost.batch),
-                  precision=precision, device=device, openvino_config=ov_config)
+                  precision=precision, device=device, profiling=True)
 
 
 def measure_layers(path: str | os.PathLike, cost: GraphCost, *, provider: str = "cpu", threads: int | None = None,
@@ -161,14 +159,18 @@ def measure_layers(path: str | os.PathLike, cost: GraphCost, *, provider: str = 
                    precision: str = "auto", device: str | None = None, engine: Engine | None = None) -> LayerTimings:
     """Profile ``iters`` runs (after one warm-up run) with ONNX Runtime's profiler (OpenVINO: its performance
     counters) and join them to ``cost``. ``engine``: one from :func:`profiling_engine` (else it is built here)."""
-    from edgecnn.runtime import providers as P
+    from edgecnn.runtime.backends import ort_providers as P
 
     if engine is None:
         engine = profiling_engine(path, cost, provider=provider, threads=threads, fallback=fallback,
                                   precision=precision, device=device)
     threads = engine.threads
-    if engine.openvino is not None:
-        return _measure_layers_openvino(path, cost, engine, iters=iters, peak=peak, x=x)
+    if x is None:
+        shape = [cost.batch, *cost.input_shape[1:]]
+        x = np.random.default_rng(0).standard_normal(shape).astype(engine.input_dtype)
+    counters = engine.runner.profile(x, iters)
+    if counters is not None:  # the backend's own per-node counters (OpenVINO's PERF_COUNT)
+        return _measure_layers_counters(path, cost, engine, counters, iters=iters, peak=peak)
     ort = P.import_onnxruntime()
     info = engine.info
     with tempfile.TemporaryDirectory(prefix="edgecnn-trace-") as tmp:
@@ -186,9 +188,6 @@ def measure_layers(path: str | os.PathLike, cost: GraphCost, *, provider: str = 
         providers = list(info.providers)
         opts = [dict(info.provider_options.get(p, {})) for p in providers]
         sess = ort.InferenceSession(str(path), sess_options=so, providers=providers, provider_options=opts)
-        if x is None:
-            shape = [cost.batch, *cost.input_shape[1:]]
-            x = np.random.default_rng(0).standard_normal(shape).astype(engine.input_dtype)
         feed = {sess.get_inputs()[0].name: x}
         for _ in range(iters + 1):
             sess.run(None, feed)
@@ -208,29 +207,23 @@ def measure_layers(path: str | os.PathLike, cost: GraphCost, *, provider: str = 
                 str(keep_trace) if keep_trace else None)
 
 
-def _measure_layers_openvino(path: str | os.PathLike, cost: GraphCost, engine: Engine, *, iters: int,
-                             peak: Peak | None, x: np.ndarray | None) -> LayerTimings:
-    """Per-layer times from OpenVINO's performance counters (``PERF_COUNT``, ``get_profiling_info()``), each
-    executed node mapped to a layer by name like ONNX Runtime's kernels (OpenVINO keeps the ONNX node name, or
-    the output tensor name, and suffixes fused parts: ``conv1/WithoutBiases``). Reorders OpenVINO inserts are
-    reported as unattributed."""
+def _measure_layers_counters(path: str | os.PathLike, cost: GraphCost, engine: Engine,
+                             counters: list[list[dict[str, Any]]], *, iters: int, peak: Peak | None) -> LayerTimings:
+    """Per-layer times from a backend's own per-node counters (OpenVINO's ``PERF_COUNT``), each executed node
+    mapped to a layer by name like ONNX Runtime's kernels (OpenVINO keeps the ONNX node name, or the output tensor
+    name, and suffixes fused parts: ``conv1/WithoutBiases``). Reorders a backend inserts are unattributed."""
     from edgecnn.profiler.trace import TraceEvent
 
-    if x is None:
-        shape = [cost.batch, *cost.input_shape[1:]]
-        x = np.random.default_rng(0).standard_normal(shape).astype(engine.input_dtype)
-    runner = engine.openvino
-    assert runner is not None
     where = engine.providers[0]
     events = [TraceEvent(node=e["node"], op=f"{e['op']} [{e['kernel']}]", provider=where, dur_us=e["us"], ts_us=0.0,
-                         run=i) for i, run in enumerate(runner.profile(x, iters)) for e in run]
+                         run=i) for i, run in enumerate(counters) for e in run]
     original = onnxfile.open_model(path, load_data=False)
     _fill_unnamed(original, cost)
     node_layer = {n.name: n.layer for n in cost.nodes}
     mapping = map_to_layers(sorted({e.node for e in events}), original, node_layer, None)
     check = {"ok": True, "requested": where, "nodes": [],
              "message": f"all {len({e.node for e in events})} executed nodes ran on {where} at {engine.precision} "
-                        "(OpenVINO performance counters)"}
+                        "(the backend's performance counters)"}
     return join(cost, events, iters, mapping, peak, check)
 
 
@@ -292,7 +285,7 @@ def profile(model: str | os.PathLike, batch: int | None = None, *, measure: bool
     threads = engine.threads
     info = engine.info
     peak = None
-    if info.backend == "onnxruntime" or peak_gflops is not None:  # the peak probe runs on ONNX Runtime
+    if engine.runner.peak_probe or peak_gflops is not None:  # the peak probe runs on ONNX Runtime
         peak = measure_peak(info.providers[0], threads, providers=list(info.providers), gflops=peak_gflops)
     timings = measure_layers(path, cost, iters=iters, peak=peak, engine=engine)
     return ProfileResult(cost, timings, peak, list(info.providers))

@@ -2,7 +2,7 @@
 
 The decision (``edgecnn.optimize`` metadata) names the runtime, CPU and runtime versions it was measured
 on; the speed-up it reports holds there only. ``bench`` calls :func:`decision_warnings` with what really
-runs. Torch-free, onnxruntime-free (pure function of the metadata).
+runs. Torch-free, onnxruntime-free (the backend registry names what runs).
 """
 
 from __future__ import annotations
@@ -10,12 +10,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-_SHORT = {"CPUExecutionProvider": "cpu", "CUDAExecutionProvider": "cuda", "TensorrtExecutionProvider": "tensorrt",
-          "OpenVINOExecutionProvider": "openvino"}
 
+def _backend(name_or_provider: str) -> Any:
+    """The registered backend of a backend name or a provider that runs (``OpenVINO:CPU``...), None if unknown."""
+    from edgecnn.runtime.backends import registry
 
-def _family(runtime: str) -> str:
-    return "openvino" if runtime == "openvino" else "onnxruntime"
+    found = registry.of_provider(name_or_provider)
+    if found is None:
+        try:
+            found = registry.get(name_or_provider)
+        except Exception:  # noqa: BLE001 - a decision naming a backend not installed here
+            return None
+    return found
 
 
 def decision_warnings(metadata: Mapping[str, Any], *, provider: str, cpu: str,
@@ -27,7 +33,8 @@ def decision_warnings(metadata: Mapping[str, Any], *, provider: str, cpu: str,
     if not isinstance(decision, Mapping):
         return []
     chosen = str(decision.get("runtime", ""))
-    running = "openvino" if provider.startswith("OpenVINO") else _SHORT.get(provider, provider)  # OpenVINO:CPU
+    runs = _backend(provider)
+    running = runs.name if runs is not None else provider
     out: list[str] = []
     where = f"{chosen} {decision.get('precision', '')} on {decision.get('cpu', '?')}".strip()
     if chosen and running != chosen:
@@ -38,9 +45,10 @@ def decision_warnings(metadata: Mapping[str, Any], *, provider: str, cpu: str,
         out.append(f"this file was chosen by 'edgecnn optimize' on a different CPU ({decision['cpu']}; this one: "
                    f"{cpu}): the best runtime and precision differ between CPUs; run 'edgecnn optimize' here")
     recorded = decision.get("runtime_versions") or {}
-    family = _family(chosen or running)
+    owner = _backend(chosen) if chosen else runs
+    family = owner.family if owner is not None else chosen
     for dist, version in recorded.items():
-        if dist.startswith(family) and dist in versions and versions[dist] != version:
+        if family and dist.startswith(family) and dist in versions and versions[dist] != version:
             out.append(f"this file was chosen with {dist} {version}; {versions[dist]} is installed here: "
                        "timings may differ")
     return out

@@ -140,6 +140,8 @@ def bench_text(result: Any) -> str:
             f"session created in {result.session_s:.2f} s"
             + (f"; TensorRT engine build {result.engine_build_s:.2f} s (not in the latencies)"
                if result.engine_build_s is not None else "")]
+    if getattr(result, "auto", None) is not None or "bit for bit" in (getattr(result, "precision_reason", "") or ""):
+        head.append(f"precision: {result.precision_reason}")
     if peak is not None:
         bw = f", memory bandwidth {peak.bandwidth_gbs:.1f} GB/s" if peak.bandwidth_gbs else ""
         head.append(f"peak: {peak.gflops:.1f} GFLOP/s{bw} ({peak.source}: best of a large MatMul and a 3x3 conv "

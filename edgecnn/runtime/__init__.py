@@ -24,16 +24,16 @@ _EXPORTS: dict[str, str] = {
     "GRAPH_OPTIMIZATIONS": "engine",
     "default_threads": "engine",
     # providers
-    "resolve_providers": "providers",
-    "build_providers": "providers",
-    "provider_options": "providers",
-    "check_registered": "providers",
-    "available_providers": "providers",
-    "ort_distributions": "providers",
-    "ProviderConfig": "providers",
-    "Resolution": "providers",
-    "ProviderFallbackWarning": "providers",
-    "PROVIDERS": "providers",
+    "resolve_providers": "backends.ort_providers",
+    "build_providers": "backends.ort_providers",
+    "provider_options": "backends.ort_providers",
+    "check_registered": "backends.ort_providers",
+    "available_providers": "backends.ort_providers",
+    "ort_distributions": "backends.ort_providers",
+    "ProviderConfig": "backends.ort_providers",
+    "Resolution": "backends.ort_providers",
+    "ProviderFallbackWarning": "backends.ort_providers",
+    "PROVIDERS": "backends.ort_providers",
     # precision
     "PRECISIONS": "precision",
     "CpuFeatures": "precision",
@@ -94,13 +94,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from edgecnn.runtime.batcher import Batcher, BatcherStats
-    from edgecnn.runtime.classify import predict
-    from edgecnn.runtime.engine import GRAPH_OPTIMIZATIONS, Engine, EngineInfo, TensorInfo, default_threads
-    from edgecnn.runtime.images import PreprocessConfig, load_images, open_image, preprocess
-    from edgecnn.runtime.postprocess import class_names, imagenet_classes, softmax, to_probabilities, topk
-    from edgecnn.runtime.precision import PRECISIONS, CpuFeatures, PrecisionChoice, detect_cpu, resolve_precision
-    from edgecnn.runtime.providers import (
+    from edgecnn.runtime.backends.ort_providers import (
         PROVIDERS,
         ProviderConfig,
         ProviderFallbackWarning,
@@ -112,6 +106,12 @@ if TYPE_CHECKING:  # pragma: no cover
         provider_options,
         resolve_providers,
     )
+    from edgecnn.runtime.batcher import Batcher, BatcherStats
+    from edgecnn.runtime.classify import predict
+    from edgecnn.runtime.engine import GRAPH_OPTIMIZATIONS, Engine, EngineInfo, TensorInfo, default_threads
+    from edgecnn.runtime.images import PreprocessConfig, load_images, open_image, preprocess
+    from edgecnn.runtime.postprocess import class_names, imagenet_classes, softmax, to_probabilities, topk
+    from edgecnn.runtime.precision import PRECISIONS, CpuFeatures, PrecisionChoice, detect_cpu, resolve_precision
 
 
 __getattr__, __dir__ = lazy_attributes(__name__, {name: f".{module}" for name, module in _EXPORTS.items()})

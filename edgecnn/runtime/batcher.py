@@ -49,7 +49,7 @@ class Batcher:
         if max_wait_ms < 0:
             raise EdgecnnError(f"max_wait_ms must be >= 0, got {max_wait_ms}.")
         if workers is None:
-            on_cpu = getattr(engine, "on_cpu", engine.providers[0] == "CPUExecutionProvider")
+            on_cpu = bool(getattr(engine, "on_cpu", True))
             workers = max(1, default_threads() // max(1, getattr(engine, "threads", 1))) if on_cpu else 1
         if workers < 1:
             raise EdgecnnError(f"workers must be >= 1, got {workers}.")

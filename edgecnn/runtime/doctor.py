@@ -5,7 +5,6 @@ Never imports torch (find_spec + package metadata only), so it works on an edge 
 
 from __future__ import annotations
 
-import ctypes
 import importlib.metadata
 import importlib.util
 import os
@@ -16,15 +15,18 @@ import sys
 from typing import Any
 
 from edgecnn.runtime import precision as PR
-from edgecnn.runtime import providers as P
+from edgecnn.runtime.backends import ort_providers as P
+from edgecnn.runtime.backends.openvino import ov_fixes
+from edgecnn.runtime.backends.ort_doctor import (
+    gpu_build,
+    gpu_libraries,
+    gpu_library_names,
+    onnxruntime_info,
+    ort_fixes,
+)
 
 #: x86 /proc/cpuinfo flag -> what it means for int8 / fp16 / bf16 inference (aarch64: ``precision.ARM_FLAGS``)
 CPU_FLAGS: dict[str, str] = PR.X86_FLAGS
-
-#: library kind -> soname prefix; the versions come from what the installed provider libraries load
-GPU_LIB_KINDS: dict[str, str] = {"cudart": "libcudart.so", "cublas": "libcublas.so", "cudnn": "libcudnn.so",
-                                 "tensorrt": "libnvinfer.so"}
-
 
 def _version(dist: str) -> str | None:
     try:
@@ -91,65 +93,30 @@ def gpu_info() -> list[dict[str, Any]]:
     return []
 
 
-def gpu_library_names() -> dict[str, str]:
-    """kind -> soname the installed onnxruntime's CUDA/TensorRT provider libraries load (``libcudnn.so.9``...)."""
-    names: dict[str, str] = {}
-    for libs in P.provider_libraries().values():
-        for lib in libs:
-            for kind, prefix in GPU_LIB_KINDS.items():
-                if lib.startswith(prefix + ".") and kind not in names:
-                    names[kind] = lib
-    return names
+def backend_rows() -> list[dict[str, Any]]:
+    """One row per registered backend (available or why not, versions) and per plug-in that failed to load."""
+    from edgecnn.runtime.backends import registry
 
-
-def gpu_libraries() -> dict[str, bool]:
-    """Whether the CUDA/cuDNN/TensorRT shared libraries the installed ONNX Runtime build needs can be loaded
-    (``onnxruntime.preload_dlls()`` first, so the nvidia-* wheels of ``onnxruntime-gpu[cuda,cudnn]`` count)."""
-    names = gpu_library_names()
-    if names:
-        try:
-            P.preload_gpu_libraries()
-        except Exception:  # a broken onnxruntime is reported elsewhere
-            pass
-    found = {}
-    for key, name in names.items():
-        try:
-            ctypes.CDLL(name)
-            found[key] = True
-        except OSError:
-            found[key] = False
-    return found
-
-
-def onnxruntime_info() -> dict[str, Any]:
-    """onnxruntime: which distribution(s) are installed, the imported version, providers, conflicts."""
-    dists = P.ort_distributions()
-    info: dict[str, Any] = {"distributions": dists, "version": None, "providers": [], "device": None,
-                            "import_error": None, "conflict": None}
-    try:
-        import onnxruntime as ort
-
-        info["version"] = ort.__version__
-        info["providers"] = list(ort.get_available_providers())
-        info["device"] = ort.get_device()
-    except Exception as e:
-        info["import_error"] = str(e).splitlines()[0] if str(e) else type(e).__name__
-    if len(dists) > 1:
-        gpu_files = P.CUDA in info["providers"]
-        active = "onnxruntime-gpu" if gpu_files else "onnxruntime"
-        broken = [d for d in dists if d != active] if active in dists else list(dists)
-        info["conflict"] = {
-            "installed": list(dists), "active_files": active, "broken": broken,
-            "why": "all of them install the same 'onnxruntime' package; the last one installed "
-                   "overwrote the others' files, and uninstalling any one deletes files the other needs",
-        }
-    return info
+    rows: list[dict[str, Any]] = []
+    for name, why in registry.available().items():
+        failed = name in registry.failures()
+        versions: dict[str, str] = {}
+        if not failed:
+            try:
+                versions = registry.get(name).versions()
+            except Exception:  # noqa: BLE001 - a plug-in's own report must not break doctor
+                versions = {}
+        if why:
+            why = why.replace(" (see 'edgecnn doctor')", "")  # this is doctor
+        rows.append({"name": name, "available": why is None, "reason": why, "skipped": failed,
+                     "versions": versions})
+    return rows
 
 
 def collect(check_gpu_libraries: bool | None = None) -> dict[str, Any]:
     """Everything ``edgecnn doctor`` reports, as plain data (``fixes`` lists what to do)."""
     from edgecnn import __version__
-    from edgecnn.runtime.openvino_backend import openvino_info
+    from edgecnn.runtime.backends.openvino import openvino_info
 
     ort_info = onnxruntime_info()
     ort_info["build"] = P.gpu_build_versions()
@@ -160,7 +127,7 @@ def collect(check_gpu_libraries: bool | None = None) -> dict[str, Any]:
         torch_present = False
     torch_version = _version("torch") if torch_present else None
     gpus = gpu_info()
-    has_gpu_build = P.CUDA in ort_info["providers"] or P.TENSORRT in ort_info["providers"]
+    has_gpu_build = gpu_build(ort_info)
     if check_gpu_libraries is None:
         check_gpu_libraries = bool(gpus) or has_gpu_build
     libs = gpu_libraries() if check_gpu_libraries else {}
@@ -178,6 +145,7 @@ def collect(check_gpu_libraries: bool | None = None) -> dict[str, Any]:
         "gpus": gpus,
         "gpu_libraries": libs,
         "cpu": cpu_info(),
+        "backends": backend_rows(),
     }
     report["fixes"] = fixes(report)
     return report
@@ -187,50 +155,19 @@ def fixes(report: dict[str, Any]) -> list[str]:
     """Concrete steps for what is missing or broken, from a :func:`collect` report."""
     out: list[str] = []
     ort_info = report["onnxruntime"]
-    provs = ort_info["providers"]
-    gpus = report["gpus"]
     ov = report.get("openvino") or {}
     if not ort_info["distributions"] and not ov.get("version"):
         out.append(f"no runtime is installed: {P.EXTRAS_HELP}.")
     elif ort_info["distributions"] and ort_info["import_error"]:
         out.append("onnxruntime does not import: pip install --force-reinstall onnxruntime "
                    "(or onnxruntime-gpu on an NVIDIA machine).")
-    if ort_info["conflict"]:
-        want = "onnxruntime-gpu" if gpus else "onnxruntime"
-        out.append(f"several onnxruntime distributions are installed ({', '.join(ort_info['conflict']['installed'])}): "
-                   f"pip uninstall -y {' '.join(ort_info['conflict']['installed'])} && pip install {want}")
-    if gpus and P.CUDA not in provs:
-        out.append(f"an NVIDIA GPU is present but this onnxruntime build is CPU-only: {P.INSTALL_GPU}")
-    if P.CUDA in provs and not gpus:
-        out.append("onnxruntime-gpu is installed but no NVIDIA GPU/driver was found (nvidia-smi): install the "
-                   "NVIDIA driver, or use the CPU build (pip uninstall -y onnxruntime-gpu && pip install onnxruntime).")
-    libs = report["gpu_libraries"]
-    names = ort_info.get("gpu_libraries") or {}
-    build = ort_info.get("build") or {}
-    if P.CUDA in provs and libs:
-        missing = [k for k in ("cudart", "cublas", "cudnn") if k in libs and not libs[k]]
-        if missing:
-            want = ", ".join(names.get(k, k) for k in missing)
-            cuda = f"CUDA {build['cuda']}" if build.get("cuda") else "CUDA"
-            cudnn = f"cuDNN {build['cudnn']}" if build.get("cudnn") else "cuDNN"
-            out.append(f"CUDA provider libraries not loadable ({want}): ONNX Runtime will silently run on CPU. "
-                       f"This build needs {cuda} + {cudnn}: pip install 'onnxruntime-gpu[cuda,cudnn]' (or "
-                       "'edgecnn[gpu]'), or add them to LD_LIBRARY_PATH.")
-    if P.TENSORRT in provs and libs and "tensorrt" in libs and not libs["tensorrt"]:
-        trt = f"TensorRT {build['tensorrt']}" if build.get("tensorrt") else "TensorRT"
-        out.append(f"TensorRT libraries not loadable ({names.get('tensorrt', 'libnvinfer')}): this build's TensorRT "
-                   f"provider needs {trt}: pip install 'edgecnn[tensorrt]' or add its lib folder to LD_LIBRARY_PATH; "
-                   "without it --provider tensorrt fails (auto uses CUDA).")
+    out.extend(ort_fixes(report))
     flags = report["cpu"]["flags"]
     if report["cpu"]["arch"] in ("x86_64", "AMD64") and not (flags.get("avx512_vnni") or flags.get("avx_vnni")
                                                              or flags.get("amx_int8")):
         out.append("this CPU has no VNNI/AMX: int8 models gain less (u8s8 on AVX2 only); prefer fp32 or test "
                    "int8 speed with 'edgecnn bench'.")
-    if report["cpu"].get("native_bf16") and not ov.get("version"):
-        out.append("this CPU has native bf16: OpenVINO's bf16 inference ran ResNet-50 about 2x faster than ONNX "
-                   "Runtime fp32 here; pip install 'edgecnn[openvino]' and use --provider openvino.")
-    if ov.get("error"):
-        out.append(f"openvino is installed but does not start ({ov['error']}): pip install --force-reinstall openvino.")
+    out.extend(ov_fixes(report))
     if not report["torch"]["installed"]:
         out.append("torch is not installed: running .onnx files works; exporting zoo models needs "
                    "pip install 'edgecnn[export]'.")
@@ -281,8 +218,12 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append(f"cpu          {c['model']} ({c['arch']}, {c['usable_cpus']}/{c['logical_cpus']} CPUs usable)")
     have = c.get("flag_names") or [CPU_FLAGS[f] for f, ok in c["flags"].items() if ok and f in CPU_FLAGS]
     lines.append(f"cpu flags    {', '.join(have) or 'none of AVX2/AVX-512/VNNI/AMX (x86) or NEON/dot/bf16 (arm)'}")
-    lines.append(f"native bf16  {'yes' if c.get('native_bf16') else 'no'} (OpenVINO --precision auto runs "
-                 f"{'bf16' if c.get('native_bf16') else 'fp32'} on this CPU)")
+    lines.append(f"native bf16  {'yes' if c.get('native_bf16') else 'no'} (OpenVINO --precision auto "
+                 f"{'measures bf16 against fp32' if c.get('native_bf16') else 'runs fp32'} on this CPU)")
+    for row in report.get("backends") or []:
+        state = ("skipped: " + str(row["reason"]) if row.get("skipped") else "available" if row["available"]
+                 else f"not available ({row['reason']})")
+        lines.append(f"backend      {row['name']}: {state}")
     if report["fixes"]:
         lines.append("")
         lines.append("fixes:")

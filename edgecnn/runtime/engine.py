@@ -1,12 +1,12 @@
-"""``Engine``: one ``.onnx`` file on ONNX Runtime (CPU, CUDA, TensorRT) or OpenVINO, with provider and
-precision resolution, input checks, batch splitting and IO binding on GPUs. Safe to call from several threads
-at once. The API is the same whichever backend runs underneath; the OpenVINO side lives in
-:mod:`edgecnn.runtime.openvino_backend`."""
+"""``Engine``: one ``.onnx`` file on any registered backend (ONNX Runtime's CPU, CUDA and TensorRT providers,
+OpenVINO, plug-ins; :mod:`edgecnn.runtime.backends`), with precision resolution (``auto`` measured, a reduced
+precision verified), input checks and batch splitting. Safe to call from several threads at once. The API is the
+same whichever backend runs underneath; the Engine never asks which one it holds."""
 
 from __future__ import annotations
 
 import os
-import warnings
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,26 +14,17 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn._io import sha256_file
 from edgecnn.errors import EdgecnnError
 from edgecnn.metadata import decode
 from edgecnn.runtime import precision as PR
-from edgecnn.runtime import providers as P
+from edgecnn.runtime.backends import registry
+from edgecnn.runtime.backends.base import Backend, OpenOptions, Runner, TensorInfo
+from edgecnn.runtime.backends.onnxruntime import OPT_LEVELS
 from edgecnn.runtime.images import PreprocessConfig
 
-_DTYPES = {
-    "tensor(float)": np.dtype(np.float32),
-    "tensor(float16)": np.dtype(np.float16),
-    "tensor(double)": np.dtype(np.float64),
-    "tensor(uint8)": np.dtype(np.uint8),
-    "tensor(int8)": np.dtype(np.int8),
-    "tensor(int32)": np.dtype(np.int32),
-    "tensor(int64)": np.dtype(np.int64),
-}
-#: name -> ``onnxruntime.GraphOptimizationLevel`` member (looked up when a session is made)
-_OPT_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
-               "all": "ORT_ENABLE_ALL"}
-GRAPH_OPTIMIZATIONS = tuple(_OPT_LEVELS)
+GRAPH_OPTIMIZATIONS = tuple(OPT_LEVELS)
+#: reduced runtime precisions that a backend applies to a float file by a flag: checked on probe inputs
+_FLAGGED = ("fp16", "bf16")
 
 
 def default_threads() -> int:
@@ -42,15 +33,6 @@ def default_threads() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    """Name, shape (ints, or str/None for dynamic dims) and numpy dtype name of a graph input/output."""
-
-    name: str
-    shape: tuple[Any, ...]
-    dtype: str
 
 
 @dataclass(frozen=True)
@@ -69,7 +51,7 @@ class EngineInfo:
     max_batch: int
     io_binding: bool
     metadata: dict[str, Any] = field(default_factory=dict)
-    #: ``onnxruntime`` or ``openvino``
+    #: the runtime family (``onnxruntime``, ``openvino``, a plug-in's)
     backend: str = "onnxruntime"
     #: the device that runs: ``cpu``/``cuda:N`` on ONNX Runtime, the OpenVINO device(s) (``CPU``, ``GPU.0``...)
     device: str = "cpu"
@@ -80,8 +62,12 @@ class EngineInfo:
     precision_reason: str = ""
     #: threads the backend really uses (intra-op / INFERENCE_NUM_THREADS)
     threads: int | None = None
-    #: OpenVINO only: its compiled-model cache folder (CACHE_DIR)
+    #: the backend's compiled-model cache folder (OpenVINO's CACHE_DIR of this precision), None: none
     cache_dir: str | None = None
+    #: the registered backend name (``cpu``, ``cuda``, ``tensorrt``, ``openvino``, a plug-in's)
+    backend_name: str = "cpu"
+    #: how ``auto`` decided (:class:`edgecnn.runtime.auto_precision.AutoDecision` as a dict), None: not asked
+    auto: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dict."""
@@ -95,22 +81,15 @@ def _np_dtype(name: str) -> np.dtype:
         return np.dtype(np.float32)
 
 
-def _ort_tensor(a: Any) -> TensorInfo:
-    dt = _DTYPES.get(a.type)
-    return TensorInfo(a.name, tuple(a.shape), dt.name if dt is not None else a.type)
-
-
-def _cuda_device_id(device: str | int, provider: str) -> int:
-    """``device`` for ONNX Runtime providers: an index (``0``, ``"cuda:1"``, ``"GPU.1"``) or ``cpu``."""
-    text = str(device).strip().lower()
-    if text in ("cpu", "") and provider in ("cpu", "auto"):
-        return 0
-    for prefix in ("cuda:", "gpu:", "gpu.", "cuda"):
-        text = text.removeprefix(prefix)
-    if text.isdigit():
-        return int(text)
-    raise EdgecnnError(f"device {device!r} does not apply to provider {provider!r}: ONNX Runtime takes a CUDA "
-                       "device index (0, cuda:1); OpenVINO devices (CPU, GPU, NPU, AUTO) need --provider openvino.")
+def _fixed_batch(graph: Any) -> int | None:
+    """The fixed batch of the graph's (first non-initializer) input, None when dynamic."""
+    inits = {i.name for i in graph.graph.initializer}
+    for i in graph.graph.input:
+        if i.name not in inits:
+            dims = i.type.tensor_type.shape.dim
+            return int(dims[0].dim_value) if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0 \
+                else None
+    return None
 
 
 def _first_line(e: BaseException) -> str:
@@ -120,27 +99,30 @@ def _first_line(e: BaseException) -> str:
 
 
 class Engine:
-    """Run an ``.onnx`` classifier on ONNX Runtime or OpenVINO.
+    """Run an ``.onnx`` classifier on any registered backend.
 
-    ``provider``: ``auto`` (TensorRT > CUDA > CPU, best available ONNX Runtime provider; OpenVINO when only
-    the openvino package is installed), ``cpu``, ``cuda``, ``tensorrt`` or ``openvino``
-    (:data:`edgecnn.runtime.providers.PROVIDERS`). ``precision``: ``auto``, ``fp32``, ``fp16``, ``bf16`` or
-    ``int8`` (:data:`edgecnn.runtime.precision.PRECISIONS`); what runs is decided by
-    :func:`~edgecnn.runtime.precision.resolve_precision` and reported in :attr:`info`. ``device``: the
-    OpenVINO device (``CPU`` default; ``GPU``, ``NPU``, ``AUTO`` passed through), or a CUDA device index.
-    A requested provider that is not available raises :class:`EdgecnnError`, unless ``fallback=True``
-    (then one :class:`ProviderFallbackWarning` names the provider that really runs; OpenVINO never falls back).
+    ``provider``: a backend name (:func:`edgecnn.runtime.backends.choices`: ``auto`` = TensorRT > CUDA > CPU,
+    the best ONNX Runtime provider, or OpenVINO when only the openvino package is installed; ``cpu``, ``cuda``,
+    ``tensorrt``, ``openvino``, plug-ins). ``precision``: ``auto``, ``fp32``, ``fp16``, ``bf16`` or ``int8``
+    (:data:`edgecnn.runtime.precision.PRECISIONS`): an explicit one is planned by the backend
+    (:meth:`~edgecnn.runtime.backends.base.Backend.plan`); ``auto`` never changes the file and, where the backend
+    can run it at several precisions, is measured once per machine and file
+    (:mod:`edgecnn.runtime.auto_precision`, reported in ``info.auto``). A reduced precision a flag asks for is
+    checked on probe inputs (``verify``): outputs equal to the file's own precision bit for bit are reported as
+    that precision. ``device``: the OpenVINO device (``CPU`` default; ``GPU``, ``NPU``, ``AUTO``), or a CUDA
+    device index. A requested provider that is not available raises :class:`EdgecnnError`, unless
+    ``fallback=True`` (then one :class:`ProviderFallbackWarning` names the provider that really runs).
     GPU options (``device_id``, ``fp16``, ``int8``, ``cache_dir``, ``workspace_size``,
     ``cudnn_conv_algo_search``, ``arena_extend_strategy``) build ONNX Runtime's provider options;
     ``provider_options={"cuda": {...}, "tensorrt": {...}}`` overrides any of them. On OpenVINO, ``cache_dir`` is
-    its compiled-model cache (default ``<edgecnn cache>/openvino``) and ``openvino_config`` overrides any
-    OpenVINO property. ``threads``: intra-op threads (default: the CPUs available); ``spinning=False`` lets
-    idle intra-op threads sleep instead of spin (for CPUs shared with other work); ``graph_optimization``: one
-    of ``disable``, ``basic``, ``extended``, ``all``; ``optimized_model_path``: where ONNX Runtime saves the
-    optimized graph. ``max_batch``: chunk size for models with a dynamic batch. ``io_binding``: bind
-    inputs/outputs (default: on for CUDA/TensorRT). ``available``: the provider list to resolve against
-    (default: what this onnxruntime build reports) and ``cpu``: the CPU features to decide precision with
-    (default: this machine's); tests pass stubs.
+    the root of its compiled-model caches (default ``<edgecnn cache>/openvino``, one folder per inference
+    precision) and ``openvino_config`` overrides any OpenVINO property. ``threads``: intra-op threads (default:
+    the CPUs available); ``spinning=False`` lets idle intra-op threads sleep instead of spin;
+    ``graph_optimization``: one of ``disable``, ``basic``, ``extended``, ``all``; ``optimized_model_path``: where
+    ONNX Runtime saves the optimized graph. ``max_batch``: chunk size for models with a dynamic batch.
+    ``io_binding``: bind inputs/outputs (default: on for CUDA/TensorRT). ``profiling``: compile with the
+    backend's per-node counters (``engine.runner.profile``). ``available``: the provider list to resolve
+    against and ``cpu``: the CPU features to decide precision with (default: this machine's); tests pass stubs.
     """
 
     def __init__(
@@ -169,6 +151,8 @@ class Engine:
         io_binding: bool | None = None,
         available: Sequence[str] | None = None,
         cpu: PR.CpuFeatures | None = None,
+        verify: bool = True,
+        profiling: bool = False,
     ) -> None:
         self.path = Path(path)
         if not self.path.exists():
@@ -177,36 +161,67 @@ class Engine:
             raise EdgecnnError(f"not a file: {self.path} (expected an .onnx model file)")
         if max_batch < 1:
             raise EdgecnnError(f"max_batch must be >= 1, got {max_batch}.")
-        if graph_optimization not in _OPT_LEVELS:
+        if graph_optimization not in OPT_LEVELS:
             raise EdgecnnError(f"unknown graph optimization {graph_optimization!r}: choose one of "
-                               f"{', '.join(_OPT_LEVELS)}.")
+                               f"{', '.join(OPT_LEVELS)}.")
         self.max_batch = int(max_batch)
         self.fallback = fallback
-        self._io_binding_arg = io_binding
         self.threads = int(threads) if threads else default_threads()
         self._cpu = cpu if cpu is not None else PR.detect_cpu()
         requested_precision = PR.check_precision(precision)
-        short = P.normalize(provider)
-        if short == "auto" and available is None and not P.onnxruntime_installed():
-            from edgecnn.runtime.openvino_backend import openvino_version
+        if available is not None and registry.normalize(provider) == registry.AUTO:
+            from edgecnn.runtime.backends.onnxruntime import OrtBackend
 
-            if openvino_version() is None:
-                P.import_onnxruntime()  # raises: no runtime at all, naming the extras
-            short = "openvino"
-        self.openvino = None
-        self.cache_dir: str | None = None
-        if short == "openvino":
-            self._init_openvino(requested_precision, device, cache_dir, openvino_config)
+            backend: Backend = OrtBackend(registry.AUTO)  # a stubbed provider list: ONNX Runtime's auto
         else:
-            if device is not None:
-                device_id = _cuda_device_id(device, short)
-            self._init_ort(short, requested_precision, fallback=fallback, device_id=device_id, fp16=fp16, int8=int8,
-                           cache_dir=cache_dir, workspace_size=workspace_size,
-                           cudnn_conv_algo_search=cudnn_conv_algo_search,
-                           arena_extend_strategy=arena_extend_strategy, provider_options=provider_options,
-                           inter_op_threads=inter_op_threads, spinning=spinning,
-                           graph_optimization=graph_optimization, optimized_model_path=optimized_model_path,
-                           available=available)
+            backend = registry.get(provider)
+        self.backend_obj = backend
+        self.requested_provider = registry.normalize(provider)
+        options = OpenOptions(
+            threads=self.threads, device=device, fallback=fallback, cache_dir=cache_dir, spinning=spinning,
+            inter_op_threads=int(inter_op_threads), graph_optimization=graph_optimization,
+            optimized_model_path=optimized_model_path, io_binding=io_binding,
+            gpu={"device_id": device_id, "fp16": fp16, "int8": int8, "workspace_size": workspace_size,
+                 "cudnn_conv_algo_search": cudnn_conv_algo_search, "arena_extend_strategy": arena_extend_strategy},
+            provider_options=dict(provider_options or {}), config=openvino_config,
+            available=list(available) if available is not None else None, profiling=profiling)
+        self._options = options
+        graph = PR.read_graph(self.path)
+        file_meta = decode({p.key: p.value for p in graph.metadata_props})
+        file_p = PR.file_precision(file_meta, graph)
+        self._file_batch = _fixed_batch(graph)
+        del graph
+        planner = backend.resolved(options)
+        dev = str(device if device is not None else "CPU").upper()
+        self.auto = None
+        runner: Runner | None = None
+        if requested_precision == "auto":
+            choice, runner = self._decide_auto(planner, backend, file_p, file_meta, dev, options)
+        else:
+            choice = planner.plan(requested_precision, file_precision=file_p, cpu=self._cpu, device=dev,
+                                  file_name=self.path.name)
+        if runner is None:
+            runner = backend.open(self.path, choice, options)
+        self.runner = runner
+        self.precision_choice = choice
+        self.precision = runner.precision
+        self.verification = ""
+        #: seconds the precision check took (apart from compiling what runs: reported build times exclude it)
+        self.verify_seconds = 0.0
+        if verify and self.auto is None and runner.precision in _FLAGGED and runner.precision != choice.file:
+            t0 = time.perf_counter()
+            self._verify(planner, backend, choice, dev, options, file_meta)
+            self.verify_seconds = time.perf_counter() - t0
+        self.metadata: dict[str, Any] = dict(getattr(runner, "metadata", None) or file_meta)
+        self.warning = runner.warning
+        self.providers = tuple(runner.providers)
+        self.device = runner.device if isinstance(runner.device, str) else str(runner.device)
+        self.cache_dir = runner.cache_dir
+        if runner.threads:
+            self.threads = int(runner.threads)
+        self.io_binding = bool(runner.io_binding)
+        self._inputs = tuple(runner.inputs)
+        self._outputs = tuple(runner.outputs)
 
         if len(self._inputs) != 1:
             raise EdgecnnError(f"{self.path}: expected a model with one input, found {len(self._inputs)} "
@@ -224,112 +239,64 @@ class Engine:
 
     # ------------------------------------------------------------------ construction helpers
 
-    def _init_ort(self, short: str, requested_precision: str, *, fallback: bool, device_id: int, fp16: bool,
-                  int8: bool, cache_dir: str | os.PathLike | None, workspace_size: int, cudnn_conv_algo_search: str,
-                  arena_extend_strategy: str, provider_options: Mapping[str, Mapping[str, Any]] | None,
-                  inter_op_threads: int, spinning: bool, graph_optimization: str,
-                  optimized_model_path: str | os.PathLike | None, available: Sequence[str] | None) -> None:
-        ort = P.import_onnxruntime()
-        self.backend = "onnxruntime"
-        avail = list(available) if available is not None else P.available_providers()
-        self.resolution = P.resolve_providers(short, avail, fallback=fallback)
-        primary_short = P.normalize(self.resolution.primary)
-        graph = None
-        if requested_precision != "auto":  # decide before the session: TensorRT may build fp16 kernels
-            graph = PR.read_graph(self.path)
-            file_p = PR.file_precision(decode({p.key: p.value for p in graph.metadata_props}), graph)
-            choice = PR.resolve_precision(requested_precision, provider=primary_short, file_precision=file_p,
-                                          cpu=self._cpu, file_name=self.path.name)
-            fp16 = fp16 or choice.tensorrt_fp16
-        config = P.ProviderConfig(
-            device_id=device_id, fp16=fp16, int8=int8, cache_dir=cache_dir, workspace_size=workspace_size,
-            cudnn_conv_algo_search=cudnn_conv_algo_search, arena_extend_strategy=arena_extend_strategy,
-            provider_options=dict(provider_options or {}),
-        )
-        if P.TENSORRT in self.resolution.providers:
-            config.model_key = sha256_file(self.path)
-            P.trt_cache_path(config).mkdir(parents=True, exist_ok=True)
-        if P.CUDA in self.resolution.providers or P.TENSORRT in self.resolution.providers:
-            P.preload_gpu_libraries()
-        names, opts = P.build_providers(self.resolution, config)
+    def _decide_auto(self, planner: Backend, backend: Backend, file_p: str, meta: dict[str, Any], dev: str,
+                     options: OpenOptions) -> tuple[PR.PrecisionChoice, Runner | None]:
+        """``auto``: the backend's only candidate, or the measured/recorded/cached choice among several."""
+        from edgecnn.runtime import auto_precision as AP
 
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = self.threads
-        so.inter_op_num_threads = int(inter_op_threads)
-        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        if not spinning:  # idle intra-op threads sleep instead of spinning: better on shared/oversubscribed CPUs
-            so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        so.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _OPT_LEVELS[graph_optimization])
-        if optimized_model_path is not None:
-            so.optimized_model_filepath = str(optimized_model_path)
-        self._session = self._create_session(so, names, opts)
+        cands = planner.candidates(file_precision=file_p, cpu=self._cpu, device=dev)
+        rec = AP.recorded(meta, planner, self._cpu.model)
+        if rec is not None and rec not in cands:  # recorded by optimize, runnable by a flag (TensorRT's fp16)
+            try:
+                planner.plan(rec, file_precision=file_p, cpu=self._cpu, device=dev)
+                cands = [*cands, rec]
+            except EdgecnnError:
+                pass
+        if len(cands) <= 1:
+            return planner.default_choice(file_precision=file_p, cpu=self._cpu, device=dev), None
+        fresh = OpenOptions(**{**options.__dict__, "cache": False, "profiling": False})  # timed as it will run
 
-        registered = list(self._session.get_providers())
-        warning = self.resolution.warning
-        late = P.check_registered(self.resolution, registered, fallback=fallback)
-        warning = late or warning
-        if warning:
-            warnings.warn(warning, P.ProviderFallbackWarning, stacklevel=3)
-        self.warning = warning
-        self.providers = tuple(registered)
-        self._inputs = tuple(_ort_tensor(a) for a in self._session.get_inputs())
-        self._outputs = tuple(_ort_tensor(a) for a in self._session.get_outputs())
-        self.metadata: dict[str, Any] = decode(self._session.get_modelmeta().custom_metadata_map)
-        if graph is None and str(self.metadata.get("precision") or "") not in PR.FILE_PRECISIONS:
-            graph = PR.read_graph(self.path)  # a foreign file: look at its ops
-        running = P.normalize(self.providers[0]) if self.providers[0] in P.PROVIDER_NAMES.values() else "cpu"
-        self.precision_choice = PR.resolve_precision(
-            requested_precision, provider=running, file_precision=PR.file_precision(self.metadata, graph),
-            cpu=self._cpu, file_name=self.path.name)
-        self.precision = self.precision_choice.inference
+        def open_runner(p: str) -> Runner:
+            c = planner.plan(p, file_precision=file_p, cpu=self._cpu, device=dev, file_name=self.path.name)
+            return backend.open(self.path, c, fresh)
 
-        on_gpu = self.providers[0] in (P.CUDA, P.TENSORRT)
-        self.io_binding = on_gpu if self._io_binding_arg is None else bool(self._io_binding_arg)
-        self._device = ("cuda", device_id) if on_gpu else ("cpu", 0)
-        self.device = f"cuda:{device_id}" if on_gpu else "cpu"
-        self._provider_options = dict(zip(names, opts, strict=True))
+        batch = self._file_batch or 1
+        key = AP.decision_key(planner, cpu_model=self._cpu.model, device=dev, sha256=AP.file_sha256(self.path),
+                              batch=batch)
+        decision, runner = AP.decide(planner, cands, key=key, metadata=meta, open_runner=open_runner, batch=batch)
+        if options.profiling:
+            runner = None  # compiled again below, with the backend's per-node counters
+        self.auto = decision.as_dict()
+        c = planner.plan(decision.chosen, file_precision=file_p, cpu=self._cpu, device=dev, file_name=self.path.name)
+        choice = PR.PrecisionChoice("auto", c.file, c.inference, flags=dict(c.flags), reason=decision.describe())
+        return choice, runner
 
-    def _init_openvino(self, requested_precision: str, device: str | int | None,
-                       cache_dir: str | os.PathLike | None, openvino_config: Mapping[str, Any] | None) -> None:
-        from edgecnn.runtime.openvino_backend import OpenVINOBackend
+    def _verify(self, planner: Backend, backend: Backend, choice: PR.PrecisionChoice, dev: str,
+                options: OpenOptions, meta: dict[str, Any]) -> None:
+        """A reduced precision set by a flag is checked on probe inputs against the file's own precision on the
+        same backend: outputs equal bit for bit mean it did not run, and the Engine reports the file's."""
+        from edgecnn.runtime import auto_precision as AP
 
-        self.backend = "openvino"
-        graph = PR.read_graph(self.path)
-        self.metadata = decode({p.key: p.value for p in graph.metadata_props})
-        dev = str(device or "CPU").upper()
-        choice = PR.resolve_precision(requested_precision, provider="openvino",
-                                      file_precision=PR.file_precision(self.metadata, graph), cpu=self._cpu,
-                                      device=dev.split(".", 1)[0], file_name=self.path.name)
-        del graph
-        ov = OpenVINOBackend(self.path, choice, device=dev, threads=self.threads, cache_dir=cache_dir,
-                             config=openvino_config)
-        self.openvino = ov
-        self.precision = ov.precision
-        self.precision_choice = choice
-        self.resolution = P.Resolution("openvino", (ov.provider,), ov.provider)
-        self.warning = None
-        self.providers = (ov.provider,)
-        self.device = ",".join(map(str, ov.execution_devices))
-        self.cache_dir = str(ov.cache_dir)
-        if ov.threads:
-            self.threads = int(ov.threads)
-        self._inputs = tuple(TensorInfo(n, s, d.name) for n, s, d in ov.inputs)
-        self._outputs = tuple(TensorInfo(n, s, d.name) for n, s, d in ov.outputs)
-        self.io_binding = False
-        self._device = ("cpu", 0)
-        self._provider_options = {ov.provider: dict(ov.config)}
-
-    def _create_session(self, so: Any, names: list[str], opts: list[dict[str, str]]) -> Any:
-        ort = P.import_onnxruntime()
         try:
-            return ort.InferenceSession(str(self.path), sess_options=so, providers=names,
-                                        provider_options=opts)
-        except Exception as e:  # ORT raises its own classes (InvalidProtobuf, Fail, ...) with long text
-            reason = _first_line(e)
-            if any(k in reason for k in ("Protobuf parsing failed", "INVALID_PROTOBUF", "InvalidProtobuf")):
-                raise EdgecnnError(f"cannot load {self.path}: not a valid ONNX model (corrupt or truncated "
-                                   f"file?): {reason}") from None
-            raise EdgecnnError(f"cannot load {self.path} with {', '.join(names)}: {reason}") from None
+            try:  # the reference: fp32 where the backend runs the file at fp32, else the file's own precision
+                ref_choice = planner.plan("fp32", file_precision=choice.file, cpu=self._cpu, device=dev)
+            except EdgecnnError:
+                ref_choice = planner.plan(choice.file, file_precision=choice.file, cpu=self._cpu, device=dev)
+            ref = backend.open(self.path, ref_choice, options)
+        except EdgecnnError as e:
+            self.verification = f"{choice.inference} not verified (the reference could not run: {e})"
+            return
+        x = AP.probe_input(self.runner.inputs[0], meta, batch=self._file_batch or 1)
+        names = [o.name for o in self.runner.outputs]
+        same = AP.same_outputs(np.asarray(self.runner.run(x, names)[0]), np.asarray(ref.run(x, names)[0]))
+        del ref
+        ran = ref_choice.inference
+        if same:
+            self.verification = (f"{choice.inference} was asked, but the outputs on probe inputs equal {ran} bit for "
+                                 f"bit: {ran} ran")
+            self.precision = ran
+        else:
+            self.verification = f"{choice.inference} verified: outputs on probe inputs differ from {ran}"
 
     # ------------------------------------------------------------------ public API
 
@@ -337,27 +304,36 @@ class Engine:
     def info(self) -> EngineInfo:
         """Inputs, outputs, backend, provider, device and precision in use, and the file's edgecnn metadata."""
         choice = self.precision_choice
+        reason = choice.reason + (f"; {self.verification}" if self.verification else "")
         return EngineInfo(
             path=str(self.path), inputs=self._inputs, outputs=self._outputs, providers=self.providers,
-            requested_provider=self.resolution.requested, provider_options=self._provider_options,
+            requested_provider=self.requested_provider,
+            provider_options=dict(getattr(self.runner, "provider_options", None) or {}),
             batch_size=self.batch_size, max_batch=self.max_batch, io_binding=self.io_binding,
-            metadata=dict(self.metadata), backend=self.backend, device=self.device, precision=self.precision,
-            file_precision=choice.file, requested_precision=choice.requested, precision_reason=choice.reason,
-            threads=self.threads, cache_dir=self.cache_dir,
+            metadata=dict(self.metadata), backend=self.backend_obj.family, device=self.device,
+            precision=self.precision, file_precision=choice.file, requested_precision=choice.requested,
+            precision_reason=reason, threads=self.threads, cache_dir=self.cache_dir,
+            backend_name=self.backend_obj.name, auto=self.auto,
         )
 
     @property
+    def backend(self) -> str:
+        """The runtime family that runs the model (``onnxruntime``, ``openvino``, a plug-in's)."""
+        return self.backend_obj.family
+
+    @property
     def session(self) -> Any:
-        """The underlying ONNX Runtime session (``onnxruntime.InferenceSession``)."""
-        if self.openvino is not None:
-            raise EdgecnnError("this Engine runs on OpenVINO: it has no ONNX Runtime session "
-                               "(engine.openvino.compiled is the compiled model).")
-        return self._session
+        """The underlying ONNX Runtime session (``onnxruntime.InferenceSession``), when the backend has one."""
+        sess = getattr(self.runner, "session", None)
+        if sess is None:
+            raise EdgecnnError(f"this Engine runs on {self.backend_obj.label or self.backend_obj.name}: it has no "
+                               "ONNX Runtime session (engine.runner is what runs the model).")
+        return sess
 
     @property
     def on_cpu(self) -> bool:
-        """True when the model runs on the CPU (ONNX Runtime's CPU provider or OpenVINO's CPU device)."""
-        return self.providers[0] in (P.CPU, f"{P.OPENVINO}:CPU")
+        """True when the model runs on the CPU (as the backend reports)."""
+        return bool(self.runner.on_cpu)
 
     @property
     def chunk_size(self) -> int:
@@ -420,17 +396,7 @@ class Engine:
 
     def _run_chunk(self, x: np.ndarray) -> list[np.ndarray]:
         try:
-            if self.openvino is not None:
-                return self.openvino.run(x)
-            if not self.io_binding:
-                return self._session.run(self.output_names, {self.input_name: x})
-            binding = self._session.io_binding()  # one per call: bindings are not shared across threads
-            binding.bind_cpu_input(self.input_name, x)
-            device, device_id = self._device
-            for name in self.output_names:
-                binding.bind_output(name, device, device_id)
-            self._session.run_with_iobinding(binding)
-            return binding.copy_outputs_to_cpu()
+            return self.runner.run(x, self.output_names)
         except EdgecnnError:
             raise
         except Exception as e:
@@ -440,6 +406,16 @@ class Engine:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         return self.run(x)
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:  # noqa: D105
         return (f"Engine({str(self.path)!r}, providers={list(self.providers)}, precision={self.precision}, "
                 f"input={self.input_name}{list(self.input_shape)} {self.input_dtype.name})")
+
+
+def reference_engine(path: str | os.PathLike, *, threads: int | None = None, max_batch: int = 32) -> Engine:
+    """An Engine on the reference backend (ONNX Runtime's CPU provider, else OpenVINO) at the file's own
+    precision: the fp32 reference of deviation reports and the runtime of driver-side checks, on what is
+    installed."""
+    graph = PR.read_graph(path)
+    own = PR.file_precision(decode({p.key: p.value for p in graph.metadata_props}), graph)
+    del graph
+    return Engine(path, registry.reference().name, precision=own, threads=threads, max_batch=max_batch)

@@ -1,11 +1,13 @@
-"""One precision vocabulary for every runtime, and the pure rule that turns a request into what runs.
+"""One precision vocabulary for every runtime; each backend's rules live in the backend.
 
-``PRECISIONS`` = ``auto|fp32|fp16|bf16|int8``. A precision is either the *file's* (an fp16 export, an int8
-QDQ file from ``edgecnn quantize``) or, under OpenVINO, the *inference precision* it applies to an fp32 file
-(``INFERENCE_PRECISION_HINT``). :func:`resolve_precision` decides from (provider, file precision, CPU
-features, device) alone, so every branch is testable on any machine with the CPU faked
-(:class:`CpuFeatures`). A combination that cannot run is one :class:`~edgecnn.errors.EdgecnnError` naming
-what to use instead; nothing is replaced silently.
+``PRECISIONS`` = ``auto|fp32|fp16|bf16|int8`` is what a user may ask. Three notions, each defined once here:
+:data:`FILE_PRECISIONS` (what a file is: the exporters write fp32/fp16, ``edgecnn quantize`` int8),
+:data:`RUNTIME_PRECISIONS` (what a backend executes: a file's own, or an inference precision such as OpenVINO's
+bf16 applied to an fp32 file) and the request. Which file and flags run a precision is the backend's one table
+(:meth:`edgecnn.runtime.backends.base.Backend.file_for` and ``plan``); :func:`resolve_precision` asks it, a pure
+function of (backend, file precision, CPU features, device), so every branch is testable with the CPU faked
+(:class:`CpuFeatures`). A combination that cannot run is one :class:`~edgecnn.errors.EdgecnnError` naming what to
+use instead; nothing is replaced silently. ``auto`` is measured (:mod:`edgecnn.runtime.auto_precision`).
 
 CPU features are read in one place, :func:`detect_cpu` (``/proc/cpuinfo`` flags on x86, ``Features`` on
 aarch64). Native bf16 = AVX512-BF16 or AMX-BF16 on x86, the ``bf16`` feature on aarch64; without it
@@ -18,8 +20,8 @@ import functools
 import os
 import platform
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +29,12 @@ from edgecnn.errors import EdgecnnError
 
 #: what a user may ask for, everywhere (``--precision``, ``Engine(precision=...)``)
 PRECISIONS: tuple[str, ...] = ("auto", "fp32", "fp16", "bf16", "int8")
-#: precisions a file can have (the exporters write fp32/fp16, ``edgecnn quantize`` writes int8)
-FILE_PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
-#: edgecnn precision -> OpenVINO ``INFERENCE_PRECISION_HINT`` value
-OPENVINO_HINTS: dict[str, str] = {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}
+#: precisions the exporters write a file in
+EXPORT_PRECISIONS: tuple[str, ...] = ("fp32", "fp16")
+#: precisions a file can have: the export precisions, and int8 (``edgecnn quantize`` writes QDQ files)
+FILE_PRECISIONS: tuple[str, ...] = (*EXPORT_PRECISIONS, "int8")
+#: precisions a backend can execute (a file's own, or an inference precision applied to a float file)
+RUNTIME_PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "bf16", "int8")
 _FROM_OPENVINO = {"f32": "fp32", "float32": "fp32", "bf16": "bf16", "bfloat16": "bf16", "f16": "fp16",
                   "float16": "fp16", "i8": "int8", "u8": "int8"}
 
@@ -143,23 +147,21 @@ def detect_cpu(cpuinfo: str | None = None, machine: str | None = None) -> CpuFea
 
 @dataclass(frozen=True)
 class PrecisionChoice:
-    """The result of :func:`resolve_precision`."""
+    """What a backend runs for a request (:meth:`edgecnn.runtime.backends.base.Backend.plan`)."""
 
     requested: str
     #: the file's own precision (fp32, fp16 or int8)
     file: str
-    #: what runs: fp32/fp16/bf16/int8, or ``default`` when OpenVINO's own default applies (read back later)
+    #: the runtime precision that is asked of the backend (fp32, fp16, bf16, int8)
     inference: str
-    #: OpenVINO ``INFERENCE_PRECISION_HINT`` to set (None: leave OpenVINO's default)
-    openvino_hint: str | None = None
-    #: TensorRT only: build the engine with fp16 kernels enabled
-    tensorrt_fp16: bool = False
+    #: the backend's own flags for it (``INFERENCE_PRECISION_HINT``, ``trt_fp16_enable``...); empty: none
+    flags: Mapping[str, Any] = field(default_factory=dict)
     #: why this choice (one sentence, for reports)
     reason: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {"requested": self.requested, "file": self.file, "inference": self.inference,
-                "openvino_hint": self.openvino_hint, "reason": self.reason}
+                "flags": dict(self.flags), "reason": self.reason}
 
 
 def check_precision(precision: str) -> str:
@@ -178,7 +180,8 @@ def from_openvino(value: Any) -> str:
     return _FROM_OPENVINO.get(text, text)
 
 
-def _file_hint(file_precision: str, name: str) -> str:
+def file_hint(file_precision: str, name: str) -> str:
+    """What to pass instead of a file that cannot run the asked precision."""
     if file_precision == "int8":
         return f"pass the fp32 file instead of {name} (zoo names: --precision fp32 picks it)"
     return f"pass the matching file instead of {name}"
@@ -186,76 +189,17 @@ def _file_hint(file_precision: str, name: str) -> str:
 
 def resolve_precision(requested: str, *, provider: str, file_precision: str, cpu: CpuFeatures,
                       device: str = "CPU", file_name: str = "this file") -> PrecisionChoice:
-    """What precision runs for ``requested`` on ``provider`` (``cpu``/``cuda``/``tensorrt``/``openvino``).
+    """What runs for ``requested`` on backend ``provider`` (any registered name): the backend's own
+    :meth:`~edgecnn.runtime.backends.base.Backend.plan`. ``auto`` gives the backend's first candidate (the file's
+    own precision); the Engine measures among the candidates (:mod:`edgecnn.runtime.auto_precision`)."""
+    from edgecnn.runtime.backends import registry
 
-    Pure function of its arguments. Rules (``docs/runtimes.md`` has the table):
-
-    * ONNX Runtime runs a file at its own precision: ``auto`` = the file's; another precision is an error
-      naming the file to use (TensorRT alone may build fp16 kernels from an fp32 file).
-    * OpenVINO: an int8 (QDQ) file runs int8 (``auto``/``int8``). On an fp32/fp16 file, ``fp32``/``bf16``/
-      ``fp16`` set ``INFERENCE_PRECISION_HINT``; ``auto`` = bf16 on a CPU with native bf16, fp32 on other x86
-      CPUs, OpenVINO's own default on aarch64 and non-CPU devices. ``bf16``/``fp16`` on a CPU without them in
-      hardware are refused (emulated: several times slower).
-    """
     req = check_precision(requested)
     file_p = file_precision if file_precision in FILE_PRECISIONS else "fp32"
-    prov = provider.lower()
-    dev = (device or "CPU").upper()
-    quantize_hint = (f"quantize it first (edgecnn quantize {file_name}) and pass the int8 file "
-                     "(zoo names: --precision int8 picks it)")
-
-    if prov != "openvino":
-        runtime = {"cpu": "ONNX Runtime's CPU provider", "cuda": "ONNX Runtime's CUDA provider",
-                   "tensorrt": "ONNX Runtime's TensorRT provider"}.get(prov, f"provider {provider!r}")
-        if req in ("auto", file_p):
-            return PrecisionChoice(req, file_p, file_p, reason=f"{runtime} runs the file at its own precision")
-        if req == "fp16" and prov == "tensorrt" and file_p == "fp32":
-            return PrecisionChoice(req, file_p, "fp16", tensorrt_fp16=True,
-                                   reason="TensorRT builds fp16 kernels from the fp32 file (trt_fp16_enable)")
-        if req == "bf16":
-            raise EdgecnnError(f"precision bf16 cannot run on {runtime}: it runs {file_name} at its own precision "
-                               f"({file_p}). Use --provider openvino (bf16 inference on an fp32 file) or "
-                               "--precision auto.")
-        if req == "int8":
-            raise EdgecnnError(f"{file_name} is an {file_p} file and {runtime} runs files at their own precision: "
-                               f"{quantize_hint}.")
-        if req == "fp16":
-            raise EdgecnnError(f"{file_name} is an {file_p} file and {runtime} runs files at their own precision: "
-                               "export an fp16 file (edgecnn export MODEL --fp16) and pass it (zoo names: "
-                               "--precision fp16 picks it), or use --provider openvino.")
-        raise EdgecnnError(f"{file_name} is an {file_p} file and {runtime} runs files at their own precision: "
-                           f"{_file_hint(file_p, file_name)}, or use --precision auto.")
-
-    # OpenVINO
-    if file_p == "int8":
-        if req in ("auto", "int8"):
-            return PrecisionChoice(req, file_p, "int8",
-                                   reason="OpenVINO runs the quantized (QDQ) layers of an int8 file in int8")
-        raise EdgecnnError(f"{file_name} is an int8 (QDQ) file: OpenVINO runs it only at int8. For {req}, "
-                           f"{_file_hint(file_p, file_name)}, or use --precision auto.")
-    if req == "int8":
-        raise EdgecnnError(f"{file_name} is an {file_p} file: OpenVINO does not quantize at load time; "
-                           f"{quantize_hint}.")
-    on_cpu = dev == "CPU"
+    backend = registry.get(provider)
     if req == "auto":
-        if on_cpu and cpu.is_x86:
-            if cpu.native_bf16:
-                return PrecisionChoice(req, file_p, "bf16", "bf16",
-                                       reason="this CPU has native bf16 (AVX512-BF16/AMX): OpenVINO bf16")
-            return PrecisionChoice(req, file_p, "fp32", "f32",
-                                   reason="this x86 CPU has no native bf16: fp32 (emulated bf16 is slower)")
-        where = "aarch64" if on_cpu and cpu.is_arm64 else f"device {dev}"
-        return PrecisionChoice(req, file_p, "default", None, reason=f"OpenVINO's own default on {where}")
-    if on_cpu and req == "bf16" and not cpu.native_bf16:
-        raise EdgecnnError(f"precision bf16 refused: this CPU ({cpu.model or cpu.arch}) has no native bf16 "
-                           "(AVX512-BF16 or AMX on x86, the bf16 feature on aarch64), so OpenVINO would emulate it "
-                           "(measured 4x slower than fp32). Use --precision fp32, auto, or an int8 file.")
-    if on_cpu and req == "fp16" and not cpu.native_fp16:
-        raise EdgecnnError(f"precision fp16 refused on OpenVINO's CPU device: this CPU ({cpu.model or cpu.arch}) "
-                           "has no fp16 arithmetic (AVX512-FP16/AMX-FP16 on x86, asimdhp on aarch64), and OpenVINO "
-                           "would run bf16 or fp32 instead. Use --precision auto, fp32 or bf16.")
-    return PrecisionChoice(req, file_p, req, OPENVINO_HINTS[req],
-                           reason=f"OpenVINO INFERENCE_PRECISION_HINT={OPENVINO_HINTS[req]} on {dev}")
+        return backend.default_choice(file_precision=file_p, cpu=cpu, device=device)
+    return backend.plan(req, file_precision=file_p, cpu=cpu, device=device, file_name=file_name)
 
 
 _INT8_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul", "ConvInteger",
@@ -294,11 +238,12 @@ def read_graph(path: str | os.PathLike) -> Any:
 
 
 def export_precision(precision: str, provider: str = "cpu") -> str:
-    """Which zoo export a precision picks (``bench resnet18 --precision ...``): ONNX Runtime runs a file at its
-    own precision, so fp16/int8 pick the fp16/int8 export; OpenVINO applies fp16/bf16 to the fp32 export itself.
-    ``auto`` and ``bf16`` pick fp32."""
+    """Which zoo export a runtime precision runs from on ``provider`` (``bench resnet18 --precision ...``): the
+    backend's one table (:meth:`~edgecnn.runtime.backends.base.Backend.file_for`), shared with ``optimize``.
+    ``auto`` never changes the file: fp32."""
+    from edgecnn.runtime.backends import registry
+
     p = check_precision(precision)
-    short = str(provider).strip().lower()
-    if short in ("openvino", "ov") or short.startswith("openvino:"):
-        return "int8" if p == "int8" else "fp32"
-    return p if p in FILE_PRECISIONS else "fp32"
+    if p == "auto":
+        return "fp32"
+    return registry.get(provider).file_for(p) or "fp32"

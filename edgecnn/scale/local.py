@@ -48,6 +48,9 @@ class BatchPredictResult:
     providers: list[str] = field(default_factory=list)
     workers: int = 1
     batch: int = 32
+    #: the precision that ran and why (``--precision auto``: what it measured and chose)
+    precision: str | None = None
+    precision_reason: str = ""
 
     @property
     def images_per_s(self) -> float:
@@ -279,4 +282,5 @@ def batch_predict(
             writer.close(ok=ok)
     seconds = time.perf_counter() - start
     return BatchPredictResult(output=str(out), images=writer.rows if writer else 0, seconds=seconds, mode="local",
-                              model=str(model), providers=list(eng.providers), workers=loaders, batch=batch)
+                              model=str(model), providers=list(eng.providers), workers=loaders, batch=batch,
+                              precision=eng.precision, precision_reason=eng.info.precision_reason)

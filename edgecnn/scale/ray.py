@@ -270,8 +270,8 @@ def ray_batch_predict(
 
 def _num_classes(payload: Mapping[str, bytes]) -> int:
     """Number of classes of a model whose output dim is symbolic: run one zero image on the driver."""
-    from edgecnn.runtime import Engine
+    from edgecnn.runtime.engine import reference_engine
 
-    eng = Engine(_materialize(payload), "cpu", threads=1)
+    eng = reference_engine(_materialize(payload), threads=1)
     x = np.zeros((1, *[d if isinstance(d, int) and d > 0 else 1 for d in eng.sample_shape]), eng.input_dtype)
     return int(class_scores(eng.run(x), eng.metadata).shape[1])

@@ -12,9 +12,11 @@ backend::
 
 Inputs, outputs, data types and dims come from the file's graph. A file with a dynamic batch dim gets
 ``max_batch_size`` > 0 (dims without the batch dim) and a ``dynamic_batching`` block; a fixed-batch file
-gets ``max_batch_size: 0`` and full dims, as Triton requires. ``provider="tensorrt"`` adds the ONNX
-Runtime backend's TensorRT GPU execution accelerator (precision mode, workspace, engine cache);
-``provider="openvino"`` adds its OpenVINO CPU execution accelerator (CPU instances).
+gets ``max_batch_size: 0`` and full dims, as Triton requires. The provider is an edgecnn backend name; the
+backend says how Triton's ONNX Runtime backend runs it (:class:`edgecnn.runtime.backends.TritonSpec`):
+``tensorrt`` adds the TensorRT GPU execution accelerator (precision mode, workspace, engine cache), ``openvino``
+its OpenVINO CPU execution accelerator (CPU instances). The TensorRT precision mode is never measured here: it is
+the one an ``edgecnn optimize`` decision recorded in the file for that backend, else the file's own precision.
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ from edgecnn.outputs import check_writable, plain_name
 PLATFORM = "onnxruntime_onnx"
 MODEL_FILENAME = "model.onnx"
 LABELS_FILENAME = "imagenet_classes.txt"
+#: the backends with a Triton counterpart (built in); plug-ins with a ``triton`` spec are accepted too
 PROVIDERS = ("cuda", "tensorrt", "cpu", "openvino")
 TRT_PRECISIONS = ("FP32", "FP16", "INT8")
+_KINDS = {"gpu": "KIND_GPU", "cpu": "KIND_CPU"}
 DEFAULT_MAX_BATCH = 32
 DEFAULT_QUEUE_DELAY_US = 100
 
@@ -72,11 +76,18 @@ class TritonConfig:
     dynamic_batching: bool = True
     preferred_batch_sizes: tuple[int, ...] = ()
     max_queue_delay_us: int = DEFAULT_QUEUE_DELAY_US
-    #: TensorRT accelerator parameters (ordered), or None without TensorRT
-    tensorrt: dict[str, str] | None = None
     platform: str = PLATFORM
-    #: add the ONNX Runtime backend's OpenVINO CPU execution accelerator
-    openvino: bool = False
+    #: the ONNX Runtime backend's execution accelerator (``tensorrt``, ``openvino``), None: none
+    accelerator: str | None = None
+    #: True: a gpu_execution_accelerator, False: a cpu_execution_accelerator
+    gpu_accelerator: bool = False
+    #: the accelerator's parameters (ordered)
+    accelerator_parameters: dict[str, str] | None = None
+
+    @property
+    def tensorrt(self) -> dict[str, str] | None:
+        """The TensorRT accelerator's parameters (precision mode, workspace, cache, profiles), None without it."""
+        return self.accelerator_parameters if self.gpu_accelerator else None
 
     def to_pbtxt(self) -> str:
         """The ``config.pbtxt`` text (protobuf text format of Triton's ``inference.ModelConfig``)."""
@@ -100,14 +111,13 @@ class TritonConfig:
                 lines.append(f"  preferred_batch_size: [ {', '.join(str(b) for b in self.preferred_batch_sizes)} ]")
             lines.append(f"  max_queue_delay_microseconds: {self.max_queue_delay_us}")
             lines.append("}")
-        if self.tensorrt is not None:
-            lines += ["optimization {", "  execution_accelerators {", "    gpu_execution_accelerator: [",
-                      "      {", '        name: "tensorrt"']
-            lines += [f'        parameters {{ key: "{k}" value: "{_escape(v)}" }}' for k, v in self.tensorrt.items()]
+        if self.accelerator:
+            where = "gpu" if self.gpu_accelerator else "cpu"
+            lines += ["optimization {", "  execution_accelerators {", f"    {where}_execution_accelerator: [",
+                      "      {", f'        name: "{_escape(self.accelerator)}"']
+            lines += [f'        parameters {{ key: "{k}" value: "{_escape(v)}" }}'
+                      for k, v in (self.accelerator_parameters or {}).items()]
             lines += ["      }", "    ]", "  }", "}"]
-        elif self.openvino:
-            lines += ["optimization {", "  execution_accelerators {", "    cpu_execution_accelerator: [",
-                      "      {", '        name: "openvino"', "      }", "    ]", "  }", "}"]
         return "\n".join(lines) + "\n"
 
 
@@ -194,10 +204,10 @@ def build_config(
     ``name``: model name (default: the file's ``edgecnn.model`` metadata, else its stem). ``max_batch_size``:
     for a dynamic-batch file (default 32); a fixed-batch file always gets 0. ``provider``: ``cuda`` (plain
     GPU), ``tensorrt`` (adds the TensorRT accelerator), ``cpu`` or ``openvino`` (CPU instances with the
-    OpenVINO accelerator). ``instance_kind``: ``gpu``/``cpu`` (default: cpu for providers cpu and openvino,
-    else gpu). ``trt_precision``: FP32, FP16 or INT8 (default: the file's
-    precision). ``trt_cache_path``: engine cache folder inside the server (default
-    ``/tmp/triton_trt_cache/<name>``).
+    OpenVINO accelerator): the backend's :class:`~edgecnn.runtime.backends.TritonSpec`. ``instance_kind``:
+    ``gpu``/``cpu`` (default: the backend's). ``trt_precision``: FP32, FP16 or INT8 (default: the precision an
+    ``edgecnn optimize`` decision in the file records for this backend, else the file's precision; never
+    measured). ``trt_cache_path``: engine cache folder inside the server (default ``/tmp/triton_trt_cache/<name>``).
     """
     path = Path(model_path)
     model = _load_graph(path)
@@ -206,16 +216,23 @@ def build_config(
     if not _NAME_RE.match(name):
         raise EdgecnnError(f"invalid Triton model name {name!r}: use letters, digits, '_', '-' and '.' "
                            "(it is also the folder name); pass --name.")
-    provider = provider.lower()
-    if provider not in PROVIDERS:
+    from edgecnn.runtime.backends import registry
+
+    try:
+        backend = registry.get(provider)
+    except EdgecnnError:
+        backend = None
+    spec = backend.triton if backend is not None else None
+    if backend is None or spec is None:
         raise EdgecnnError(f"unknown Triton provider {provider!r}: choose one of {', '.join(PROVIDERS)}.")
-    on_cpu = provider in ("cpu", "openvino")
-    kind = (instance_kind or ("cpu" if on_cpu else "gpu")).lower()
-    if kind not in ("gpu", "cpu"):
+    provider = backend.name
+    default_kind = spec.instance_kind
+    kind = _KINDS.get((instance_kind or "").lower()) if instance_kind else default_kind
+    if kind is None:
         raise EdgecnnError(f"unknown instance kind {instance_kind!r}: choose gpu or cpu.")
-    if not on_cpu and kind == "cpu":
+    if default_kind == _KINDS["gpu"] and kind != default_kind:
         raise EdgecnnError(f"provider {provider} runs on GPU instances; use --instance-kind gpu or --provider cpu.")
-    if on_cpu and kind == "gpu":
+    if default_kind == _KINDS["cpu"] and kind != default_kind:
         raise EdgecnnError(f"provider {provider} needs --instance-kind cpu (GPU instances use the cuda provider).")
     if instance_count < 1:
         raise EdgecnnError(f"instance count must be >= 1, got {instance_count}.")
@@ -271,10 +288,12 @@ def build_config(
         raise EdgecnnError(f"preferred batch sizes must be between 1 and max_batch_size {mbs}, got {bad}.")
 
     trt: dict[str, str] | None = None
-    if provider == "tensorrt":
-        file_precision = str(meta.get("precision") or "fp32").upper()
-        precision = (trt_precision or (file_precision if file_precision in TRT_PRECISIONS else "FP32")).upper()
-        if precision not in TRT_PRECISIONS:
+    if spec.precision_modes:
+        from edgecnn.runtime.auto_precision import recorded
+
+        file_precision = str(recorded(meta, backend) or meta.get("precision") or "fp32").upper()
+        precision = (trt_precision or (file_precision if file_precision in spec.precision_modes else "FP32")).upper()
+        if precision not in spec.precision_modes:
             raise EdgecnnError(f"unknown TensorRT precision {trt_precision!r}: choose one of "
                                f"{', '.join(TRT_PRECISIONS)}.")
         if trt_workspace_bytes < 1:
@@ -301,9 +320,9 @@ def build_config(
 
     return TritonConfig(
         name=name, max_batch_size=mbs, inputs=tin, outputs=tout, instance_count=int(instance_count),
-        instance_kind="KIND_GPU" if kind == "gpu" else "KIND_CPU", dynamic_batching=batching,
-        preferred_batch_sizes=preferred, max_queue_delay_us=int(max_queue_delay_us), tensorrt=trt,
-        openvino=provider == "openvino",
+        instance_kind=kind, dynamic_batching=batching, preferred_batch_sizes=preferred,
+        max_queue_delay_us=int(max_queue_delay_us), accelerator=spec.accelerator, gpu_accelerator=spec.gpu_accelerator,
+        accelerator_parameters=trt,
     )
 
 

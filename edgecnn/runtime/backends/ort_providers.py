@@ -5,7 +5,7 @@ Resolution is a pure function of the provider list this onnxruntime build report
 (``onnxruntime.get_available_providers()``), so GPU cases are testable on a CPU-only machine.
 Option names are ONNX Runtime's documented provider options (CUDA and TensorRT execution providers).
 ``openvino`` is not an ONNX Runtime provider: it runs the file on the ``openvino`` package
-(:mod:`edgecnn.runtime.openvino_backend`). CUDA/cuDNN/TensorRT versions in messages come from the installed
+(:mod:`edgecnn.runtime.backends.openvino`). CUDA/cuDNN/TensorRT versions in messages come from the installed
 onnxruntime build (:func:`gpu_build_versions`), never from constants.
 """
 
@@ -259,13 +259,11 @@ def ort_distributions() -> dict[str, str]:
 
 
 def runtime_versions() -> dict[str, str]:
-    """Installed runtime distributions (name -> version): every onnxruntime build, and openvino when present."""
-    from edgecnn.runtime.openvino_backend import openvino_version
+    """Installed runtime distributions (name -> version) of every registered backend: every onnxruntime build,
+    openvino when present, a plug-in's own (:func:`edgecnn.runtime.backends.registry.versions`)."""
+    from edgecnn.runtime.backends.registry import versions
 
-    found = ort_distributions()
-    if (ov := openvino_version()) is not None:
-        found["openvino"] = ov
-    return found
+    return versions()
 
 
 def _build_description(available: Sequence[str]) -> str:
