@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
@@ -96,8 +97,13 @@ uint8_t clip8(int32_t v) {
 }  // namespace
 
 int PreprocessConfig::resize() const {
-  // Python: int(round(min(size) * 256 / 224)); round half to even, as std::nearbyint does by default.
-  return static_cast<int>(std::nearbyint(std::min(height, width) * 256.0 / 224.0));
+  // Python: int(round(min(size) / crop_fraction)); round half to even, as std::nearbyint does by default.
+  return static_cast<int>(std::nearbyint(std::min(height, width) / (crop_fraction > 0 ? crop_fraction : 1.0)));
+}
+
+std::vector<int64_t> PreprocessConfig::dims() const {
+  if (nhwc) return {1, height, width, channels};
+  return {1, channels, height, width};
 }
 
 Image read_pnm(const std::string& path) {
@@ -179,11 +185,14 @@ Image resize_bilinear(const Image& img, int width, int height) {
 
 std::vector<float> preprocess(const Image& input, const PreprocessConfig& cfg) {
   Image img = convert(input, cfg.channels);
-  // Resize the shorter side (Python: int(short * h / w) for the longer side).
-  const int short_side = cfg.resize();
   int w = img.width, h = img.height;
-  const int new_w = w <= h ? short_side : static_cast<int>(static_cast<double>(short_side) * w / h);
-  const int new_h = w <= h ? static_cast<int>(static_cast<double>(short_side) * h / w) : short_side;
+  int new_w = cfg.width, new_h = cfg.height;  // no crop: the whole image to the input size
+  if (cfg.crop_fraction > 0) {
+    // Resize the shorter side (Python: int(short * h / w) for the longer side).
+    const int short_side = cfg.resize();
+    new_w = w <= h ? short_side : static_cast<int>(static_cast<double>(short_side) * w / h);
+    new_h = w <= h ? static_cast<int>(static_cast<double>(short_side) * h / w) : short_side;
+  }
   if (new_w != w || new_h != h) img = resize_bilinear(img, new_w, new_h);
   w = img.width;
   h = img.height;
@@ -196,27 +205,61 @@ std::vector<float> preprocess(const Image& input, const PreprocessConfig& cfg) {
   const int nc = cfg.channels;
   std::vector<float> out(static_cast<size_t>(nc) * th * tw);
   for (int c = 0; c < nc; ++c) {
+    const int src = cfg.bgr && nc == 3 ? 2 - c : c;  // model channel c reads pixel channel src (BGR: reversed)
     for (int y = 0; y < th; ++y) {
       for (int x = 0; x < tw; ++x) {
         const int sy = y + top, sx = x + left;
-        const uint8_t v = (sy >= 0 && sy < h && sx >= 0 && sx < w) ? img.row(sy)[sx * nc + c] : 0;
+        const uint8_t v = (sy >= 0 && sy < h && sx >= 0 && sx < w) ? img.row(sy)[sx * nc + src] : 0;
         // Same float32 operations as numpy: (v / 255) - mean, then / std.
         const float scaled = static_cast<float>(v) / 255.0f;
-        out[(static_cast<size_t>(c) * th + y) * tw + x] = (scaled - cfg.mean[c]) / cfg.std[c];
+        const size_t i = cfg.nhwc ? (static_cast<size_t>(y) * tw + x) * nc + c
+                                  : (static_cast<size_t>(c) * th + y) * tw + x;
+        out[i] = (scaled - cfg.mean[c]) / cfg.std[c];
       }
     }
   }
   return out;
 }
 
-std::vector<float> read_raw_f32(const std::string& path, size_t count) {
+uint16_t to_half(float value) {
+  uint32_t f;
+  std::memcpy(&f, &value, sizeof f);
+  const uint32_t h_sgn = (f & 0x80000000u) >> 16;
+  uint32_t f_exp = f & 0x7f800000u;
+  if (f_exp >= 0x47800000u) {  // overflow to infinity, or infinity / NaN
+    if (f_exp == 0x7f800000u && (f & 0x007fffffu) != 0) return static_cast<uint16_t>(h_sgn | 0x7e00u);
+    return static_cast<uint16_t>(h_sgn | 0x7c00u);
+  }
+  uint32_t f_sig;
+  if (f_exp <= 0x38000000u) {  // a half subnormal, or zero
+    if (f_exp < 0x33000000u) return static_cast<uint16_t>(h_sgn);
+    f_exp >>= 23;
+    f_sig = (0x00800000u + (f & 0x007fffffu)) >> (113 - f_exp);
+    if ((f_sig & 0x00003fffu) != 0x00001000u || (f & 0x000007ffu) != 0) f_sig += 0x00001000u;
+    return static_cast<uint16_t>(h_sgn + (f_sig >> 13));
+  }
+  const uint32_t h_exp = (f_exp - 0x38000000u) >> 13;
+  f_sig = f & 0x007fffffu;
+  if ((f_sig & 0x00003fffu) != 0x00001000u) f_sig += 0x00001000u;
+  return static_cast<uint16_t>(h_sgn + h_exp + (f_sig >> 13));  // a carry into the exponent is right
+}
+
+float from_half(uint16_t h) {
+  const int e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  const float s = (h & 0x8000) ? -1.0f : 1.0f;
+  if (e == 0) return s * std::ldexp(static_cast<float>(m), -24);
+  if (e == 31) return m ? std::nanf("") : s * INFINITY;
+  return s * std::ldexp(1.0f + m / 1024.0f, e - 15);
+}
+
+std::vector<uint8_t> read_raw(const std::string& path, size_t bytes, const std::string& what) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) fail("input not found or unreadable: " + path);
   const auto size = static_cast<size_t>(in.tellg());
-  if (size != count * sizeof(float))
-    fail("raw input " + path + " has " + std::to_string(size) + " bytes; expected " +
-         std::to_string(count * sizeof(float)) + " (one float32 NCHW image of the model's input shape)");
-  std::vector<float> data(count);
+  if (size != bytes)
+    fail("raw input " + path + " has " + std::to_string(size) + " bytes; expected " + std::to_string(bytes) +
+         " (" + what + ")");
+  std::vector<uint8_t> data(bytes);
   in.seekg(0);
   in.read(reinterpret_cast<char*>(data.data()), static_cast<std::streamsize>(size));
   return data;
