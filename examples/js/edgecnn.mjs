@@ -255,46 +255,63 @@ function clip8(v) {
   return v >> PRECISION_BITS;
 }
 
-/** Pillow's Image.resize((width, height), BILINEAR) for 8-bit images. */
-export function resizeBilinear(img, width, height) {
+// One pass of Pillow's resample: rows [yFirst, yFirst + rows) of img to `width` columns.
+function horizontalPass(img, width, ch, yFirst, rows) {
   const nc = img.channels;
-  const ch = coeffs(img.width, width);
-  const cv = coeffs(img.height, height);
-  let tmp = img;
-  if (width !== img.width) { // horizontal pass over the rows the vertical pass reads
-    const yFirst = cv.bounds[0];
-    const yLast = cv.bounds[height * 2 - 2] + cv.bounds[height * 2 - 1];
-    for (let i = 0; i < height; i++) cv.bounds[i * 2] -= yFirst;
-    tmp = { width, height: yLast - yFirst, channels: nc, pixels: new Uint8Array(width * (yLast - yFirst) * nc) };
-    for (let yy = 0; yy < tmp.height; yy++) {
-      const src = (yy + yFirst) * img.width * nc;
-      const dst = yy * width * nc;
-      for (let xx = 0; xx < width; xx++) {
-        const xmin = ch.bounds[xx * 2];
-        const xmax = ch.bounds[xx * 2 + 1];
-        const kk = xx * ch.ksize;
-        for (let c = 0; c < nc; c++) {
-          let ss = 1 << (PRECISION_BITS - 1);
-          for (let x = 0; x < xmax; x++) ss += img.pixels[src + (x + xmin) * nc + c] * ch.k[kk + x];
-          tmp.pixels[dst + xx * nc + c] = clip8(ss);
-        }
+  const out = { width, height: rows, channels: nc, pixels: new Uint8Array(width * rows * nc) };
+  for (let yy = 0; yy < rows; yy++) {
+    const src = (yy + yFirst) * img.width * nc;
+    const dst = yy * width * nc;
+    for (let xx = 0; xx < width; xx++) {
+      const xmin = ch.bounds[xx * 2];
+      const xmax = ch.bounds[xx * 2 + 1];
+      const kk = xx * ch.ksize;
+      for (let c = 0; c < nc; c++) {
+        let ss = 1 << (PRECISION_BITS - 1);
+        for (let x = 0; x < xmax; x++) ss += img.pixels[src + (x + xmin) * nc + c] * ch.k[kk + x];
+        out.pixels[dst + xx * nc + c] = clip8(ss);
       }
     }
   }
-  if (height === img.height) return tmp;
-  const rowLen = tmp.width * nc;
-  const out = { width: tmp.width, height, channels: nc, pixels: new Uint8Array(rowLen * height) };
+  return out;
+}
+
+// The other pass: img's rows to `height` rows (bounds relative to img's first row).
+function verticalPass(img, height, cv) {
+  const rowLen = img.width * img.channels;
+  const out = { width: img.width, height, channels: img.channels, pixels: new Uint8Array(rowLen * height) };
   for (let yy = 0; yy < height; yy++) {
     const ymin = cv.bounds[yy * 2];
     const ymax = cv.bounds[yy * 2 + 1];
     const kk = yy * cv.ksize;
     for (let i = 0; i < rowLen; i++) {
       let ss = 1 << (PRECISION_BITS - 1);
-      for (let y = 0; y < ymax; y++) ss += tmp.pixels[(y + ymin) * rowLen + i] * cv.k[kk + y];
+      for (let y = 0; y < ymax; y++) ss += img.pixels[(y + ymin) * rowLen + i] * cv.k[kk + y];
       out.pixels[yy * rowLen + i] = clip8(ss);
     }
   }
   return out;
+}
+
+/** Pillow's Image.resize((width, height), BILINEAR) for 8-bit images, pass order included: Pillow 13 runs the
+ * vertical pass first when the height shrinks by more than twice as many pixels as the width does (each pass
+ * rounds to 8 bits, so the order changes pixels), else the horizontal pass first, over the rows it needs. */
+export function resizeBilinear(img, width, height) {
+  const needH = width !== img.width;
+  const needV = height !== img.height;
+  const cv = coeffs(img.height, height);
+  if (img.height - height > 0 && img.height - height > (img.width - width) * 2) {
+    const tmp = needV ? verticalPass(img, height, cv) : img;
+    return needH ? horizontalPass(tmp, width, coeffs(tmp.width, width), 0, tmp.height) : tmp;
+  }
+  let tmp = img;
+  if (needH) {
+    const yFirst = cv.bounds[0];
+    const yLast = cv.bounds[height * 2 - 2] + cv.bounds[height * 2 - 1];
+    for (let i = 0; i < height; i++) cv.bounds[i * 2] -= yFirst;
+    tmp = horizontalPass(img, width, coeffs(img.width, width), yFirst, yLast - yFirst);
+  }
+  return needV ? verticalPass(tmp, height, cv) : tmp;
 }
 
 /** Python's round(): half to even. */

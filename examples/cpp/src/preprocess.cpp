@@ -141,46 +141,66 @@ Image convert(const Image& img, int channels) {
   return out;
 }
 
-Image resize_bilinear(const Image& img, int width, int height) {
+namespace {
+
+// One pass of Pillow's resample: rows [y_first, y_first + rows) of img to `width` columns.
+Image horizontal_pass(const Image& img, int width, const Coeffs& ch, int y_first, int rows) {
   const int nc = img.channels;
-  const Coeffs ch = precompute_coeffs(img.width, width);
-  Coeffs cv = precompute_coeffs(img.height, height);
-  // Pillow first resizes horizontally, only the rows the vertical pass will read.
-  const int y_first = cv.bounds[0];
-  const int y_last = cv.bounds[height * 2 - 2] + cv.bounds[height * 2 - 1];
-  Image tmp = img;
-  if (width != img.width) {
-    for (int i = 0; i < height; ++i) cv.bounds[i * 2] -= y_first;
-    tmp = Image{width, y_last - y_first, nc, {}};
-    tmp.pixels.resize(static_cast<size_t>(tmp.width) * tmp.height * nc);
-    for (int yy = 0; yy < tmp.height; ++yy) {
-      const uint8_t* src = img.row(yy + y_first);
-      uint8_t* dst = tmp.row(yy);
-      for (int xx = 0; xx < width; ++xx) {
-        const int xmin = ch.bounds[xx * 2], xmax = ch.bounds[xx * 2 + 1];
-        const int32_t* k = &ch.k[static_cast<size_t>(xx) * ch.ksize];
-        for (int c = 0; c < nc; ++c) {
-          int32_t ss = 1 << (kPrecisionBits - 1);
-          for (int x = 0; x < xmax; ++x) ss += src[(x + xmin) * nc + c] * k[x];
-          dst[xx * nc + c] = clip8(ss);
-        }
+  Image out{width, rows, nc, {}};
+  out.pixels.resize(static_cast<size_t>(width) * rows * nc);
+  for (int yy = 0; yy < rows; ++yy) {
+    const uint8_t* src = img.row(yy + y_first);
+    uint8_t* dst = out.row(yy);
+    for (int xx = 0; xx < width; ++xx) {
+      const int xmin = ch.bounds[xx * 2], xmax = ch.bounds[xx * 2 + 1];
+      const int32_t* k = &ch.k[static_cast<size_t>(xx) * ch.ksize];
+      for (int c = 0; c < nc; ++c) {
+        int32_t ss = 1 << (kPrecisionBits - 1);
+        for (int x = 0; x < xmax; ++x) ss += src[(x + xmin) * nc + c] * k[x];
+        dst[xx * nc + c] = clip8(ss);
       }
     }
   }
-  if (height == img.height) return tmp;
-  Image out{tmp.width, height, nc, {}};
-  out.pixels.resize(static_cast<size_t>(out.width) * height * nc);
+  return out;
+}
+
+// The other pass: img's rows to `height` rows (bounds relative to img's first row).
+Image vertical_pass(const Image& img, int height, const Coeffs& cv) {
+  const int nc = img.channels;
+  Image out{img.width, height, nc, {}};
+  out.pixels.resize(static_cast<size_t>(img.width) * height * nc);
   for (int yy = 0; yy < height; ++yy) {
     const int ymin = cv.bounds[yy * 2], ymax = cv.bounds[yy * 2 + 1];
     const int32_t* k = &cv.k[static_cast<size_t>(yy) * cv.ksize];
     uint8_t* dst = out.row(yy);
-    for (int i = 0; i < out.width * nc; ++i) {
+    for (int i = 0; i < img.width * nc; ++i) {
       int32_t ss = 1 << (kPrecisionBits - 1);
-      for (int y = 0; y < ymax; ++y) ss += tmp.row(y + ymin)[i] * k[y];
+      for (int y = 0; y < ymax; ++y) ss += img.row(y + ymin)[i] * k[y];
       dst[i] = clip8(ss);
     }
   }
   return out;
+}
+
+}  // namespace
+
+Image resize_bilinear(const Image& img, int width, int height) {
+  const bool need_h = width != img.width, need_v = height != img.height;
+  Coeffs cv = precompute_coeffs(img.height, height);
+  // Pillow 13 runs the vertical pass first when the height shrinks by more than twice as many pixels as the
+  // width does (each pass rounds to 8 bits, so the order changes pixels), else the horizontal pass first.
+  if (img.height - height > 0 && img.height - height > (img.width - width) * 2) {
+    Image tmp = need_v ? vertical_pass(img, height, cv) : img;
+    return need_h ? horizontal_pass(tmp, width, precompute_coeffs(tmp.width, width), 0, tmp.height) : tmp;
+  }
+  Image tmp = img;
+  if (need_h) {  // only the rows the vertical pass will read
+    const int y_first = cv.bounds[0];
+    const int y_last = cv.bounds[height * 2 - 2] + cv.bounds[height * 2 - 1];
+    for (int i = 0; i < height; ++i) cv.bounds[i * 2] -= y_first;
+    tmp = horizontal_pass(img, width, precompute_coeffs(img.width, width), y_first, y_last - y_first);
+  }
+  return need_v ? vertical_pass(tmp, height, cv) : tmp;
 }
 
 std::vector<float> preprocess(const Image& input, const PreprocessConfig& cfg) {
