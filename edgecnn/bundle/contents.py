@@ -210,6 +210,7 @@ def readme(name: str, pre: Mapping[str, Any], run: Mapping[str, Any]) -> str:
     f = _facts(pre)
     ch = run["chosen"]
     fb = "; ".join(f"{x['runtime']} {x['precision']} ({x['why']})" for x in run["fallback"]) or run["fallback_note"]
+    note = run["note"][:1].upper() + run["note"][1:]
     return f"""# {name}: an edgecnn bundle
 
 > **{NOT_BUILT}**
@@ -225,7 +226,7 @@ def readme(name: str, pre: Mapping[str, Any], run: Mapping[str, Any]) -> str:
 | `cpp/README.md`, `android/README.md`, `ios/README.md` | how each target loads and feeds the model |
 | `{MANIFEST}` | the SHA-256 of every file and the versions that produced them |
 
-**Runtime**: {ch['runtime']} at {ch['precision']} ({ch['source']}). {run['note']}.
+**Runtime**: {ch['runtime']} at {ch['precision']} ({ch['source']}). {note}.
 **Fallback**: {fb}.
 
 ## Input
