@@ -52,8 +52,8 @@ def _parse(name: str, *extra: str) -> dict:
 
 
 def test_every_command_is_registered() -> None:
-    assert set(cli.commands) == {"list", "inspect", "doctor", "export", "convert", "quantize", "predict", "evaluate",
-                                 "bench", "profile", "triton", "batch-predict", "optimize"}
+    assert set(cli.commands) == {"list", "inspect", "doctor", "export", "convert", "bundle", "quantize", "predict",
+                                 "evaluate", "bench", "profile", "triton", "batch-predict", "optimize"}
 
 
 def test_provider_is_one_choice_defaulting_to_auto() -> None:

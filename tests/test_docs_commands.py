@@ -111,6 +111,8 @@ RUN = [
     "profile resnet50 --csv layers.csv",
     "predict resnet18.onnx cat.jpg dog.jpg --top 5",
     "convert squeezenet.onnx -o mobile/",
+    "bundle resnet18.onnx -o ship/resnet18",
+    "bundle --verify ship/resnet18",
     "doctor --json",
 ]
 SMALL = {"resnet50": "lenet5", "resnet18": "lenet5", "vgg16": "lenet5", "squeezenet": "lenet5"}

@@ -83,10 +83,12 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> dict:
         "mobilenet_v3_small": export("mobilenet_v3_small", d / "mobilenet_v3_small.onnx", batch=1, force=True,
                                      progress=False).path,
     }
-    images = {  # landscape downscale, portrait upscale, grayscale PGM
+    images = {  # landscape downscale, portrait upscale, grayscale PGM, and a tall picture whose height shrinks
+        # more than twice as much as its width (Pillow 13 then resizes vertically first)
         "land.ppm": Image.fromarray(synthetic_image(97, 71, 0)),
         "port.ppm": Image.fromarray(synthetic_image(41, 53, 1)),
         "gray.pgm": Image.fromarray(synthetic_image(45, 39, 2)).convert("L"),
+        "tall.ppm": Image.fromarray(synthetic_image(60, 200, 3)),
     }
     for name, img in images.items():
         img.save(d / name)
@@ -311,3 +313,207 @@ def test_ort_format_matches_python(work: dict, model: str, size: str) -> None:
         worst = max(worst, rel_diff(logits, ref["logits"]))
     assert worst <= MAX_REL
     record("ort_format", **{f"logits_rel_diff_{model}": worst, f"convert_seconds_{model}": round(seconds, 2)})
+
+
+# ---------------------------------------------------------------------------------------- the whole contract
+#
+# Files whose metadata changes the input: a file saved with --bgr (channel order), a foreign NHWC file without
+# metadata (layout guessed from the shape, a softmax output), a file saved with --crop none, and an fp16-IO
+# export (float16 tensors in and out). Each runtime preprocesses the images itself and must give Python's tensor
+# and Python's top-5.
+
+KINDS = ["bgr", "nhwc", "nocrop", "fp16io"]
+#: relative logits tolerance per kind (float16 outputs carry 3 significant digits)
+KIND_MAX_REL = {"bgr": MAX_REL, "nhwc": MAX_REL, "nocrop": MAX_REL, "fp16io": 2e-3}
+
+
+@pytest.fixture(scope="module")
+def contract(work: dict) -> dict:
+    """The four files, and Python's tensors and top-5 for every image (the reference)."""
+    import onnx
+    from foreign_models import keras_nhwc_model
+
+    from edgecnn.cli import main
+    from edgecnn.exporters import export
+    from edgecnn.runtime import Engine, load_images
+    from edgecnn.runtime.postprocess import class_scores
+
+    d = work["dir"]
+
+    def cli(*args: str) -> None:
+        try:
+            main([str(a) for a in args])
+        except SystemExit as e:
+            assert not e.code, f"edgecnn {' '.join(map(str, args))} failed"
+
+    cli("inspect", work["models"]["resnet18"], "--save-metadata", "--bgr", "-o", d / "bgr.onnx")
+    onnx.save(keras_nhwc_model(classes=1000, size=48, batch=1, seed=4), str(d / "nhwc.onnx"))
+    cli("inspect", work["models"]["lenet5"], "--save-metadata", "--crop", "none", "-o", d / "nocrop.onnx")
+    export("resnet18", d / "fp16io.onnx", input_size=(64, 64), batch=1, precision="fp16", io_dtype="float16",
+           force=True, progress=False)
+    ref: dict = {}
+    for kind in KINDS:
+        engine = Engine(d / f"{kind}.onnx", provider="cpu")
+        cfg = engine.preprocess_config()
+        for name in work["images"]:
+            x = load_images([d / name], cfg)
+            x.tofile(d / f"{kind}-{name}.raw")
+            logits = engine.run(x)
+            ref[(kind, name)] = {"input": x[0], "logits": logits[0].astype(np.float64),
+                                 "top5": top5(class_scores(logits, engine.metadata)[0].astype(np.float64))}
+    return {"ref": ref, "models": {k: d / f"{k}.onnx" for k in KINDS}}
+
+
+def test_the_contract_files_differ_where_they_should(contract: dict, work: dict) -> None:
+    """The fixture is what the parity cases claim: BGR, NHWC, no crop and float16 change Python's tensor."""
+    from edgecnn.onnxfile import read_metadata
+
+    ref = contract["ref"]
+    land = "land.ppm"
+    assert read_metadata(contract["models"]["bgr"])["channel_order"] == "bgr"
+    rgb = work["ref"][("resnet18", land)]["input"]
+    assert not np.array_equal(ref[("bgr", land)]["input"], rgb)
+    assert read_metadata(contract["models"]["nhwc"]) == {} and ref[("nhwc", land)]["input"].shape == (48, 48, 3)
+    assert read_metadata(contract["models"]["nocrop"])["crop_fraction"] is None
+    assert not np.array_equal(ref[("nocrop", land)]["input"], work["ref"][("lenet5", land)]["input"])
+    assert ref[("fp16io", land)]["input"].dtype == np.float16
+
+
+def _dump_dtype(kind: str) -> type:
+    return np.float16 if kind == "fp16io" else np.float32
+
+
+@pytest.mark.parametrize("runtime", ["cpp", "node"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_contract_file_preprocessing_and_top5_match_python(contract: dict, work: dict, runtime: str,
+                                                           kind: str) -> None:
+    check_toolchain(runtime)
+    worst_prep = worst = 0.0
+    for name in work["images"]:
+        ref = contract["ref"][(kind, name)]
+        dumped = work["dir"] / f"{runtime}-{kind}-{name}.dump"
+        p = run_cli(RUNNERS[runtime](contract["models"][kind], work["dir"] / name, "--dump-input", str(dumped)))
+        assert p.returncode == 0, p.stderr
+        out = json.loads(p.stdout)
+        x = np.fromfile(dumped, dtype=_dump_dtype(kind)).reshape(ref["input"].shape)
+        prep = float(np.abs(x.astype(np.float64) - ref["input"].astype(np.float64)).max())
+        assert prep <= 1e-6, f"{runtime} preprocessing of {name} for the {kind} file differs by {prep}"
+        if x.dtype == np.float16:  # rounded as numpy rounds: the same bits
+            assert np.array_equal(x.view(np.uint16), ref["input"].view(np.uint16)), f"{runtime} float16 rounding"
+        assert [t["index"] for t in out["top"]] == ref["top5"], f"{runtime} top-5 differs on {kind}/{name}"
+        diff = rel_diff(np.asarray(out["logits"], dtype=np.float32), ref["logits"])
+        assert diff <= KIND_MAX_REL[kind], f"{runtime} logits differ by {diff:.2e} on {kind}/{name}"
+        # the same tensor, given raw: only the runtime differs
+        p = run_cli(RUNNERS[runtime](contract["models"][kind], work["dir"] / f"{kind}-{name}.raw"))
+        assert p.returncode == 0, p.stderr
+        assert [t["index"] for t in json.loads(p.stdout)["top"]] == ref["top5"]
+        worst_prep, worst = max(worst_prep, prep), max(worst, diff)
+    record(runtime, **{f"preprocess_max_abs_diff_{kind}": worst_prep, f"logits_rel_diff_{kind}": worst})
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_contract_file_in_the_browser_matches_python(contract: dict, work: dict, web_server: str, kind: str) -> None:
+    shot = work["dir"] / f"web-{kind}.png"
+    cases = [(name, f"{kind}-{name}.raw" if raw else name) for name in work["images"] for raw in (True, False)]
+    urls = [f"{web_server}/?model=/files/{kind}.onnx&image=/files/{image}&runs=1" for _, image in cases]
+    worst = worst_prep = 0.0
+    for (name, image), out in zip(cases, run_pages(urls, shot), strict=True):
+        result, ref = out["result"], contract["ref"][(kind, name)]
+        assert [t["index"] for t in result["top"]] == ref["top5"], f"browser top-5 differs on {kind}/{image}"
+        assert result["input_dtype"] == str(ref["input"].dtype) and not out["console_errors"]
+        diff = rel_diff(np.asarray(result["logits"], dtype=np.float32), ref["logits"])
+        assert diff <= KIND_MAX_REL[kind], f"browser logits differ by {diff:.2e} on {kind}/{image}"
+        worst = max(worst, diff)
+        if not image.endswith(".raw"):
+            x = np.asarray(result["input"], dtype=np.float64).reshape(ref["input"].shape)
+            prep = float(np.abs(x - ref["input"].astype(np.float64)).max())
+            assert prep <= 1e-6, f"browser preprocessing of {name} for the {kind} file differs by {prep}"
+            worst_prep = max(worst_prep, prep)
+    record("web", **{f"logits_rel_diff_{kind}": worst, f"preprocess_max_abs_diff_{kind}": worst_prep})
+
+
+def test_js_resize_is_pillows_in_both_pass_orders(tmp_path: Path) -> None:
+    """examples/js's bilinear resize equals Pillow's bit for bit on random sizes, enlarging and shrinking, in both of
+    Pillow's pass orders (vertical first when the height shrinks more than twice as much as the width)."""
+    need(shutil.which("node") is not None, "node not found")
+    from PIL import Image
+
+    rng = np.random.default_rng(7)
+    cases = []
+    for i in range(60):
+        w0, h0, w1, h1 = (int(v) for v in rng.integers(3, 90, 4))
+        channels = 3 if i % 2 else 1
+        pixels = rng.integers(0, 256, (h0, w0, channels), dtype=np.uint8)
+        pixels.tofile(tmp_path / f"{i}.in")
+        img = Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels)
+        np.asarray(img.resize((w1, h1), Image.Resampling.BILINEAR)).tofile(tmp_path / f"{i}.want")
+        cases.append([i, w0, h0, channels, w1, h1])
+    vertical_first = sum(1 for _, w0, h0, _, w1, h1 in cases if h0 - h1 > 0 and h0 - h1 > 2 * (w0 - w1))
+    assert 5 <= vertical_first <= 55, "the cases cover both pass orders"
+    script = (f"import {{ resizeBilinear }} from {json.dumps((ROOT / 'examples/js/edgecnn.mjs').as_uri())};"
+              "import { readFileSync, writeFileSync } from 'node:fs';"
+              "const [dir, cases] = [process.argv[1], JSON.parse(process.argv[2])];"
+              "for (const [i, width, height, channels, w1, h1] of cases) {"
+              "  const pixels = new Uint8Array(readFileSync(`${dir}/${i}.in`));"
+              "  writeFileSync(`${dir}/${i}.got`, resizeBilinear({ width, height, channels, pixels }, w1, h1).pixels);"
+              "}")
+    p = run_cli(["node", "--input-type=module", "-e", script, str(tmp_path), json.dumps(cases)])
+    assert p.returncode == 0, p.stderr
+    wrong = [c for c in cases if (tmp_path / f"{c[0]}.got").read_bytes() != (tmp_path / f"{c[0]}.want").read_bytes()]
+    assert not wrong, f"{len(wrong)} of {len(cases)} resizes differ from Pillow's, e.g. {wrong[:3]}"
+
+
+def test_js_float16_rounding_is_numpys(tmp_path: Path) -> None:
+    """examples/js rounds float32 to float16 as numpy's astype does (ties to even, subnormals, overflow), and reads
+    float16 back exactly."""
+    need(shutil.which("node") is not None, "node not found")
+    rng = np.random.default_rng(0)
+    parts = [rng.standard_normal(20000) * scale for scale in (1e-7, 1e-5, 1e-3, 1.0, 300.0, 7e4)]
+    edges = [0.0, -0.0, 65504.0, 65519.0, 65520.0, 2.0 ** -24, 2.0 ** -25, 1.5 * 2.0 ** -24, 2.0 ** -14,
+             1.0 + 2.0 ** -11, 1.0 + 3 * 2.0 ** -11, np.inf, -np.inf]
+    values = np.concatenate([*parts, edges]).astype(np.float32)
+    values.tofile(tmp_path / "in.f32")
+    script = (f"import {{ toHalfBits, fromHalfBits }} from {json.dumps((ROOT / 'examples/js/edgecnn.mjs').as_uri())};"
+              "import { readFileSync, writeFileSync } from 'node:fs';"
+              "const b = readFileSync(process.argv[1]);"
+              "const v = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));"
+              "const h = Uint16Array.from(v, toHalfBits);"
+              "const back = Float32Array.from(h, fromHalfBits);"
+              "writeFileSync(process.argv[2], Buffer.from(h.buffer));"
+              "writeFileSync(process.argv[3], Buffer.from(back.buffer));")
+    p = run_cli(["node", "--input-type=module", "-e", script, str(tmp_path / "in.f32"), str(tmp_path / "h.u16"),
+                 str(tmp_path / "back.f32")])
+    assert p.returncode == 0, p.stderr
+    bits = np.fromfile(tmp_path / "h.u16", dtype=np.uint16)
+    with np.errstate(over="ignore"):  # 65520 and up round to infinity, as intended
+        want = values.astype(np.float16)
+    wrong = np.flatnonzero(bits != want.view(np.uint16))
+    assert not wrong.size, f"{wrong.size} values round differently from numpy, e.g. {values[wrong[:3]]}"
+    np.testing.assert_array_equal(np.fromfile(tmp_path / "back.f32", dtype=np.float32), want.astype(np.float32))
+
+
+@pytest.mark.parametrize("runtime", ["cpp", "node"])
+def test_keys_an_example_cannot_honour_stop_it_at_load(work: dict, runtime: str) -> None:
+    """Another task, a letterbox or an io_dtype that contradicts the graph: one error line, no output."""
+    check_toolchain(runtime)
+    import onnx
+
+    from edgecnn import onnxfile
+
+    cases = {"task": ({"task": "detection"}, "edgecnn.task is 'detection'"),
+             "letterbox": ({"letterbox": "true"}, "letterbox"),
+             "io": ({"io_dtype": "float16"}, "io_dtype says float16")}
+    for key, (extra, needle) in cases.items():
+        model = onnx.load(str(work["models"]["lenet5"]))
+        props = {p.key: p.value for p in model.metadata_props}
+        props.update({f"edgecnn.{k}": v for k, v in extra.items()})  # raw strings, as a newer edgecnn writes them
+        del model.metadata_props[:]
+        for k, v in props.items():
+            model.metadata_props.add(key=k, value=v)
+        path = work["dir"] / f"refuse-{key}.onnx"
+        onnx.save(model, str(path))
+        assert onnxfile.read_metadata(path)  # still an edgecnn file
+        p = run_cli(RUNNERS[runtime](path, work["dir"] / "gray.pgm"))
+        assert p.returncode == 1 and p.stdout == "", p.stdout
+        first = p.stderr.strip().splitlines()
+        assert len(first) == 1 and first[0].startswith("error: ") and needle in first[0], p.stderr

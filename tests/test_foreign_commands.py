@@ -250,7 +250,7 @@ def test_convert_to_ort_format(capsys, files, images, kind, tmp_path):
 def test_preprocessing_options_are_one_group():
     declaring = {name for name, cmd in cli.commands.items() if any("--size" in p.opts for p in cmd.params)}
     assert declaring == {"predict", "evaluate", "bench", "profile", "quantize", "batch-predict", "optimize",
-                         "triton", "inspect", "convert"}
+                         "triton", "inspect", "convert", "bundle"}
     helps = {name: [p.help for p in cli.commands[name].params if p.name in ("layout", "size", "crop")]
              for name in declaring}
     assert len({tuple(h) for h in helps.values()}) == 1  # defined once: same help everywhere

@@ -24,6 +24,7 @@ ALLOWED = {
     "edgecnn.profiler": ("edgecnn.runtime",),
     "edgecnn.exporters": ("edgecnn.models", "edgecnn.runtime", "edgecnn.quantize"),
     "edgecnn.optimize": ("edgecnn.quantize", "edgecnn.runtime", "edgecnn.profiler"),
+    "edgecnn.bundle": ("edgecnn.runtime",),
 }
 
 

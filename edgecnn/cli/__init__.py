@@ -4,7 +4,7 @@ and scale-out.
 Argument parsing and printing only; the work lives in the parts' Python APIs. One module per command
 group (:mod:`~edgecnn.cli.export`, :mod:`~edgecnn.cli.quantize`, :mod:`~edgecnn.cli.run`,
 :mod:`~edgecnn.cli.profile`, :mod:`~edgecnn.cli.inspect`, :mod:`~edgecnn.cli.scale`,
-:mod:`~edgecnn.cli.convert`); the options
+:mod:`~edgecnn.cli.convert`, :mod:`~edgecnn.cli.bundle`); the options
 several commands share are defined once in :mod:`~edgecnn.cli.options`. Every user error ends in one
 line on stderr and a non-zero exit (a traceback only with ``--debug``).
 """

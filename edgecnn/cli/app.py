@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from edgecnn import __version__
-from edgecnn.cli import convert, export, inspect, optimize, profile, quantize, run, scale
+from edgecnn.cli import bundle, convert, export, inspect, optimize, profile, quantize, run, scale
 from edgecnn.errors import EdgecnnError, EdgecnnWarning
 from edgecnn.tables import printable
 
@@ -35,7 +35,7 @@ def cli(debug: bool) -> None:
     _DEBUG = debug
 
 
-for _module in (inspect, export, convert, quantize, run, profile, scale, optimize):
+for _module in (inspect, export, convert, bundle, quantize, run, profile, scale, optimize):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

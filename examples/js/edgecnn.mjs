@@ -3,8 +3,11 @@
 // No dependencies: onnxruntime-node / onnxruntime-web run the model; this module only prepares and reads.
 //
 // Preprocessing: RGB (or Pillow's "L" grayscale for 1-channel models) -> resize the shorter side to
-// round(size * 256 / 224) with Pillow's BILINEAR filter (antialiased triangle filter in 8-bit fixed point,
-// reproduced bit for bit) -> center crop -> /255 -> (x - mean) / std in float32 -> CHW Float32Array.
+// round(min(size) / crop_fraction) with Pillow's BILINEAR filter (antialiased triangle filter in 8-bit fixed point,
+// reproduced bit for bit) -> center crop (edgecnn.crop_fraction null: resize to the input size, no crop) -> /255
+// -> (x - mean) / std in float32, in the model's channel order (BGR for edgecnn.channel_order bgr) and layout
+// (NCHW or NHWC) -> float16 when the model's input is (numpy's rounding). Every key of the metadata contract is
+// either honoured here or refused at load (configFromMetadata); none is silently ignored.
 
 const PRECISION_BITS = 32 - 8 - 2; // Pillow's fixed-point precision for 8-bit images
 const IMAGENET_MEAN = [0.485, 0.456, 0.406];
@@ -70,24 +73,89 @@ export function readOnnxMetadata(bytes) {
   return meta;
 }
 
-/** Preprocessing settings from edgecnn metadata, filling gaps from the NCHW input shape, like the Python runtime. */
-export function configFromMetadata(meta, inputShape = []) {
+/** edgecnn's metadata contract (edgecnn/metadata.py KEYS, plus keys other edgecnn writers add), by what this
+ * module does with each key. A test keeps these lists equal to the contract, so a new key is decided here. */
+export const HONOURED_KEYS = [
+  'input_layout', 'input_size', 'channels', 'mean', 'std', 'channel_order', 'crop_fraction', 'io_dtype',
+  'background_class', 'labels', 'class_names', 'task', 'letterbox',
+];
+/** Keys that describe the file, not its input or output: read by nobody here. */
+export const IGNORED_KEYS = [
+  'model', 'family', 'num_classes', 'precision', 'opset', 'num_params', 'macs', 'batch', 'edgecnn_version',
+  'torch_version', 'weights_sha256', 'source', 'optimize', 'quantization',
+];
+
+/** NCHW or NHWC when exactly one of axes 1 and 3 holds 1 or 3 channels (edgecnn.io_spec.guess_layout). */
+export function guessLayout(dims) {
+  if (dims.length !== 4) return null;
+  const isChannels = (d) => d === 1 || d === 3;
+  if (isChannels(dims[1]) && !isChannels(dims[3])) return 'NCHW';
+  if (isChannels(dims[3]) && !isChannels(dims[1])) return 'NHWC';
+  return null;
+}
+
+/** Preprocessing settings from edgecnn metadata, filling gaps from the input shape, like the Python runtime
+ * (PreprocessConfig.from_metadata). `inputType`: the graph input's element type ('float32', 'float16').
+ * What this module cannot honour (another task, a letterbox, another input type) is an error here, at load. */
+export function configFromMetadata(meta, inputShape = [], inputType = null) {
   const get = (k) => meta[`edgecnn.${k}`];
+  const json = (k) => {
+    try {
+      return JSON.parse(get(k));
+    } catch {
+      throw new Error(`metadata edgecnn.${k} is not valid JSON: ${String(get(k)).slice(0, 60)}`);
+    }
+  };
+  const task = get('task');
+  if (task !== undefined && task !== '' && task !== 'classification') {
+    throw new Error(`this example runs classifiers; the file's edgecnn.task is '${task}'`);
+  }
+  const letterbox = get('letterbox');
+  if (letterbox !== undefined && !['', 'false', 'null', '0'].includes(letterbox.toLowerCase())) {
+    throw new Error(`the file asks for letterbox preprocessing (edgecnn.letterbox = ${letterbox}), which this example does not do`);
+  }
   const dims = inputShape.map((d) => (typeof d === 'number' && d > 0 ? d : null));
-  let channels = get('channels') !== undefined ? Number(get('channels')) : dims[1] ?? 3;
+  const layout = (get('input_layout') ?? guessLayout(dims) ?? 'NCHW').toUpperCase();
+  if (layout !== 'NCHW' && layout !== 'NHWC') throw new Error(`unsupported edgecnn.input_layout '${layout}' (NCHW or NHWC)`);
+  const [cAxis, hAxis, wAxis] = layout === 'NCHW' ? [1, 2, 3] : [3, 1, 2];
+  const channels = get('channels') !== undefined ? Number(get('channels')) : dims[cAxis] ?? 3;
   if (channels !== 1 && channels !== 3) throw new Error(`unsupported channel count ${channels} (expected 1 or 3)`);
-  let size = get('input_size') !== undefined ? JSON.parse(get('input_size')) : [dims[2], dims[3]];
+  let size = get('input_size') !== undefined ? json('input_size') : [dims[hAxis], dims[wAxis]];
   if (typeof size === 'number') size = [size, size];
   if (!size[0] || !size[1]) size = [224, 224];
   const sum = (a) => a.reduce((x, y) => x + y, 0);
   let mean = channels === 1 ? [sum(IMAGENET_MEAN) / 3] : IMAGENET_MEAN;
   let std = channels === 1 ? [sum(IMAGENET_STD) / 3] : IMAGENET_STD;
-  if (get('mean') !== undefined) mean = JSON.parse(get('mean'));
-  if (get('std') !== undefined) std = JSON.parse(get('std'));
+  if (get('mean') !== undefined) mean = json('mean');
+  if (get('std') !== undefined) std = json('std');
   if (mean.length !== channels || std.length !== channels) {
     throw new Error(`metadata mean/std have ${mean.length}/${std.length} values for a ${channels}-channel model`);
   }
-  return { height: size[0], width: size[1], channels, mean, std, model: get('model') ?? '', classNames: get('class_names') };
+  const order = (get('channel_order') ?? 'rgb').toLowerCase();
+  if (order !== 'rgb' && order !== 'bgr') throw new Error(`unsupported edgecnn.channel_order '${order}' (rgb or bgr)`);
+  const crop = get('crop_fraction') !== undefined ? json('crop_fraction') : 224 / 256;
+  if (crop !== null && !(typeof crop === 'number' && crop > 0 && crop <= 1)) {
+    throw new Error(`metadata edgecnn.crop_fraction must be null or in (0, 1], got ${get('crop_fraction')}`);
+  }
+  const declared = get('io_dtype');
+  const dtype = inputType ?? declared ?? 'float32';
+  if (dtype !== 'float32' && dtype !== 'float16') {
+    throw new Error(`model input is ${dtype}; this example feeds float32 or float16 images`);
+  }
+  if (declared !== undefined && inputType && declared !== inputType) {
+    throw new Error(`metadata edgecnn.io_dtype says ${declared} but the model input is ${inputType}`);
+  }
+  const background = get('background_class') !== undefined ? Number(get('background_class')) : null;
+  const labels = get('labels') !== undefined ? json('labels') : null;
+  return {
+    height: size[0], width: size[1], channels, mean, std, layout, bgr: order === 'bgr', crop, dtype, background,
+    labels: Array.isArray(labels) ? labels : null, model: get('model') ?? '', classNames: get('class_names'),
+  };
+}
+
+/** The input tensor's shape for one image: [1, C, H, W] or [1, H, W, C]. */
+export function inputDims(cfg) {
+  return cfg.layout === 'NCHW' ? [1, cfg.channels, cfg.height, cfg.width] : [1, cfg.height, cfg.width, cfg.channels];
 }
 
 // ---- images: {width, height, channels, pixels: Uint8Array (interleaved)}
@@ -187,46 +255,63 @@ function clip8(v) {
   return v >> PRECISION_BITS;
 }
 
-/** Pillow's Image.resize((width, height), BILINEAR) for 8-bit images. */
-export function resizeBilinear(img, width, height) {
+// One pass of Pillow's resample: rows [yFirst, yFirst + rows) of img to `width` columns.
+function horizontalPass(img, width, ch, yFirst, rows) {
   const nc = img.channels;
-  const ch = coeffs(img.width, width);
-  const cv = coeffs(img.height, height);
-  let tmp = img;
-  if (width !== img.width) { // horizontal pass over the rows the vertical pass reads
-    const yFirst = cv.bounds[0];
-    const yLast = cv.bounds[height * 2 - 2] + cv.bounds[height * 2 - 1];
-    for (let i = 0; i < height; i++) cv.bounds[i * 2] -= yFirst;
-    tmp = { width, height: yLast - yFirst, channels: nc, pixels: new Uint8Array(width * (yLast - yFirst) * nc) };
-    for (let yy = 0; yy < tmp.height; yy++) {
-      const src = (yy + yFirst) * img.width * nc;
-      const dst = yy * width * nc;
-      for (let xx = 0; xx < width; xx++) {
-        const xmin = ch.bounds[xx * 2];
-        const xmax = ch.bounds[xx * 2 + 1];
-        const kk = xx * ch.ksize;
-        for (let c = 0; c < nc; c++) {
-          let ss = 1 << (PRECISION_BITS - 1);
-          for (let x = 0; x < xmax; x++) ss += img.pixels[src + (x + xmin) * nc + c] * ch.k[kk + x];
-          tmp.pixels[dst + xx * nc + c] = clip8(ss);
-        }
+  const out = { width, height: rows, channels: nc, pixels: new Uint8Array(width * rows * nc) };
+  for (let yy = 0; yy < rows; yy++) {
+    const src = (yy + yFirst) * img.width * nc;
+    const dst = yy * width * nc;
+    for (let xx = 0; xx < width; xx++) {
+      const xmin = ch.bounds[xx * 2];
+      const xmax = ch.bounds[xx * 2 + 1];
+      const kk = xx * ch.ksize;
+      for (let c = 0; c < nc; c++) {
+        let ss = 1 << (PRECISION_BITS - 1);
+        for (let x = 0; x < xmax; x++) ss += img.pixels[src + (x + xmin) * nc + c] * ch.k[kk + x];
+        out.pixels[dst + xx * nc + c] = clip8(ss);
       }
     }
   }
-  if (height === img.height) return tmp;
-  const rowLen = tmp.width * nc;
-  const out = { width: tmp.width, height, channels: nc, pixels: new Uint8Array(rowLen * height) };
+  return out;
+}
+
+// The other pass: img's rows to `height` rows (bounds relative to img's first row).
+function verticalPass(img, height, cv) {
+  const rowLen = img.width * img.channels;
+  const out = { width: img.width, height, channels: img.channels, pixels: new Uint8Array(rowLen * height) };
   for (let yy = 0; yy < height; yy++) {
     const ymin = cv.bounds[yy * 2];
     const ymax = cv.bounds[yy * 2 + 1];
     const kk = yy * cv.ksize;
     for (let i = 0; i < rowLen; i++) {
       let ss = 1 << (PRECISION_BITS - 1);
-      for (let y = 0; y < ymax; y++) ss += tmp.pixels[(y + ymin) * rowLen + i] * cv.k[kk + y];
+      for (let y = 0; y < ymax; y++) ss += img.pixels[(y + ymin) * rowLen + i] * cv.k[kk + y];
       out.pixels[yy * rowLen + i] = clip8(ss);
     }
   }
   return out;
+}
+
+/** Pillow's Image.resize((width, height), BILINEAR) for 8-bit images, pass order included: Pillow 13 runs the
+ * vertical pass first when the height shrinks by more than twice as many pixels as the width does (each pass
+ * rounds to 8 bits, so the order changes pixels), else the horizontal pass first, over the rows it needs. */
+export function resizeBilinear(img, width, height) {
+  const needH = width !== img.width;
+  const needV = height !== img.height;
+  const cv = coeffs(img.height, height);
+  if (img.height - height > 0 && img.height - height > (img.width - width) * 2) {
+    const tmp = needV ? verticalPass(img, height, cv) : img;
+    return needH ? horizontalPass(tmp, width, coeffs(tmp.width, width), 0, tmp.height) : tmp;
+  }
+  let tmp = img;
+  if (needH) {
+    const yFirst = cv.bounds[0];
+    const yLast = cv.bounds[height * 2 - 2] + cv.bounds[height * 2 - 1];
+    for (let i = 0; i < height; i++) cv.bounds[i * 2] -= yFirst;
+    tmp = horizontalPass(img, width, coeffs(img.width, width), yFirst, yLast - yFirst);
+  }
+  return needV ? verticalPass(tmp, height, cv) : tmp;
 }
 
 /** Python's round(): half to even. */
@@ -235,17 +320,23 @@ function roundHalfEven(x) {
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
-/** Image -> normalized CHW Float32Array of the model's input size (resize, center crop, mean/std). */
+/** Image -> normalized Float32Array of the model's input size, in its layout (CHW or HWC) and channel order:
+ * resize the shorter side and center crop (or, without a crop, resize to the input size), then (x/255 - mean) / std.
+ * Cast with toInputData(x, cfg) for the model. */
 export function preprocess(input, cfg) {
   const img0 = convert(input, cfg.channels);
-  const short = roundHalfEven((Math.min(cfg.height, cfg.width) * 256) / 224);
   const { width: w0, height: h0 } = img0;
-  const newW = w0 <= h0 ? short : Math.trunc((short * w0) / h0);
-  const newH = w0 <= h0 ? Math.trunc((short * h0) / w0) : short;
-  const img = newW !== w0 || newH !== h0 ? resizeBilinear(img0, newW, newH) : img0;
-  const { width: w, height: h } = img;
   const th = cfg.height;
   const tw = cfg.width;
+  let newW = tw;
+  let newH = th;
+  if (cfg.crop !== null && cfg.crop !== undefined) { // Python: int(round(min(size) / crop_fraction))
+    const short = roundHalfEven(Math.min(th, tw) / cfg.crop);
+    newW = w0 <= h0 ? short : Math.trunc((short * w0) / h0);
+    newH = w0 <= h0 ? Math.trunc((short * h0) / w0) : short;
+  }
+  const img = newW !== w0 || newH !== h0 ? resizeBilinear(img0, newW, newH) : img0;
+  const { width: w, height: h } = img;
   const nc = cfg.channels;
   // center crop on a zero-padded canvas when the crop is larger than the image (as torchvision does)
   const padX = Math.floor(Math.max(tw - w, 0) / 2);
@@ -254,19 +345,88 @@ export function preprocess(input, cfg) {
   const left = roundHalfEven((Math.max(w, tw) - tw) / 2) - padX;
   const mean = cfg.mean.map(Math.fround);
   const std = cfg.std.map(Math.fround);
+  const nchw = (cfg.layout ?? 'NCHW') === 'NCHW';
   const out = new Float32Array(nc * th * tw);
   for (let c = 0; c < nc; c++) {
+    const src = cfg.bgr && nc === 3 ? 2 - c : c; // model channel c reads pixel channel src (BGR: reversed)
     for (let y = 0; y < th; y++) {
       for (let x = 0; x < tw; x++) {
         const sy = y + top;
         const sx = x + left;
-        const v = sy >= 0 && sy < h && sx >= 0 && sx < w ? img.pixels[(sy * w + sx) * nc + c] : 0;
+        const v = sy >= 0 && sy < h && sx >= 0 && sx < w ? img.pixels[(sy * w + sx) * nc + src] : 0;
         // float32 arithmetic, as numpy does: (v / 255 - mean) / std
-        out[(c * th + y) * tw + x] = Math.fround(Math.fround(Math.fround(v / 255) - mean[c]) / std[c]);
+        const i = nchw ? (c * th + y) * tw + x : (y * tw + x) * nc + c;
+        out[i] = Math.fround(Math.fround(Math.fround(v / 255) - mean[c]) / std[c]);
       }
     }
   }
   return out;
+}
+
+// ---- float16: numpy's float32 -> float16 conversion (round to nearest even), bit for bit
+
+const F32 = new Float32Array(1);
+const U32 = new Uint32Array(F32.buffer);
+
+/** float32 value -> IEEE half bits, rounded to nearest even (numpy's npy_floatbits_to_halfbits). */
+export function toHalfBits(value) {
+  F32[0] = value;
+  const f = U32[0];
+  const hSgn = (f & 0x80000000) >>> 16;
+  let fExp = f & 0x7f800000;
+  if (fExp >= 0x47800000) { // overflow to infinity, or infinity / NaN
+    if (fExp === 0x7f800000 && (f & 0x007fffff) !== 0) return hSgn | 0x7e00;
+    return hSgn | 0x7c00;
+  }
+  let fSig;
+  if (fExp <= 0x38000000) { // a half subnormal, or zero
+    if (fExp < 0x33000000) return hSgn;
+    fExp >>>= 23;
+    fSig = (0x00800000 + (f & 0x007fffff)) >>> (113 - fExp);
+    if ((fSig & 0x00003fff) !== 0x00001000 || (f & 0x000007ff) !== 0) fSig += 0x00001000;
+    return hSgn + (fSig >>> 13);
+  }
+  const hExp = (fExp - 0x38000000) >>> 13;
+  fSig = f & 0x007fffff;
+  if ((fSig & 0x00003fff) !== 0x00001000) fSig += 0x00001000;
+  return (hSgn + hExp + (fSig >>> 13)) & 0xffff; // a carry into the exponent is right (and may give infinity)
+}
+
+/** IEEE half bits -> number. */
+export function fromHalfBits(h) {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return s * m * 2 ** -24;
+  if (e === 31) return m ? NaN : s * Infinity;
+  return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+/** The preprocessed image as the model's input data: the Float32Array, or its float16 bits (Uint16Array). */
+export function toInputData(x, cfg) {
+  if (cfg.dtype !== 'float16') return x;
+  const out = new Uint16Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = toHalfBits(x[i]);
+  return out;
+}
+
+/** An output tensor's data as numbers (float16 bits decoded). */
+export function outputValues(tensor) {
+  const d = tensor.data;
+  if (tensor.type === 'float16' && d instanceof Uint16Array) return Array.from(d, fromHalfBits);
+  return Array.from(d, Number);
+}
+
+/** The class scores of a classifier's output: TensorFlow's background class (output 0) dropped when the file says
+ * so (edgecnn.background_class), or for 1001 outputs when it does not (edgecnn.runtime.postprocess.class_scores). */
+export function classScores(values, cfg) {
+  const drop = values.length > 1 && (cfg.background !== null && cfg.background !== undefined
+    ? cfg.background === 1 : values.length === 1001);
+  if (!drop) return values;
+  const rest = values.slice(1);
+  const sum = rest.reduce((a, b) => a + b, 0);
+  const isProb = values.every((v) => v >= 0 && v <= 1) && Math.abs(values.reduce((a, b) => a + b, 0) - 1) <= 1e-3 + 1e-5;
+  return isProb && sum > 0 ? rest.map((v) => Math.fround(v / sum)) : rest;
 }
 
 // ---- scores

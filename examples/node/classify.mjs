@@ -3,15 +3,19 @@
 //
 //   node classify.mjs MODEL.onnx IMAGE.ppm [--top 5] [--json] [--provider cpu|cuda] [--threads N]
 //                     [--labels FILE] [--dump-input FILE]
-//   node classify.mjs MODEL.onnx INPUT.raw ...     # a preprocessed float32 NCHW tensor (.raw/.f32/.bin or --raw)
+//   node classify.mjs MODEL.onnx INPUT.raw ...     # a preprocessed tensor in the model's layout and input dtype
+//                                                  # (.raw/.f32/.bin or --raw)
 //
-// Preprocessing comes from the file's edgecnn.* metadata and matches the Python runtime bit for bit
-// (../js/edgecnn.mjs). Errors print one line on stderr and exit with status 1 (2 for usage errors).
+// Preprocessing comes from the file's edgecnn.* metadata (size, channels, mean/std, channel order, crop, layout,
+// input dtype) and matches the Python runtime bit for bit (../js/edgecnn.mjs); a key it cannot honour (another
+// task, letterbox) stops it at load. Errors print one line on stderr and exit with status 1 (2 for usage errors).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 
-import { configFromMetadata, preprocess, readOnnxMetadata, readPnm, topk } from '../js/edgecnn.mjs';
+import {
+  classScores, configFromMetadata, inputDims, outputValues, preprocess, readOnnxMetadata, readPnm, toInputData, topk,
+} from '../js/edgecnn.mjs';
 
 const USAGE = 'usage: node classify.mjs MODEL.onnx IMAGE.ppm|INPUT.raw [--top K] [--json] [--provider cpu|cuda] '
   + '[--threads N] [--labels FILE] [--raw] [--dump-input FILE]';
@@ -78,35 +82,36 @@ async function main() {
     throw new Error(`onnxruntime: ${String(e.message).split('\n')[0]}${hint}`);
   }
   const inputMeta = session.inputMetadata?.[0];
-  if (inputMeta?.type && inputMeta.type !== 'float32') {
-    throw new Error(`model input is ${inputMeta.type}; this example feeds float32 (export with fp32 input/output)`);
-  }
-  const cfg = configFromMetadata(meta, inputMeta?.shape ?? []);
+  const cfg = configFromMetadata(meta, inputMeta?.shape ?? [], inputMeta?.type ?? null);
   const count = cfg.channels * cfg.height * cfg.width;
+  const bytesPer = cfg.dtype === 'float16' ? 2 : 4;
   let x;
   if (args.raw) {
     const buf = readFile(args.input, 'input');
-    if (buf.length !== count * 4) {
-      throw new Error(`raw input ${args.input} has ${buf.length} bytes; expected ${count * 4} `
-        + '(one float32 NCHW image of the model\'s input shape)');
+    if (buf.length !== count * bytesPer) {
+      throw new Error(`raw input ${args.input} has ${buf.length} bytes; expected ${count * bytesPer} `
+        + `(one ${cfg.dtype} ${cfg.layout} image of the model's input shape)`);
     }
-    x = new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length));
+    const copy = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length);
+    x = cfg.dtype === 'float16' ? new Uint16Array(copy) : new Float32Array(copy);
   } else {
-    x = preprocess(readPnm(readFile(args.input, 'image')), cfg);
+    x = toInputData(preprocess(readPnm(readFile(args.input, 'image')), cfg), cfg);
   }
   if (args.dumpInput) writeFileSync(args.dumpInput, Buffer.from(x.buffer, x.byteOffset, x.byteLength));
 
-  const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', x, [1, cfg.channels, cfg.height, cfg.width]) };
+  const feeds = { [session.inputNames[0]]: new ort.Tensor(cfg.dtype, x, inputDims(cfg)) };
   const t0 = performance.now();
   const results = await session.run(feeds);
   const ms = performance.now() - t0;
-  const logits = results[session.outputNames[0]].data;
-  const names = args.labels ? readFile(args.labels, 'labels file').toString('utf8').split('\n').filter(Boolean) : null;
-  const top = topk(logits, args.top, names);
+  const logits = outputValues(results[session.outputNames[0]]);
+  const scores = classScores(logits, cfg);
+  const names = args.labels ? readFile(args.labels, 'labels file').toString('utf8').split('\n').filter(Boolean)
+    : cfg.labels;
+  const top = topk(scores, args.top, names);
   if (args.json) {
     console.log(JSON.stringify({
       model: args.model, provider: args.provider, ort_version: ort.env.versions?.node ?? '', latency_ms: ms,
-      top, logits: Array.from(logits),
+      layout: cfg.layout, input_dtype: cfg.dtype, top, logits,
     }));
   } else {
     console.log(`${args.input}  (${args.provider}, ${ms.toFixed(2)} ms)\nrank  probability  class`);

@@ -6,7 +6,10 @@
 // &threads=N. window.edgecnn holds {state: 'loading'|'ready'|'done'|'error', result, error} for scripts.
 import * as ort from '/ort/ort.wasm.min.mjs';
 
-import { configFromMetadata, fromRgba, preprocess, readOnnxMetadata, readPnm, topk } from '/js/edgecnn.mjs';
+import {
+  classScores, configFromMetadata, fromHalfBits, fromRgba, inputDims, outputValues, preprocess, readOnnxMetadata, readPnm,
+  toInputData, topk,
+} from '/js/edgecnn.mjs';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -43,11 +46,10 @@ async function loadModel(bytes, name) {
   const meta = readOnnxMetadata(bytes);
   const session = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
   const input = session.inputMetadata?.[0];
-  if (input?.type && input.type !== 'float32') throw new Error(`model input is ${input.type}; this page feeds float32`);
-  const cfg = configFromMetadata(meta, input?.shape ?? []);
+  const cfg = configFromMetadata(meta, input?.shape ?? [], input?.type ?? null); // refuses what it cannot honour
   model = { name, session, meta, cfg };
-  labels = null;
-  if (cfg.classNames === 'imagenet' || cfg.classNames === undefined) {
+  labels = cfg.labels;
+  if (!labels && (cfg.classNames === 'imagenet' || cfg.classNames === undefined)) {
     labels = await fetch('/data/imagenet_classes.txt').then((r) => (r.ok ? r.text() : ''))
       .then((t) => t.split('\n').filter(Boolean)).catch(() => null);
   }
@@ -85,17 +87,19 @@ async function classify(bytes, name, type) {
   const { cfg, session } = model;
   const count = cfg.channels * cfg.height * cfg.width;
   let x;
+  const half = cfg.dtype === 'float16';
   if (/\.(raw|f32|bin)$/i.test(name)) {
-    if (bytes.length !== count * 4) throw new Error(`${name} has ${bytes.length} bytes; expected ${count * 4} (float32 NCHW)`);
-    x = new Float32Array(bytes.slice().buffer);
+    const want = count * (half ? 2 : 4);
+    if (bytes.length !== want) throw new Error(`${name} has ${bytes.length} bytes; expected ${want} (${cfg.dtype} ${cfg.layout})`);
+    x = half ? new Uint16Array(bytes.slice().buffer) : new Float32Array(bytes.slice().buffer);
     showPreview(null);
   } else {
     const img = await decodeImage(bytes, name, type);
     showPreview(img);
-    x = preprocess(img, cfg);
+    x = toInputData(preprocess(img, cfg), cfg);
   }
   setStatus(`Running ${name}…`);
-  const feeds = { [session.inputNames[0]]: new ort.Tensor('float32', x, [1, cfg.channels, cfg.height, cfg.width]) };
+  const feeds = { [session.inputNames[0]]: new ort.Tensor(cfg.dtype, x, inputDims(cfg)) };
   const runs = Math.max(0, Number(params.get('runs') ?? 5));
   let t0 = performance.now();
   const out = await session.run(feeds);
@@ -108,10 +112,12 @@ async function classify(bytes, name, type) {
   }
   times.sort((a, b) => a - b);
   const medianMs = times.length ? times[Math.floor(times.length / 2)] : firstMs;
-  const logits = Array.from(out[session.outputNames[0]].data);
-  const top = topk(logits, 5, labels && labels.length === logits.length ? labels : null);
+  const logits = outputValues(out[session.outputNames[0]]);
+  const scores = classScores(logits, cfg);
+  const top = topk(scores, 5, labels && labels.length === scores.length ? labels : null);
   page.result = {
-    image: name, top, logits, input: Array.from(x), first_ms: firstMs, latency_ms: medianMs, runs,
+    image: name, top, logits, input: half ? Array.from(x, fromHalfBits) : Array.from(x), layout: cfg.layout,
+    input_dtype: cfg.dtype, first_ms: firstMs, latency_ms: medianMs, runs,
     threads: ort.env.wasm.numThreads, cross_origin_isolated: self.crossOriginIsolated,
   };
   render(page.result);
@@ -122,7 +128,9 @@ async function classify(bytes, name, type) {
 function render(r) {
   const facts = {
     model: model.cfg.model || model.name,
-    input: `${model.cfg.channels}×${model.cfg.height}×${model.cfg.width}, mean ${JSON.stringify(model.cfg.mean)}`,
+    input: `${model.cfg.layout} ${model.cfg.dtype} ${model.cfg.channels}×${model.cfg.height}×${model.cfg.width}, `
+      + `${model.cfg.bgr ? 'BGR' : 'RGB'}, ${model.cfg.crop === null ? 'no crop' : `crop ${model.cfg.crop}`}, `
+      + `mean ${JSON.stringify(model.cfg.mean)}`,
     backend: `wasm, ${r.threads} thread${r.threads > 1 ? 's' : ''}${r.cross_origin_isolated ? ' (cross-origin isolated)' : ''}`,
     latency: `${r.latency_ms.toFixed(2)} ms (median of ${r.runs} runs; first run ${r.first_ms.toFixed(1)} ms)`,
   };

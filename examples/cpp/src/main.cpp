@@ -2,10 +2,12 @@
 //
 //   edgecnn_classify MODEL.onnx IMAGE.ppm [--top 5] [--json] [--provider cpu|cuda] [--threads N]
 //                    [--labels FILE] [--dump-input FILE]
-//   edgecnn_classify MODEL.onnx INPUT.raw ...      # a preprocessed float32 NCHW tensor (.raw/.f32/.bin or --raw)
+//   edgecnn_classify MODEL.onnx INPUT.raw ...      # a preprocessed tensor in the model's layout and input dtype
+//                                                  # (.raw/.f32/.bin or --raw)
 //
-// Preprocessing (size, channels, mean/std) comes from the file's edgecnn.* metadata and matches the Python
-// runtime (edgecnn/runtime/images.py). Errors print one line on stderr and exit with status 1 (2 for usage).
+// Preprocessing (size, channels, mean/std, channel order, crop, layout, input dtype) comes from the file's
+// edgecnn.* metadata and matches the Python runtime (edgecnn/runtime/images.py); a key it cannot honour (another
+// task, letterbox) stops it at load. Errors print one line on stderr and exit with status 1 (2 for usage).
 #include <onnxruntime_cxx_api.h>
 
 #include <algorithm>
@@ -13,6 +15,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <numeric>
@@ -133,6 +136,21 @@ std::vector<float> probabilities(const std::vector<float>& s) {
   return p;
 }
 
+// A classifier's scores: TensorFlow's background class (output 0) dropped when the file says so
+// (edgecnn.background_class), or for 1001 outputs when it does not (edgecnn.runtime.postprocess.class_scores).
+std::vector<float> class_scores(const std::vector<float>& s, const edgecnn::PreprocessConfig& cfg) {
+  const bool drop = s.size() > 1 && (cfg.background_class >= 0 ? cfg.background_class == 1 : s.size() == 1001);
+  if (!drop) return s;
+  const double sum_all = std::accumulate(s.begin(), s.end(), 0.0);
+  const bool prob = std::all_of(s.begin(), s.end(), [](float v) { return v >= 0.f && v <= 1.f; }) &&
+                    std::fabs(sum_all - 1.0) <= 1e-3 + 1e-5;
+  std::vector<float> rest(s.begin() + 1, s.end());
+  const double total = std::accumulate(rest.begin(), rest.end(), 0.0);
+  if (prob && total > 0)
+    for (auto& v : rest) v = static_cast<float>(v / total);
+  return rest;
+}
+
 std::string json_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -154,25 +172,42 @@ int run(const Args& a) {
   const std::string output_name = session.GetOutputNameAllocated(0, alloc).get();
   const Ort::TypeInfo type_info = session.GetInputTypeInfo(0);  // owns what input_info points into
   const auto input_info = type_info.GetTensorTypeAndShapeInfo();
-  if (input_info.GetElementType() != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT)
-    throw std::runtime_error("model input is not float32; this example feeds float32 (export with fp32 input/output)");
+  const auto elem = input_info.GetElementType();
+  if (elem != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT && elem != ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16)
+    throw std::runtime_error("model input is not float32 or float16; this example feeds float images");
+  const bool fp16 = elem == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16;
   std::vector<int64_t> shape = input_info.GetShape();
-  if (shape.size() != 4) throw std::runtime_error("expected an NCHW image input of rank 4");
+  if (shape.size() != 4) throw std::runtime_error("expected an image input of rank 4 (NCHW or NHWC)");
 
   const auto meta = edgecnn::read_metadata(session);
-  const edgecnn::PreprocessConfig cfg = edgecnn::config_from_metadata(meta, shape);
-  shape = {1, cfg.channels, cfg.height, cfg.width};
+  const edgecnn::PreprocessConfig cfg = edgecnn::config_from_metadata(meta, shape, fp16);
+  shape = cfg.dims();
   const size_t count = static_cast<size_t>(cfg.channels) * cfg.height * cfg.width;
-  std::vector<float> x = a.raw ? edgecnn::read_raw_f32(a.input, count)
-                               : edgecnn::preprocess(edgecnn::read_pnm(a.input), cfg);
+  const size_t elem_bytes = fp16 ? 2 : 4;
+  std::vector<uint8_t> x;  // the input tensor's bytes, in the model's dtype and layout
+  if (a.raw) {
+    x = edgecnn::read_raw(a.input, count * elem_bytes, std::string("one ") + (fp16 ? "float16 " : "float32 ") +
+                          (cfg.nhwc ? "NHWC" : "NCHW") + " image of the model's input shape");
+  } else {
+    const std::vector<float> values = edgecnn::preprocess(edgecnn::read_pnm(a.input), cfg);
+    x.resize(count * elem_bytes);
+    if (fp16) {
+      for (size_t i = 0; i < count; ++i) {
+        const uint16_t h = edgecnn::to_half(values[i]);
+        std::memcpy(x.data() + 2 * i, &h, 2);
+      }
+    } else {
+      std::memcpy(x.data(), values.data(), count * 4);
+    }
+  }
   if (!a.dump_input.empty()) {
     std::ofstream out(a.dump_input, std::ios::binary);
-    out.write(reinterpret_cast<const char*>(x.data()), static_cast<std::streamsize>(x.size() * sizeof(float)));
+    out.write(reinterpret_cast<const char*>(x.data()), static_cast<std::streamsize>(x.size()));
     if (!out) throw std::runtime_error("cannot write " + a.dump_input);
   }
 
   const auto mem = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
-  Ort::Value input = Ort::Value::CreateTensor<float>(mem, x.data(), x.size(), shape.data(), shape.size());
+  Ort::Value input = Ort::Value::CreateTensor(mem, x.data(), x.size(), shape.data(), shape.size(), elem);
   const char* in_names[] = {input_name.c_str()};
   const char* out_names[] = {output_name.c_str()};
   const auto t0 = std::chrono::steady_clock::now();
@@ -180,21 +215,33 @@ int run(const Args& a) {
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 
   const auto out_info = outputs[0].GetTensorTypeAndShapeInfo();
-  const float* data = outputs[0].GetTensorData<float>();
-  const std::vector<float> logits(data, data + out_info.GetElementCount());
-  const std::vector<float> probs = probabilities(logits);
+  const size_t n_out = out_info.GetElementCount();
+  std::vector<float> logits(n_out);
+  if (out_info.GetElementType() == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16) {
+    const uint16_t* half = outputs[0].GetTensorData<uint16_t>();
+    for (size_t i = 0; i < n_out; ++i) logits[i] = edgecnn::from_half(half[i]);
+  } else if (out_info.GetElementType() == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
+    const float* data = outputs[0].GetTensorData<float>();
+    logits.assign(data, data + n_out);
+  } else {
+    throw std::runtime_error("model output is not float32 or float16; this example reads class scores");
+  }
+  const std::vector<float> scores = class_scores(logits, cfg);
+  const std::vector<float> probs = probabilities(scores);
   std::vector<size_t> order(probs.size());
   std::iota(order.begin(), order.end(), 0);
   // ranked by the scores: softmax keeps their order, but float32 probabilities of close logits round to ties
-  std::stable_sort(order.begin(), order.end(), [&](size_t i, size_t j) { return logits[i] > logits[j]; });
+  std::stable_sort(order.begin(), order.end(), [&](size_t i, size_t j) { return scores[i] > scores[j]; });
   order.resize(std::min<size_t>(a.top, order.size()));
-  const auto names = read_labels(a.labels);
+  const auto names = a.labels.empty() ? cfg.labels : read_labels(a.labels);
   const auto label = [&](size_t i) { return i < names.size() ? names[i] : std::to_string(i); };
   const std::string provider = a.provider == "cuda" ? "CUDAExecutionProvider" : "CPUExecutionProvider";
 
   if (a.json) {
     std::printf("{\"model\": \"%s\", \"provider\": \"%s\", \"ort_version\": \"%s\", \"latency_ms\": %.4f,\n",
                 json_escape(a.model).c_str(), provider.c_str(), Ort::GetVersionString().c_str(), ms);
+    std::printf(" \"layout\": \"%s\", \"input_dtype\": \"%s\", \"class_names\": \"%s\",\n",
+                cfg.nhwc ? "NHWC" : "NCHW", fp16 ? "float16" : "float32", json_escape(cfg.class_names).c_str());
     std::printf(" \"top\": [");
     for (size_t r = 0; r < order.size(); ++r)
       std::printf("%s{\"rank\": %zu, \"index\": %zu, \"label\": \"%s\", \"probability\": %.9g}", r ? ", " : "", r + 1,
@@ -204,6 +251,8 @@ int run(const Args& a) {
     std::printf("]}\n");
   } else {
     std::printf("%s  (%s, %.2f ms)\nrank  probability  class\n", a.input.c_str(), provider.c_str(), ms);
+    if (names.empty() && cfg.class_names == "imagenet")
+      std::fprintf(stderr, "note: ImageNet-1k classes; --labels edgecnn/data/imagenet_classes.txt names them\n");
     for (size_t r = 0; r < order.size(); ++r)
       std::printf("%4zu  %11.4f  %s\n", r + 1, probs[order[r]], label(order[r]).c_str());
   }

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
@@ -96,8 +97,13 @@ uint8_t clip8(int32_t v) {
 }  // namespace
 
 int PreprocessConfig::resize() const {
-  // Python: int(round(min(size) * 256 / 224)); round half to even, as std::nearbyint does by default.
-  return static_cast<int>(std::nearbyint(std::min(height, width) * 256.0 / 224.0));
+  // Python: int(round(min(size) / crop_fraction)); round half to even, as std::nearbyint does by default.
+  return static_cast<int>(std::nearbyint(std::min(height, width) / (crop_fraction > 0 ? crop_fraction : 1.0)));
+}
+
+std::vector<int64_t> PreprocessConfig::dims() const {
+  if (nhwc) return {1, height, width, channels};
+  return {1, channels, height, width};
 }
 
 Image read_pnm(const std::string& path) {
@@ -135,55 +141,78 @@ Image convert(const Image& img, int channels) {
   return out;
 }
 
-Image resize_bilinear(const Image& img, int width, int height) {
+namespace {
+
+// One pass of Pillow's resample: rows [y_first, y_first + rows) of img to `width` columns.
+Image horizontal_pass(const Image& img, int width, const Coeffs& ch, int y_first, int rows) {
   const int nc = img.channels;
-  const Coeffs ch = precompute_coeffs(img.width, width);
-  Coeffs cv = precompute_coeffs(img.height, height);
-  // Pillow first resizes horizontally, only the rows the vertical pass will read.
-  const int y_first = cv.bounds[0];
-  const int y_last = cv.bounds[height * 2 - 2] + cv.bounds[height * 2 - 1];
-  Image tmp = img;
-  if (width != img.width) {
-    for (int i = 0; i < height; ++i) cv.bounds[i * 2] -= y_first;
-    tmp = Image{width, y_last - y_first, nc, {}};
-    tmp.pixels.resize(static_cast<size_t>(tmp.width) * tmp.height * nc);
-    for (int yy = 0; yy < tmp.height; ++yy) {
-      const uint8_t* src = img.row(yy + y_first);
-      uint8_t* dst = tmp.row(yy);
-      for (int xx = 0; xx < width; ++xx) {
-        const int xmin = ch.bounds[xx * 2], xmax = ch.bounds[xx * 2 + 1];
-        const int32_t* k = &ch.k[static_cast<size_t>(xx) * ch.ksize];
-        for (int c = 0; c < nc; ++c) {
-          int32_t ss = 1 << (kPrecisionBits - 1);
-          for (int x = 0; x < xmax; ++x) ss += src[(x + xmin) * nc + c] * k[x];
-          dst[xx * nc + c] = clip8(ss);
-        }
+  Image out{width, rows, nc, {}};
+  out.pixels.resize(static_cast<size_t>(width) * rows * nc);
+  for (int yy = 0; yy < rows; ++yy) {
+    const uint8_t* src = img.row(yy + y_first);
+    uint8_t* dst = out.row(yy);
+    for (int xx = 0; xx < width; ++xx) {
+      const int xmin = ch.bounds[xx * 2], xmax = ch.bounds[xx * 2 + 1];
+      const int32_t* k = &ch.k[static_cast<size_t>(xx) * ch.ksize];
+      for (int c = 0; c < nc; ++c) {
+        int32_t ss = 1 << (kPrecisionBits - 1);
+        for (int x = 0; x < xmax; ++x) ss += src[(x + xmin) * nc + c] * k[x];
+        dst[xx * nc + c] = clip8(ss);
       }
     }
   }
-  if (height == img.height) return tmp;
-  Image out{tmp.width, height, nc, {}};
-  out.pixels.resize(static_cast<size_t>(out.width) * height * nc);
+  return out;
+}
+
+// The other pass: img's rows to `height` rows (bounds relative to img's first row).
+Image vertical_pass(const Image& img, int height, const Coeffs& cv) {
+  const int nc = img.channels;
+  Image out{img.width, height, nc, {}};
+  out.pixels.resize(static_cast<size_t>(img.width) * height * nc);
   for (int yy = 0; yy < height; ++yy) {
     const int ymin = cv.bounds[yy * 2], ymax = cv.bounds[yy * 2 + 1];
     const int32_t* k = &cv.k[static_cast<size_t>(yy) * cv.ksize];
     uint8_t* dst = out.row(yy);
-    for (int i = 0; i < out.width * nc; ++i) {
+    for (int i = 0; i < img.width * nc; ++i) {
       int32_t ss = 1 << (kPrecisionBits - 1);
-      for (int y = 0; y < ymax; ++y) ss += tmp.row(y + ymin)[i] * k[y];
+      for (int y = 0; y < ymax; ++y) ss += img.row(y + ymin)[i] * k[y];
       dst[i] = clip8(ss);
     }
   }
   return out;
 }
 
+}  // namespace
+
+Image resize_bilinear(const Image& img, int width, int height) {
+  const bool need_h = width != img.width, need_v = height != img.height;
+  Coeffs cv = precompute_coeffs(img.height, height);
+  // Pillow 13 runs the vertical pass first when the height shrinks by more than twice as many pixels as the
+  // width does (each pass rounds to 8 bits, so the order changes pixels), else the horizontal pass first.
+  if (img.height - height > 0 && img.height - height > (img.width - width) * 2) {
+    Image tmp = need_v ? vertical_pass(img, height, cv) : img;
+    return need_h ? horizontal_pass(tmp, width, precompute_coeffs(tmp.width, width), 0, tmp.height) : tmp;
+  }
+  Image tmp = img;
+  if (need_h) {  // only the rows the vertical pass will read
+    const int y_first = cv.bounds[0];
+    const int y_last = cv.bounds[height * 2 - 2] + cv.bounds[height * 2 - 1];
+    for (int i = 0; i < height; ++i) cv.bounds[i * 2] -= y_first;
+    tmp = horizontal_pass(img, width, precompute_coeffs(img.width, width), y_first, y_last - y_first);
+  }
+  return need_v ? vertical_pass(tmp, height, cv) : tmp;
+}
+
 std::vector<float> preprocess(const Image& input, const PreprocessConfig& cfg) {
   Image img = convert(input, cfg.channels);
-  // Resize the shorter side (Python: int(short * h / w) for the longer side).
-  const int short_side = cfg.resize();
   int w = img.width, h = img.height;
-  const int new_w = w <= h ? short_side : static_cast<int>(static_cast<double>(short_side) * w / h);
-  const int new_h = w <= h ? static_cast<int>(static_cast<double>(short_side) * h / w) : short_side;
+  int new_w = cfg.width, new_h = cfg.height;  // no crop: the whole image to the input size
+  if (cfg.crop_fraction > 0) {
+    // Resize the shorter side (Python: int(short * h / w) for the longer side).
+    const int short_side = cfg.resize();
+    new_w = w <= h ? short_side : static_cast<int>(static_cast<double>(short_side) * w / h);
+    new_h = w <= h ? static_cast<int>(static_cast<double>(short_side) * h / w) : short_side;
+  }
   if (new_w != w || new_h != h) img = resize_bilinear(img, new_w, new_h);
   w = img.width;
   h = img.height;
@@ -196,27 +225,61 @@ std::vector<float> preprocess(const Image& input, const PreprocessConfig& cfg) {
   const int nc = cfg.channels;
   std::vector<float> out(static_cast<size_t>(nc) * th * tw);
   for (int c = 0; c < nc; ++c) {
+    const int src = cfg.bgr && nc == 3 ? 2 - c : c;  // model channel c reads pixel channel src (BGR: reversed)
     for (int y = 0; y < th; ++y) {
       for (int x = 0; x < tw; ++x) {
         const int sy = y + top, sx = x + left;
-        const uint8_t v = (sy >= 0 && sy < h && sx >= 0 && sx < w) ? img.row(sy)[sx * nc + c] : 0;
+        const uint8_t v = (sy >= 0 && sy < h && sx >= 0 && sx < w) ? img.row(sy)[sx * nc + src] : 0;
         // Same float32 operations as numpy: (v / 255) - mean, then / std.
         const float scaled = static_cast<float>(v) / 255.0f;
-        out[(static_cast<size_t>(c) * th + y) * tw + x] = (scaled - cfg.mean[c]) / cfg.std[c];
+        const size_t i = cfg.nhwc ? (static_cast<size_t>(y) * tw + x) * nc + c
+                                  : (static_cast<size_t>(c) * th + y) * tw + x;
+        out[i] = (scaled - cfg.mean[c]) / cfg.std[c];
       }
     }
   }
   return out;
 }
 
-std::vector<float> read_raw_f32(const std::string& path, size_t count) {
+uint16_t to_half(float value) {
+  uint32_t f;
+  std::memcpy(&f, &value, sizeof f);
+  const uint32_t h_sgn = (f & 0x80000000u) >> 16;
+  uint32_t f_exp = f & 0x7f800000u;
+  if (f_exp >= 0x47800000u) {  // overflow to infinity, or infinity / NaN
+    if (f_exp == 0x7f800000u && (f & 0x007fffffu) != 0) return static_cast<uint16_t>(h_sgn | 0x7e00u);
+    return static_cast<uint16_t>(h_sgn | 0x7c00u);
+  }
+  uint32_t f_sig;
+  if (f_exp <= 0x38000000u) {  // a half subnormal, or zero
+    if (f_exp < 0x33000000u) return static_cast<uint16_t>(h_sgn);
+    f_exp >>= 23;
+    f_sig = (0x00800000u + (f & 0x007fffffu)) >> (113 - f_exp);
+    if ((f_sig & 0x00003fffu) != 0x00001000u || (f & 0x000007ffu) != 0) f_sig += 0x00001000u;
+    return static_cast<uint16_t>(h_sgn + (f_sig >> 13));
+  }
+  const uint32_t h_exp = (f_exp - 0x38000000u) >> 13;
+  f_sig = f & 0x007fffffu;
+  if ((f_sig & 0x00003fffu) != 0x00001000u) f_sig += 0x00001000u;
+  return static_cast<uint16_t>(h_sgn + h_exp + (f_sig >> 13));  // a carry into the exponent is right
+}
+
+float from_half(uint16_t h) {
+  const int e = (h >> 10) & 0x1f, m = h & 0x3ff;
+  const float s = (h & 0x8000) ? -1.0f : 1.0f;
+  if (e == 0) return s * std::ldexp(static_cast<float>(m), -24);
+  if (e == 31) return m ? std::nanf("") : s * INFINITY;
+  return s * std::ldexp(1.0f + m / 1024.0f, e - 15);
+}
+
+std::vector<uint8_t> read_raw(const std::string& path, size_t bytes, const std::string& what) {
   std::ifstream in(path, std::ios::binary | std::ios::ate);
   if (!in) fail("input not found or unreadable: " + path);
   const auto size = static_cast<size_t>(in.tellg());
-  if (size != count * sizeof(float))
-    fail("raw input " + path + " has " + std::to_string(size) + " bytes; expected " +
-         std::to_string(count * sizeof(float)) + " (one float32 NCHW image of the model's input shape)");
-  std::vector<float> data(count);
+  if (size != bytes)
+    fail("raw input " + path + " has " + std::to_string(size) + " bytes; expected " + std::to_string(bytes) +
+         " (" + what + ")");
+  std::vector<uint8_t> data(bytes);
   in.seekg(0);
   in.read(reinterpret_cast<char*>(data.data()), static_cast<std::streamsize>(size));
   return data;
