@@ -245,3 +245,15 @@ def test_emulated_python_finds_no_launcher_in_an_empty_folder(tmp_path: Path) ->
 
     assert tool("check_aarch64").emulated_python(tmp_path) is None
     assert np.isinf(tool("check_aarch64").sqnr_db(np.ones((2, 3)), np.ones((2, 3))))
+
+
+def test_auto_precision_measures_nothing_under_an_emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from edgecnn.runtime import auto_precision as A
+    from edgecnn.runtime.backends import registry
+
+    opened: list[str] = []
+    monkeypatch.setenv("EDGECNN_EMULATED", "1")
+    decision, runner = A.decide(registry.get("cpu"), ["fp32", "bf16"], key={"cpu": "x"}, metadata={},
+                                open_runner=lambda p: opened.append(p))  # type: ignore[arg-type,return-value]
+    assert (decision.chosen, decision.source, runner, opened) == ("fp32", "emulated", None, [])
+    assert decision.describe().startswith("auto ran fp32 (the reference precision) without measuring: timings are")

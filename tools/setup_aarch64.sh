@@ -15,8 +15,9 @@
 #   tools/setup_aarch64.sh                  # after tools/setup.sh (builds the edgecnn wheel with .venv)
 #   EDGECNN_AARCH64_DIR=DIR                 # somewhere else than third_party/aarch64
 #
-# Needs Debian's apt-get and dpkg (no root: apt-get runs on its own state directories) and the package registries
-# (Debian, PyPI). From nothing it downloads ~110 MB and takes under a minute here; cached, it returns at once.
+# Needs Debian's apt-get and dpkg (apt-get runs on its own state folders under DIR: the host's apt configuration and
+# dpkg database are not touched) and the package registries (Debian, PyPI). From nothing it downloads ~130 MB and
+# takes under a minute here; cached, it only checks its stamp.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
