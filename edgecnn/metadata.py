@@ -42,7 +42,8 @@ KEYS: dict[str, tuple[str, str]] = {
     "weights_sha256": ("str", "SHA-256 of the exported weights (state_dict tensors in key order)"),
     "source": ("str", "how the model was built: zoo, or module:factory"),
     "optimize": ("json", "the decision of 'edgecnn optimize': runtime, precision, threads, CPU model and flags, "
-                 "runtime versions, accuracy measured, budget, date"),
+                 "runtime versions, accuracy measured, budget, date, target architecture and what it was chosen by "
+                 "(latency, or accuracy and size where timings cannot speak for the target)"),
 }
 
 #: Defaults for foreign files (ImageNet preprocessing at 224x224 RGB).

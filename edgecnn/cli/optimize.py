@@ -40,6 +40,11 @@ def _list(text: str | None, what: str) -> list[str] | None:
               help="Stop starting candidates after this long; the report covers what was measured.")
 @click.option("--min-sqnr", type=float, default=20.0, show_default=True, metavar="DB",
               help="Without data: the least SQNR (dB) of a candidate's logits against fp32.")
+@click.option("--target-arch", type=click.Choice(["aarch64", "x86_64"]), default=None, metavar="ARCH",
+              help="The architecture the file is for: aarch64 or x86_64 [default: this machine's]. int8 gets its "
+                   "activation type "
+                   "(int8 on aarch64, uint8 on x86_64); on another architecture than this machine's (or under an "
+                   "emulator) timings say nothing about the target, so the choice is by accuracy and size only.")
 @options.force_option()
 @options.runtime(fallback=False, threads=True, provider=False)
 @click.option("--duration", type=click.FloatRange(min=0.1), default=2.0, show_default=True,
@@ -48,7 +53,8 @@ def _list(text: str | None, what: str) -> list[str] | None:
 @options.preprocessing()
 def optimize_cmd(model: str, data: str | None, budget: float, batch: list[int], providers: str | None,
                  precisions: str | None, output: str | None, force: bool, time_limit: float | None, min_sqnr: float,
-                 threads: int | None, duration: float, as_json: bool, preprocess: dict) -> None:
+                 threads: int | None, duration: float, as_json: bool, preprocess: dict,
+                 target_arch: str | None) -> None:
     """Measure MODEL_OR_FILE on every runtime x precision x batch and keep the fastest within the budget.
 
     Candidates: each available runtime (ONNX Runtime CPU/CUDA/TensorRT, OpenVINO) x each precision it
@@ -61,6 +67,7 @@ def optimize_cmd(model: str, data: str | None, budget: float, batch: list[int], 
       edgecnn optimize resnet50                         # synthetic inputs, SQNR budget
       edgecnn optimize lenet5                           # the digits task, top-1 budget
       edgecnn optimize model.onnx --data val/ --budget 0.5 -o shipped/
+      edgecnn optimize lenet5 --target-arch aarch64     # int8 for ARM, chosen by accuracy and size
     """
     from pathlib import Path
 
@@ -78,7 +85,7 @@ def optimize_cmd(model: str, data: str | None, budget: float, batch: list[int], 
     report = optimize(model, data=data, budget=budget, batches=batch,
                       providers=_list(providers, "--providers"), precisions=_list(precisions, "--precisions"),
                       output=out, time_limit=time_limit, min_sqnr=min_sqnr, threads=threads, duration=duration,
-                      progress=False if as_json else None,
+                      progress=False if as_json else None, target_arch=target_arch,
                       log=None if as_json else (lambda m: click.echo(m, err=True)))
     if as_json:
         click.echo(json.dumps(report, indent=2, default=str))

@@ -77,6 +77,39 @@ def int8_activation_type(cpu: dict[str, Any] | None = None) -> str:
     return "uint8" if (cpu or cpu_info())["arch"].lower() in X86 else "int8"
 
 
+#: the architectures ``optimize --target-arch`` prepares files for (names as ``platform.machine()`` gives them)
+TARGET_ARCHS: tuple[str, ...] = ("aarch64", "x86_64")
+
+
+def target_arch(requested: str | None, cpu: dict[str, Any]) -> str:
+    """The architecture the chosen file is for: ``requested`` (``arm64`` is ``aarch64``, ``amd64`` is ``x86_64``),
+    else this machine's."""
+    from edgecnn.runtime.emulation import family
+
+    if requested is None:
+        return str(cpu["arch"]).lower()
+    fam = family(requested)
+    name = {"arm": "aarch64", "x86": "x86_64"}.get(fam or "")
+    if name is None or requested.strip().lower() not in ("aarch64", "arm64", "x86_64", "amd64"):
+        raise EdgecnnError(f"unknown target architecture {requested!r}: choose from {', '.join(TARGET_ARCHS)}.")
+    return name
+
+
+def timing_unusable(target: str, cpu: dict[str, Any]) -> str | None:
+    """Why timings measured here cannot choose a file for ``target`` (None: they can): the target is another
+    architecture than this machine's, or this process is emulated."""
+    from edgecnn.runtime.emulation import emulation, family
+
+    emu = emulation()
+    if emu.emulated:
+        return emu.timing_note
+    here = str(cpu["arch"]).lower()
+    if family(target) != family(here):
+        return (f"the target is {target} and this machine {here}: ONNX Runtime's {target} kernels (e.g. int8 with "
+                f"signed activations) cannot be timed here")
+    return None
+
+
 # --------------------------------------------------------------------------- runtimes and precisions
 
 

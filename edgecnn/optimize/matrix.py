@@ -141,3 +141,19 @@ def choose(candidates: Sequence[Candidate], batch: int, *, tie: float = TIE_TOLE
     fastest = min(c.p50_ms for c in pool if c.p50_ms is not None)
     tied = [c for c in pool if c.p50_ms is not None and c.p50_ms <= fastest * (1 + tie)]
     return min(tied, key=lambda c: (c.size_bytes or 0, c.p50_ms))
+
+
+def choose_by_size(candidates: Sequence[Candidate], batch: int, *, prefer: str | None = None) -> Candidate | None:
+    """Without timings that speak for the target (another architecture, an emulator): the smallest file among the
+    ``ok`` candidates within budget at ``batch`` whose label is what ran; among files of one size, the one run at
+    the file's own precision, then on backend ``prefer`` (the reference), then the best SQNR. None when nothing
+    qualifies."""
+    pool = [c for c in candidates if c.ok and c.batch == batch and c.within_budget and c.label_ran]
+    if not pool:
+        return None
+    def key(c: Candidate) -> tuple[float, bool, bool, float]:
+        file_precision = "int8" if c.file.startswith("int8") else c.file
+        return (float(c.size_bytes if c.size_bytes is not None else float("inf")), c.precision != file_precision,
+                c.provider != prefer, -float(c.sqnr_db if c.sqnr_db is not None else float("-inf")))
+
+    return min(pool, key=key)

@@ -40,6 +40,11 @@ def decision_metadata(report: dict[str, Any]) -> dict[str, Any]:
                      "measured_on_real_data": report["accuracy_measured"], "data": data["source"],
                      "samples": data["eval_samples"]},
         "budget": report["budget"]["rule"], "date": report["date"], "edgecnn_version": report["edgecnn_version"],
+        "target_arch": report.get("target_arch") or m["cpu"]["arch"],
+        "int8_activation_type": report.get("int8_activation_type"),
+        "chosen_by": report.get("chosen_by", "latency"),
+        "timings_used": report.get("timing_note") is None,
+        **({"timing_note": report["timing_note"]} if report.get("timing_note") else {}),
     }
 
 
@@ -104,8 +109,13 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
                f"agreement {100 * ch['agreement']:.2f}%, SQNR {ch['sqnr_db']} dB" if ch["agreement"] is not None
                else "accuracy not scored")
         sp = f"{ch['speedup_vs_fp32']:.2f}x" if ch["speedup_vs_fp32"] else "?"
-        out.append(f"chosen: {ch['provider']} {ch['precision']}{kept} at batch {ch['batch']}: "
-                   f"p50 {ch['p50_ms']:.2f} ms, {sp} fp32, {acc}")
+        if report.get("timing_note"):  # timings here do not speak for the target: none is shown as a reason
+            out.append(f"chosen by accuracy and size for {report['target_arch']}: {ch['provider']} "
+                       f"{ch['precision']}{kept} at batch {ch['batch']}: {(ch['size_bytes'] or 0) / 1e6:.2f} MB, {acc} "
+                       f"(timed here at p50 {ch['p50_ms']:.2f} ms, which says nothing about the target)")
+        else:
+            out.append(f"chosen: {ch['provider']} {ch['precision']}{kept} at batch {ch['batch']}: "
+                       f"p50 {ch['p50_ms']:.2f} ms, {sp} fp32, {acc}")
         if ch.get("path"):
             out.append(f"wrote {ch['path']}")
     else:
@@ -125,7 +135,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     parts += [f"- machine: {m['cpu']['model']} ({m['cpu']['arch']}; {flags}), {report['threads']} threads; {runtimes}",
               f"- accuracy data: {report['data']['source']}; calibration: {report['data']['calibration']}",
               f"- budget: {report['budget']['rule']}; batches {report['batches']} (optimised for "
-              f"{report['primary_batch']}); int8 activations {report['int8_activation_type']}",
+              f"{report['primary_batch']}); int8 activations {report['int8_activation_type']}; target "
+              f"{report.get('target_arch') or m['cpu']['arch']}, chosen by {report.get('chosen_by', 'latency')}",
               f"- {report['date']}, {report['seconds']} s, edgecnn {report['edgecnn_version']}", ""]
     parts += ["## Decision", ""] + [f"- {line}" for line in summary_lines(report) if not line.startswith("WARNING")]
     kf = report.get("keep_float")

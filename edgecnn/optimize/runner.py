@@ -35,7 +35,7 @@ import numpy as np
 from edgecnn.errors import EdgecnnError
 from edgecnn.optimize import backends
 from edgecnn.optimize import data as D
-from edgecnn.optimize.matrix import Candidate, build_matrix, choose, parse_choices
+from edgecnn.optimize.matrix import Candidate, build_matrix, choose, choose_by_size, parse_choices
 from edgecnn.optimize.measure import ChildTimeout, run_child
 from edgecnn.optimize.search import KeepFloatResult, keep_float_search
 
@@ -114,7 +114,7 @@ def optimize(model: str | os.PathLike, *, data: str | os.PathLike | None = None,
              precisions: Sequence[str] | None = None, output: str | os.PathLike | None = None,
              time_limit: float | None = None, min_sqnr: float = 20.0, threads: int | None = None,
              calib_size: int | None = None, eval_limit: int | None = 1000, duration: float = DEFAULT_DURATION,
-             progress: bool | None = None, seed: int = 0,
+             progress: bool | None = None, seed: int = 0, target_arch: str | None = None,
              log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Measure every runtime x precision x batch candidate of ``model`` and choose the one to ship.
 
@@ -126,7 +126,11 @@ def optimize(model: str | os.PathLike, *, data: str | os.PathLike | None = None,
     ``output``: folder for the chosen file and the reports (None: nothing written). ``time_limit``: seconds;
     candidates not started by then are ``skipped: time limit`` (the fp32 reference is always measured). A
     candidate whose backend reports another precision than its label (a reduced precision whose outputs equal
-    fp32 bit for bit) is listed with ``ran_precision`` and never chosen. Returns the report dict (``report.json``).
+    fp32 bit for bit) is listed with ``ran_precision`` and never chosen. ``target_arch``: the architecture the file
+    is for (``aarch64``, ``x86_64``; None: this machine's): int8 files get that architecture's activation type, and
+    when it is not this machine's, or this process is emulated, timings cannot speak for the target and the choice is
+    by accuracy and size only (the smallest file within budget), said in the report and the file's metadata.
+    Returns the report dict (``report.json``).
     """
     clock = time.monotonic
     t_start = clock()
@@ -147,7 +151,9 @@ def optimize(model: str | os.PathLike, *, data: str | os.PathLike | None = None,
     fp32, name, task = _source(model, data, say)
     td = _task_data(fp32, data, task, calib_size, eval_limit, seed)
     cpu = backends.cpu_info()
-    act = backends.int8_activation_type(cpu)
+    target = backends.target_arch(target_arch, cpu)
+    act = backends.int8_activation_type({**cpu, "arch": target})
+    untimed = backends.timing_unusable(target, cpu)
     available = backends.available_runtimes()
     valid = {p: backends.valid_precisions(p, cpu) if available.get(p) is None else {} for p in provs}
     ref_runtime = backends.reference_runtime()
@@ -296,7 +302,9 @@ def optimize(model: str | os.PathLike, *, data: str | os.PathLike | None = None,
             if c.ok and not c.label_ran and c.batch == primary:
                 notes.append(f"{c.provider} {c.precision} ran {c.ran_precision} (its outputs equal {c.ran_precision} "
                              f"bit for bit on probe inputs): listed as what ran, never chosen.")
-        best = choose(cands, primary)
+        best = choose(cands, primary) if untimed is None else choose_by_size(cands, primary, prefer=ref_runtime)
+        if untimed is not None:
+            notes.append(f"chosen by accuracy and size only, not by speed: {untimed}.")
         if best is None and scorer.reference is not None:
             notes.append(f"no candidate at batch {primary} is within the budget.")
         if stopped:
@@ -308,6 +316,8 @@ def optimize(model: str | os.PathLike, *, data: str | os.PathLike | None = None,
             "data": td.describe(), "accuracy_measured": td.kind != D.SYNTHETIC, "metric": _metric(td),
             "budget": {"points": float(budget), "min_sqnr_db": float(min_sqnr), "rule": _rule(td, budget, min_sqnr)},
             "batches": batches, "primary_batch": primary, "threads": threads, "int8_activation_type": act,
+            "target_arch": target, "chosen_by": "latency" if untimed is None else "accuracy and size",
+            "timing_note": untimed,
             "machine": backends.machine(), "candidates": [c.as_dict() for c in cands],
             "chosen": None, "keep_float": kf.as_dict() if kf is not None else None, "notes": notes,
             "time_limit_s": time_limit, "stopped_by_time_limit": stopped,

@@ -106,11 +106,14 @@ class BenchResult:
 def machine_info() -> dict[str, Any]:
     """CPU model and flags, logical CPUs, memory, ONNX Runtime and OpenVINO versions (None when absent)."""
     from edgecnn.runtime.backends.ort_providers import runtime_versions
+    from edgecnn.runtime.emulation import emulation
     from edgecnn.runtime.precision import detect_cpu
 
     versions = runtime_versions()
     cpu = detect_cpu()
-    return {"cpu": cpu.model, "cpu_flags": sorted(f for f, ok in cpu.known_flags().items() if ok),
+    emu = emulation()
+    return {"arch": emu.arch, "emulated": emu.reason if emu.emulated else None,
+            "cpu": cpu.model, "cpu_flags": sorted(f for f, ok in cpu.known_flags().items() if ok),
             "native_bf16": cpu.native_bf16, "cpus": os.cpu_count(), "memory_bytes": psutil.virtual_memory().total,
             "onnxruntime": versions.get("onnxruntime") or versions.get("onnxruntime-gpu"),
             "openvino": versions.get("openvino"), "python": sys.version.split()[0]}
@@ -241,8 +244,13 @@ def bench(model: str | os.PathLike, batches: Sequence[int] = (1,), *, provider: 
     warnings: list[str] = [engine.warning] if getattr(engine, "warning", None) else []
     running = info.providers[0]
     warnings.extend(_decision_warnings(info.metadata, running))
+    from edgecnn.runtime.emulation import emulation
+
+    emu = emulation()
+    if emu.emulated:  # the latencies below are the emulator's; the peak probe would only time it longer
+        warnings.append(emu.timing_note + "; the results here say whether it runs and what it computes")
     peak = None
-    if peak_gflops is not None or (measure_peak_now and engine.runner.peak_probe):
+    if peak_gflops is not None or (measure_peak_now and engine.runner.peak_probe and not emu.emulated):
         peak = measure_peak(running, threads, providers=list(info.providers), gflops=peak_gflops,
                             refresh=refresh_peak)
     shape = [d if isinstance(d, int) and d > 0 else None for d in engine.sample_shape]

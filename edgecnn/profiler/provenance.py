@@ -32,6 +32,8 @@ def decision_warnings(metadata: Mapping[str, Any], *, provider: str, cpu: str,
     decision = metadata.get("optimize")
     if not isinstance(decision, Mapping):
         return []
+    if decision.get("timings_used") is False:  # chosen by accuracy and size (another architecture, an emulator):
+        return []                              # the file makes no speed claim that another CPU could void
     chosen = str(decision.get("runtime", ""))
     runs = _backend(provider)
     running = runs.name if runs is not None else provider

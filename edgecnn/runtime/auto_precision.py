@@ -6,7 +6,8 @@ on a Xeon that reports the same flag). So ``auto``:
 1. never changes the file: the candidates are the runtime precisions the backend can run on *this* file
    (:meth:`~edgecnn.runtime.backends.base.Backend.candidates`; CPU flags only prune what cannot run). One
    candidate: nothing to decide;
-2. uses the decision the file carries when ``edgecnn optimize`` chose it for this backend on this CPU;
+2. uses the decision the file carries when ``edgecnn optimize`` chose it for this backend on this CPU; under an
+   emulator (:mod:`edgecnn.runtime.emulation`) runs the file's own precision: emulated timings decide nothing;
 3. else a decision cached for (CPU model, backend and version, device, file SHA-256, batch) under
    ``<edgecnn cache>/auto-precision/``;
 4. else measures: each candidate on a fresh compile (no compiled-model cache), its outputs on probe inputs
@@ -61,6 +62,8 @@ class AutoDecision:
     figures: dict[str, dict[str, Any]] = field(default_factory=dict)
     key: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    #: why nothing was measured (``emulated``: the timing note)
+    note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,6 +75,8 @@ class AutoDecision:
             return f"auto measured {', '.join(self.candidates)} and chose {self.chosen} ({figs}; {self.seconds:.1f} s)"
         if self.source == "cached":
             return f"auto chose {self.chosen}, measured earlier on this machine ({figs})"
+        if self.source == "emulated":
+            return f"auto ran {self.chosen} (the reference precision) without measuring: {self.note}"
         if self.source == "optimize decision":
             return f"auto uses the decision 'edgecnn optimize' recorded in the file for this machine: {self.chosen}"
         return f"auto: {self.chosen} is the only precision this backend runs this file at"
@@ -205,6 +210,12 @@ def decide(backend: Backend, candidates: list[str], *, key: Mapping[str, Any], m
     rec = recorded(metadata, backend, key.get("cpu"))
     if rec in candidates:
         return AutoDecision(rec, "optimize decision", list(candidates), key=dict(key)), None
+    from edgecnn.runtime.emulation import emulation
+
+    emu = emulation()
+    if emu.emulated:  # emulated timings measure the emulator: they choose nothing; the file's own precision runs
+        return AutoDecision(candidates[0], "emulated", list(candidates), key=dict(key),
+                            note=emu.timing_note), None
     cached = _read_cached(key)
     if cached is not None and cached["chosen"] in candidates:
         return AutoDecision(cached["chosen"], "cached", list(candidates), dict(cached.get("figures") or {}),

@@ -38,7 +38,10 @@ def _version(dist: str) -> str | None:
 def cpu_info(cpuinfo: str | None = None, machine: str | None = None) -> dict[str, Any]:
     """CPU model, logical CPUs and the instruction sets relevant to int8/fp16/bf16 inference (x86 flags or
     aarch64 features, from :func:`edgecnn.runtime.precision.detect_cpu`)."""
+    from edgecnn.runtime.emulation import emulation
+
     cpu = PR.detect_cpu(cpuinfo, machine)
+    emu = emulation() if cpuinfo is None and machine is None else None
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
@@ -52,6 +55,7 @@ def cpu_info(cpuinfo: str | None = None, machine: str | None = None) -> dict[str
         "flag_names": cpu.describe(),
         "native_bf16": cpu.native_bf16,
         "native_fp16": cpu.native_fp16,
+        "emulated": emu.as_dict() if emu is not None and emu.emulated else None,
     }
 
 
@@ -220,6 +224,9 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append(f"cpu flags    {', '.join(have) or 'none of AVX2/AVX-512/VNNI/AMX (x86) or NEON/dot/bf16 (arm)'}")
     lines.append(f"native bf16  {'yes' if c.get('native_bf16') else 'no'} (OpenVINO --precision auto "
                  f"{'measures bf16 against fp32' if c.get('native_bf16') else 'runs fp32'} on this CPU)")
+    if c.get("emulated"):
+        lines.append(f"emulated     yes: {c['emulated']['reason']}; the cpu flags above are the ones the emulator "
+                     "announces to this process, and timings here measure the emulator, not a device")
     for row in report.get("backends") or []:
         state = ("skipped: " + str(row["reason"]) if row.get("skipped") else "available" if row["available"]
                  else f"not available ({row['reason']})")

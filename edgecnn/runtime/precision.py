@@ -120,6 +120,30 @@ def parse_cpuinfo(cpuinfo: str, machine: str | None = None) -> CpuFeatures:
     return CpuFeatures(arch=arch, flags=flags, model=model.group(1).strip() if model else "")
 
 
+#: Linux arm64 ``AT_HWCAP`` / ``AT_HWCAP2`` bits (``asm/hwcap.h``) of the features in :data:`ARM_FLAGS`
+HWCAP_BITS: dict[str, int] = {"asimd": 1, "fphp": 9, "asimdhp": 10, "asimddp": 20, "sve": 22}
+HWCAP2_BITS: dict[str, int] = {"sve2": 1, "i8mm": 13, "bf16": 14, "sme": 23}
+AT_HWCAP, AT_HWCAP2 = 16, 26
+
+
+def hwcap_flags(hwcap: int, hwcap2: int = 0) -> frozenset[str]:
+    """The :data:`ARM_FLAGS` features set in an aarch64 process's ``AT_HWCAP``/``AT_HWCAP2`` words."""
+    return frozenset([f for f, bit in HWCAP_BITS.items() if hwcap >> bit & 1]
+                     + [f for f, bit in HWCAP2_BITS.items() if hwcap2 >> bit & 1])
+
+
+def _auxv_flags() -> frozenset[str] | None:
+    """This aarch64 process's features from ``getauxval`` (what its kernel, or qemu-user, tells it), or None."""
+    try:
+        import ctypes
+
+        getauxval = ctypes.CDLL(None).getauxval
+        getauxval.restype, getauxval.argtypes = ctypes.c_ulong, [ctypes.c_ulong]
+        return hwcap_flags(int(getauxval(AT_HWCAP)), int(getauxval(AT_HWCAP2)))
+    except (OSError, AttributeError):
+        return None
+
+
 @functools.lru_cache(maxsize=1)
 def _detect_host() -> CpuFeatures:
     try:
@@ -127,6 +151,12 @@ def _detect_host() -> CpuFeatures:
     except OSError:
         text = ""
     found = parse_cpuinfo(text)
+    if found.is_arm64 and not re.search(r"^Features\s*:", text, re.M):
+        # an emulated aarch64 process may be shown the host's x86 cpuinfo (qemu-user before 8.2): the features it
+        # can use are those the emulator announces in the auxiliary vector, as ONNX Runtime reads them
+        auxv = _auxv_flags()
+        if auxv is not None:
+            found = CpuFeatures(found.arch, auxv, found.model)
     return found if found.model else CpuFeatures(found.arch, found.flags, platform.processor() or found.arch)
 
 
