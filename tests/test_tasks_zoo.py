@@ -372,3 +372,34 @@ def test_classifier_commands_meet_a_segmenter_with_one_line(exported, street, tm
     (images / "a.png").write_bytes(street.read_bytes())
     code, out, err = run_cli(capsys, "batch-predict", r.path, images, "-o", tmp_path / "out.jsonl", "--provider", "cpu")
     assert code == 2 and err.count("error:") == 1 and "segmentation file" in err and "Traceback" not in err + out
+
+
+def test_host_nms_is_torchvisions_per_class_algorithm() -> None:
+    from edgecnn.runtime.vision.detection import NmsParams, host_nms
+
+    tv = torchvision()
+    rng = np.random.default_rng(1)
+    a, c = 800, 12
+    xy = rng.random((a, 2)) * 200
+    boxes = np.concatenate([xy, xy + 10 + rng.random((a, 2)) * 60], 1).astype(np.float32)
+    scores = rng.random((a, c)).astype(np.float32) ** 3
+    scores[:, 4] = 0  # a class with no candidate above the threshold
+    p = NmsParams(placement="host", score_threshold=0.01, iou_threshold=0.5, topk_candidates=100,
+                  detections_per_image=150)
+    got = host_nms(boxes, scores, p)
+    # torchvision's SSD.postprocess_detections, step by step, with torchvision's batched_nms
+    b, s = torch.from_numpy(boxes), torch.from_numpy(scores)
+    kb, ks, kl = [], [], []
+    for label in range(1, c):
+        sc = s[:, label]
+        keep = sc > p.score_threshold
+        top, idx = sc[keep].topk(min(p.topk_candidates, int(keep.sum())))
+        kb.append(b[keep][idx])
+        ks.append(top)
+        kl.append(torch.full_like(top, label, dtype=torch.int64))
+    kb, ks, kl = torch.cat(kb), torch.cat(ks), torch.cat(kl)
+    keep = tv.ops.batched_nms(kb, ks, kl, p.iou_threshold)[:p.detections_per_image]
+    assert len(got) == len(keep) == 150 and 4 not in got.labels
+    np.testing.assert_array_equal(got.labels, kl[keep].numpy())
+    np.testing.assert_allclose(got.boxes, kb[keep].numpy())
+    np.testing.assert_allclose(got.scores, ks[keep].numpy())

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecnn.boxes import Match, greedy_nms, match_detections
+from edgecnn.boxes import Match, greedy_nms_per_class, match_detections
 from edgecnn.errors import EdgecnnError
 
 ROLES = ("boxes", "scores", "labels", "batch_index")
@@ -72,21 +72,22 @@ def _best(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, k: int) -> 
 
 
 def host_nms(boxes: np.ndarray, scores: np.ndarray, p: NmsParams) -> Detections:
-    """torchvision's ``SSD.postprocess_detections`` for one image: boxes (A, 4), scores (A, C)."""
-    kb, ks, kl = [], [], []
-    for c in range(1, scores.shape[1]):
-        s = scores[:, c]
-        idx = np.flatnonzero(s > p.score_threshold)
-        idx = idx[np.argsort(-s[idx].astype(np.float64), kind="stable")[:p.topk_candidates]]
-        if not len(idx):
-            continue
-        keep = idx[greedy_nms(boxes[idx], s[idx], p.iou_threshold)]
-        kb.append(boxes[keep])
-        ks.append(s[keep])
-        kl.append(np.full(len(keep), c, dtype=np.int64))
-    if not kb:
+    """torchvision's ``SSD.postprocess_detections`` for one image: boxes (A, 4), scores (A, C). Every class at once
+    (:func:`edgecnn.boxes.greedy_nms_per_class`): per class the best ``topk_candidates`` scores above the
+    threshold, NMS, then the best ``detections_per_image`` of all classes."""
+    fg = np.asarray(scores, dtype=np.float32)[:, 1:].T  # (C-1, A)
+    k = min(p.topk_candidates, fg.shape[1])
+    masked = np.where(fg > p.score_threshold, fg, -np.inf)
+    part = np.argpartition(-masked, k - 1, axis=1)[:, :k] if k < fg.shape[1] else np.tile(np.arange(k), (len(fg), 1))
+    order = np.take_along_axis(part, np.argsort(-np.take_along_axis(masked, part, 1), axis=1, kind="stable"), 1)
+    top = np.take_along_axis(masked, order, 1)
+    valid = np.isfinite(top)
+    keep = greedy_nms_per_class(np.asarray(boxes)[order], top, valid, p.iou_threshold)
+    cls, j = np.nonzero(keep)
+    if not len(cls):
         return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
-    return _best(np.concatenate(kb), np.concatenate(ks), np.concatenate(kl), p.detections_per_image)
+    idx = order[cls, j]
+    return _best(np.asarray(boxes)[idx], top[cls, j], cls.astype(np.int64) + 1, p.detections_per_image)
 
 
 def detections(outputs: Mapping[str, np.ndarray], meta: Mapping[str, Any], n: int) -> list[Detections]:
