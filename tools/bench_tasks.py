@@ -72,7 +72,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
                 out = work / f"{name}.png"
                 try:
-                    main(["predict", r.path, str(img), "--save", str(out), "--min-score", "0.011", "--provider",
+                    main(["predict", r.path, str(img), "--save", str(out), "--min-score", "0", "--json", "--provider",
                           "cpu", "--force"])
                 except SystemExit:
                     pass
