@@ -41,6 +41,13 @@ KEYS: dict[str, tuple[str, str]] = {
     "torch_version": ("str", "torch version that exported the file"),
     "weights_sha256": ("str", "SHA-256 of the exported weights (state_dict tensors in key order)"),
     "source": ("str", "how the model was built: zoo, or module:factory"),
+    "task": ("str", "classification, detection or segmentation; a file without it is a classifier"),
+    "outputs": ("json", "every output with its role: [{name, role (logits, boxes, scores, labels, batch_index, "
+                "masks), batch (true when dimension 0 is the batch)}]"),
+    "resize": ("str", "crop (shorter side, center crop) or stretch (resize to input_size, aspect not kept)"),
+    "box_format": ("str", "xyxy: boxes are (x1, y1, x2, y2) in input pixels"),
+    "nms": ("json", "detection: where NMS runs (placement graph or host) and its thresholds: score_threshold, "
+            "iou_threshold, topk_candidates, detections_per_image"),
     "optimize": ("json", "the decision of 'edgecnn optimize': runtime, precision, threads, CPU model and flags, "
                  "runtime versions, accuracy measured, budget, date, target architecture and what it was chosen by "
                  "(latency, or accuracy and size where timings cannot speak for the target)"),
@@ -86,7 +93,9 @@ MAX_LABELS = 100_000
 #: longest class name or string value kept
 MAX_TEXT = 1000
 
-_CHOICES = {"input_layout": ("NCHW", "NHWC"), "channel_order": ("rgb", "bgr"), "io_dtype": ("float32", "float16")}
+_CHOICES = {"input_layout": ("NCHW", "NHWC"), "channel_order": ("rgb", "bgr"), "io_dtype": ("float32", "float16"),
+            "task": ("classification", "detection", "segmentation"), "resize": ("crop", "stretch"),
+            "box_format": ("xyxy",)}
 
 
 def _number(v: Any) -> bool:

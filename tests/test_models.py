@@ -68,9 +68,16 @@ MOBILE = ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "efficient
           "squeezenet1_1", "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "mnasnet0_5", "mnasnet1_0", "regnet_y_400mf"]
 
 
+#: detectors and segmenters built by torchvision's builders (tests/test_tasks_zoo.py)
+TASK_PARAMS = {"ssdlite320_mobilenet_v3_large": 3_440_060, "deeplabv3_mobilenet_v3_large": 11_025_477,
+               "lraspp_mobilenet_v3_large": 3_221_538}
+
+
 def test_registry_lists_every_model() -> None:
-    assert set(list_models()) == set(EXPECTED_PARAMS)
-    assert {r["name"] for r in describe_all()} == set(EXPECTED_PARAMS)
+    assert set(list_models()) == set(EXPECTED_PARAMS) | set(TASK_PARAMS)
+    assert {r["name"] for r in describe_all()} == set(EXPECTED_PARAMS) | set(TASK_PARAMS)
+    assert set(list_models(task="classification")) == set(EXPECTED_PARAMS)
+    assert {r["name"]: r["num_params"] for r in describe_all(group="tasks")} == TASK_PARAMS
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_PARAMS))
@@ -81,10 +88,10 @@ def test_exact_parameter_count(name: str) -> None:
 
 
 def test_groups_list_classic_and_mobile_apart() -> None:
-    assert GROUPS == ("classic", "mobile")
+    assert GROUPS == ("classic", "mobile", "tasks")
     assert sorted(list_models(group="mobile")) == sorted(MOBILE)
     assert set(list_models(group="classic")) == set(EXPECTED_PARAMS) - set(MOBILE)
-    assert list_models() == list_models(group="classic") + list_models(group="mobile")
+    assert list_models() == list_models(group="classic") + list_models(group="mobile") + list_models(group="tasks")
     assert list_models("mobilenet") == ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"]
     assert list_models("mobilenet", group="classic") == []
 

@@ -12,7 +12,7 @@ from onnx_factory import make_classifier
 from tools_helpers import ARM_A76_CPUINFO, XEON_207_CPUINFO, fake_machine, results_args, tool
 
 BENCH_TOOLS = ["bench_backends", "bench_export", "bench_foreign", "bench_int8", "bench_mobile", "bench_optimize",
-               "bench_roofline", "bench_runtime", "bench_scale", "bench_zoo", "gpu_report"]
+               "bench_roofline", "bench_runtime", "bench_scale", "bench_tasks", "bench_zoo", "gpu_report"]
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +153,20 @@ def test_bench_zoo_render(tmp_path):
     again = tmp_path / "again"
     tool("bench_zoo").main(["--render", str(tmp_path / "r" / "zoo.json"), "--results-dir", str(again)])
     assert (again / "zoo.md").read_text() == text
+
+
+def test_bench_tasks_render(tmp_path):
+    run = {"cpu": {"p50": 12.5, "cv": 0.02, "e2e_p50": 20.25}, "openvino": {"p50": 10.0, "cv": 0.03, "e2e_p50": None}}
+    data = {"iters": 5, "machine": fake_machine(), "command": "python tools/bench_tasks.py", "rows": [
+        {"model": "ssdlite320_mobilenet_v3_large", "nms": "host", "params": 3_440_060, "macs": 582_000_000,
+         "tv_params": 3_440_060, "tv_gmacs": 0.583, "passed": True, "runs": run},
+        {"model": "lraspp_mobilenet_v3_large", "nms": None, "params": 3_221_538, "macs": 2_086_000_000,
+         "tv_params": 3_221_538, "tv_gmacs": 2.086, "passed": True, "runs": {"cpu": run["cpu"]}}]}
+    text = _render_again(tool("bench_tasks"), data, tmp_path, "tasks")
+    assert "| ssdlite320_mobilenet_v3_large | host | 3,440,060 | 3,440,060 | 0.582 | 0.583 | -0.17% | 12.50 | " \
+           "20.25 | 10.00 | - |" in text
+    assert "| lraspp_mobilenet_v3_large | - | 3,221,538 | 3,221,538 | 2.086 | 2.086 | +0.00% | 12.50 | 20.25 |  | - |" \
+           in text
 
 
 def test_bench_export_render(tmp_path):

@@ -97,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         publish(args, results.load(args.render))
         return 0
-    models = ["lenet5"] if args.quick else args.models.split(",") if args.models else list_models()
+    models = (["lenet5"] if args.quick else args.models.split(",") if args.models
+              else list_models(task="classification"))
     precisions = args.precisions.split(",")
 
     rows = []

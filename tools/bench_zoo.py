@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     from edgecnn.models import list_models
     from edgecnn.runtime.engine import default_threads
 
-    models = args.models.split(",") if args.models else list_models()
+    models = args.models.split(",") if args.models else list_models(task="classification")
     iters = args.iters
     if args.quick:
         models, iters = ["lenet5", "resnet18"], 3

@@ -31,7 +31,7 @@ OUT = ROOT / "tests" / "fixtures" / "torchvision_state_dicts.json"
 
 def main() -> None:
     fixture: dict = {"torchvision": torchvision.__version__, "torch": torch.__version__, "models": {}}
-    for name in list_models():
+    for name in list_models(task="classification"):
         if not get_spec(name).torchvision_compatible:
             continue
         torch.manual_seed(0)

@@ -59,6 +59,15 @@ def _fmt_validation(v: dict[str, Any]) -> list[str]:
             f"centered cosine {f('centered_cosine', '.6f')} (min {tol.get('min_centered_cosine', 0):g})   "
             f"input dependence {f('input_dependence', '.2e')}",
             f"  top-1 agreement {f('top1_agreement', '.0%')}   top-5 agreement {f('top5_agreement', '.0%')}"]
+    for b in (v.get("task") or {}).get("sweep", []):
+        if "images" in b:
+            lines.append(f"  batch {b['batch']}: " + "; ".join(
+                f"{m['matched']}/{m['reference']} boxes matched (IoU >= {tol.get('min_iou', 0):g}"
+                + (f", min {m['min_iou']:.4f}, score diff <= {m['max_score_diff']:.1e}" if m["matched"] else "")
+                + ")" for m in b["images"]))
+        else:
+            lines.append(f"  batch {b['batch']}: argmax agrees on {100 * b['pixel_agreement']:.3f}% of pixels, "
+                         f"max rel diff {b['max_rel_diff']:.2e}")
     lines += [f"  failed: {x}" for x in v.get("failures", [])]
     lines += [f"  warning: {x}" for x in v.get("warnings", [])]
     return lines
@@ -76,6 +85,8 @@ def _print_export(r: dict[str, Any]) -> None:
                                                           else f"{r['macs'] / 1e6:.3f} MMACs/image"))
     if r["simplify_note"]:
         click.echo(f"note: {r['simplify_note']}")
+    for note in r.get("notes", []):
+        click.echo(f"note: {note}")
     if r["validation"]:
         for line in _fmt_validation(r["validation"]):
             click.echo(line)
@@ -152,6 +163,10 @@ def _show_export(r: dict[str, Any], as_json: bool, quant: dict[str, Any] | None 
 @click.option("--num-classes", type=click.IntRange(min=1), default=None,
               help="Output classes (re-heads a zoo model; checked against a user model's output).")
 @click.option("--name", default=None, help="Model name stored in the file [default: zoo name or factory name].")
+@click.option("--nms", type=click.Choice(["auto", "graph", "host"]), default=None,
+              help="Detection models: NMS in the graph (the standard ONNX NonMaxSuppression), on the host (raw boxes "
+                   "and scores out; NMS in numpy at run time) or auto (graph unless a runtime here lacks the "
+                   "operator) [default: auto].")
 @click.option("--no-simplify", is_flag=True, help="Skip onnxsim simplification.")
 @click.option("--no-validate", is_flag=True, help="Skip the checker and the ONNX Runtime vs torch comparison.")
 @reporting()
@@ -162,8 +177,8 @@ def _show_export(r: dict[str, Any], as_json: bool, quant: dict[str, Any] | None 
               help="Also write a Triton model repository for the file: DIR/<name>/1/model.onnx + config.pbtxt "
                    "(defaults of 'edgecnn triton'; --force replaces the version).")
 def export_cmd(model: str, output: str | None, fp16: bool, io: str, opset: int | None, batch_dim: int | None,
-               batch: int | None, no_simplify: bool, no_validate: bool, force: bool, as_json: bool, int8: bool,
-               calib: str | None, fmt: str, triton_repo: str | None, **build: Any) -> None:
+               batch: int | None, nms: str | None, no_simplify: bool, no_validate: bool, force: bool, as_json: bool,
+               int8: bool, calib: str | None, fmt: str, triton_repo: str | None, **build: Any) -> None:
     """Export MODEL to a validated, simplified, self-describing ONNX file.
 
     MODEL is a zoo name (see 'edgecnn list'), or your own model as package.module:factory or
@@ -192,7 +207,7 @@ def export_cmd(model: str, output: str | None, fp16: bool, io: str, opset: int |
     try:
         result = export(model, output, precision="fp16" if fp16 else "fp32", io_dtype=io,
                         opset=DEFAULT_OPSET if opset is None else opset, batch=batch_dim,
-                        simplify=not no_simplify, validate=not no_validate, force=force,
+                        simplify=not no_simplify, validate=not no_validate, force=force, nms=nms,
                         progress=not as_json and sys.stderr.isatty(), **build)
     except ValidationFailed as e:
         _show_export(e.result.to_dict(), as_json)

@@ -11,14 +11,18 @@ from edgecnn.cli.options import output, preprocessing, reporting
 from edgecnn.cli.output import echo_json, format_table
 from edgecnn.tables import printable
 
+GROUP_TITLES = {"tasks": "detection and segmentation models"}
 #: ``edgecnn list`` table: (key of the row, header)
-LIST_COLUMNS = [("name", "name"), ("family", "family"), ("input", "input"), ("params", "parameters"),
+LIST_COLUMNS = [("name", "name"), ("family", "family"), ("task", "task"), ("input", "input"), ("params", "parameters"),
                 ("gmacs", "GMACs"), ("tv", "torchvision"), ("reference", "reference")]
 
 
 def _list_row(r: dict[str, Any]) -> dict[str, Any]:
-    params = f"{r['inference_params']:,}"
-    if r["num_params"] != r["inference_params"]:
+    if r["inference_params"] is None:  # a torchvision model without torchvision installed
+        params = "? (needs torchvision)"
+    else:
+        params = f"{r['inference_params']:,}"
+    if r["inference_params"] is not None and r["num_params"] != r["inference_params"]:
         params += f" (+{r['num_params'] - r['inference_params']:,} train-only)"
     gmacs = f"{r['gmacs']:.3f}" if r["gmacs"] >= 0.001 else f"{r['gmacs']:.4f}"
     return {**r, "input": "x".join(str(v) for v in r["input_shape"]), "params": params, "gmacs": gmacs,
@@ -26,12 +30,13 @@ def _list_row(r: dict[str, Any]) -> dict[str, Any]:
 
 
 @click.command("list")
-@click.option("--group", type=click.Choice(["classic", "mobile"]), default=None,
-              help="Only the classic ImageNet CNNs or only the mobile ones [default: both].")
+@click.option("--group", type=click.Choice(["classic", "mobile", "tasks"]), default=None,
+              help="Only the classic ImageNet CNNs, the mobile ones, or the detectors and segmenters (tasks) "
+                   "[default: all].")
 @reporting()
 def list_cmd(group: str | None, as_json: bool) -> None:
-    """List the reference models, classic then mobile: name, family, input, parameters, GMACs, torchvision
-    compatibility, paper."""
+    """List the reference models, classic, mobile, then detection and segmentation (tasks): name, family,
+    task, input, parameters, GMACs, torchvision compatibility, paper."""
     from edgecnn.models import GROUPS, describe_all
 
     rows = [r for r in describe_all() if group is None or r["group"] == group]
@@ -39,8 +44,9 @@ def list_cmd(group: str | None, as_json: bool) -> None:
         echo_json(rows)
         return
     groups = [g for g in GROUPS if group is None or g == group]
-    click.echo("\n\n".join(f"{g} models\n" + format_table([_list_row(r) for r in rows if r["group"] == g],
-                                                           LIST_COLUMNS) for g in groups))
+    click.echo("\n\n".join(f"{GROUP_TITLES.get(g, g + ' models')}\n"
+                           + format_table([_list_row(r) for r in rows if r["group"] == g], LIST_COLUMNS)
+                           for g in groups))
 
 
 @click.command("doctor")

@@ -35,32 +35,103 @@ def _print_predictions(results: list[dict[str, Any]]) -> None:
         click.echo(format_table(rows, columns))
 
 
+def _print_task(results: list[dict[str, Any]]) -> None:
+    for i, r in enumerate(results):
+        if i:
+            click.echo("")
+        click.echo(f"{printable(r['image'], None)} ({r['size'][0]}x{r['size'][1]})")
+        if "detections" in r:
+            rows = [{"label": printable(d["label"], 60), "index": d["index"], "score": f"{d['score']:.4f}",
+                     "box": ", ".join(f"{v:.1f}" for v in d["box"])} for d in r["detections"]]
+            click.echo(format_table(rows, [("label", "class"), ("index", "id"), ("score", "score"),
+                                           ("box", "box x1, y1, x2, y2 (image pixels)")]) if rows
+                       else "  no detections at or above --min-score")
+        else:
+            rows = [{"label": printable(c["label"], 60), "index": c["index"], "share": f"{100 * c['share']:.2f}%"}
+                    for c in r["classes"]]
+            click.echo(format_table(rows, [("label", "class"), ("index", "id"), ("share", "pixels")]))
+
+
+def _task_options(engine: Any, top_given: bool, preprocess: dict[str, Any], save: str | None) -> None:
+    """One error line when an option meets a file of the wrong task."""
+    from edgecnn.errors import EdgecnnError
+
+    task = engine.task
+    if task == "classification":
+        if save is not None:
+            raise EdgecnnError("--save draws boxes or masks: it is for detection and segmentation files, and "
+                               f"{engine.path.name} is a classifier.")
+        return
+    if top_given:
+        raise EdgecnnError(f"--top ranks a classifier's classes; {engine.path.name} is a {task} model: use "
+                           "--min-score (detection) or read the per-class pixel shares (segmentation).")
+    labels = preprocess.get("labels")
+    classes = engine.metadata.get("num_classes")
+    if labels is not None and isinstance(classes, int):
+        from edgecnn.io_spec import read_labels
+
+        names = read_labels(labels) if not isinstance(labels, list | tuple) else labels
+        if len(names) != classes:
+            raise EdgecnnError(f"--labels has {len(names)} names but {engine.path.name} ({task}) has {classes} "
+                               "classes: give one name per class, background included.")
+
+
 @click.command("predict")
 @model_source(precision=True)
 @click.argument("images", nargs=-1, required=True, metavar="IMAGE...")
 @top_k()
+@click.option("--min-score", type=click.FloatRange(0, 1), default=0.25, show_default=True,
+              help="Detection files: show boxes scoring at least this.")
+@click.option("--save", "save", type=click.Path(dir_okay=False), default=None, metavar="OUT.png",
+              help="Detection/segmentation files: write the image with its boxes and labels drawn, or its mask "
+                   "overlaid (several images: OUT-1.png, OUT-2.png, ...).")
+@force_option()
 @runtime()
 @batching(help="[default: the model's fixed batch, or 32 for a dynamic batch]")
 @preprocessing()
 @reporting()
-def predict_cmd(model: str, precision: str, images: tuple[str, ...], top: int, provider: str, device: str | None,
-                fallback: bool, batch: int | None, threads: int | None, as_json: bool,
-                preprocess: dict[str, Any]) -> None:
-    """Classify IMAGE files with MODEL_OR_FILE (an .onnx file, or a zoo name exported on first use).
+def predict_cmd(model: str, precision: str, images: tuple[str, ...], top: int, min_score: float, save: str | None,
+                force: bool, provider: str, device: str | None, fallback: bool, batch: int | None,
+                threads: int | None, as_json: bool, preprocess: dict[str, Any]) -> None:
+    """Classify IMAGE files with MODEL_OR_FILE (an .onnx file, or a zoo name exported on first use), or find
+    the objects in them (detection files: class, score, box in the image's pixels) or paint them (segmentation
+    files: each class's share of the pixels).
 
     Preprocessing (size, grayscale or RGB, mean/std) comes from the file's metadata, else from its input
     shape with ImageNet defaults (said in 'note:' lines; --layout, --size, --bgr, --range, --mean, --std,
     --crop override); ImageNet class names are shown for 1000-class models (--labels for others).
 
     \b
-    Example:
+    Examples:
       edgecnn predict resnet18.onnx cat.jpg dog.jpg --top 3
+      edgecnn predict ssdlite320_mobilenet_v3_large.onnx street.jpg --save boxes.png
     """
     from edgecnn.runtime import predict
 
+    top_given = click.get_current_context().get_parameter_source("top") != click.core.ParameterSource.DEFAULT
+    save_to = None
+    if save is not None:
+        from edgecnn.outputs import plan_output
+        from edgecnn.runtime.vision.run import save_paths
+
+        save_to = [plan_output(p, p.name, force=force, inputs=[model, *images]) for p in save_paths(save, len(images))]
     prepared = prepared_model(model, precision, provider, preprocess=preprocess)
     engine = open_engine(prepared.path, provider=provider, fallback=fallback, threads=threads, max_batch=batch or 32,
                          precision=precision, device=device)
+    _task_options(engine, top_given, preprocess, save)
+    if engine.task != "classification":
+        from edgecnn.runtime.vision.run import predict_task
+
+        results = predict_task(engine, list(images), batch=batch, min_score=min_score, save=save_to, overwrite=force)
+        if as_json:
+            echo_json({"model": str(prepared.source), "task": engine.task, "providers": list(engine.providers),
+                       "precision": engine.precision, "device": engine.device, "results": results,
+                       "saved": [str(p) for p in save_to or []], "notices": list(prepared.notices)})
+            return
+        _print_task(results)
+        for p in save_to or []:
+            click.echo(f"wrote {p}")
+        return
     results = predict(engine, list(images), top=top, batch=batch)
     if as_json:
         echo_json({"model": str(prepared.source), "providers": list(engine.providers), "precision": engine.precision,

@@ -66,6 +66,8 @@ class ExportResult:
     validation: dict[str, Any] | None
     timings: dict[str, float] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: what the export decided that the user should read (a fixed batch after the shape sweep, where NMS went)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -144,6 +146,8 @@ class _Built:
     num_classes: int | None
     train_only: tuple[str, ...]
     zoo: bool
+    task: str = "classification"
+    resize: str = "crop"
 
 
 def _build(model: str | nn.Module | Callable[[], nn.Module], name: str | None, weights: str | os.PathLike | None,
@@ -158,7 +162,8 @@ def _build(model: str | nn.Module | Callable[[], nn.Module], name: str | None, w
         m = create_model(model, num_classes=num_classes, weights=str(weights) if weights is not None else None)
         size = tuple(input_size) if input_size else spec.input_size
         return _Built(m, name or spec.name, spec.family, "zoo", (spec.channels, int(size[0]), int(size[1])),
-                      list(spec.mean), list(spec.std), m.spec.num_classes, tuple(spec.train_only), True)
+                      list(spec.mean), list(spec.std), m.spec.num_classes, tuple(spec.train_only), True,
+                      spec.task, spec.resize)
     if isinstance(model, str):
         m, factory = load_factory_model(model)
         source = model
@@ -170,7 +175,8 @@ def _build(model: str | nn.Module | Callable[[], nn.Module], name: str | None, w
             if weights is not None:
                 load_weights(model, weights)
             return _Built(model, name or spec.name, spec.family, "module", (spec.channels, int(size[0]), int(size[1])),
-                          list(spec.mean), list(spec.std), num_classes, tuple(spec.train_only), True)
+                          list(spec.mean), list(spec.std), num_classes, tuple(spec.train_only), True, spec.task,
+                          spec.resize)
         m, source, default_name = model, f"{type(model).__module__}:{type(model).__name__}", type(model).__name__
     elif callable(model):
         m = model()
@@ -213,7 +219,8 @@ class _NotValid(Exception):
 
 def _write_and_validate(final: onnx.ModelProto, target: Path, result: ExportResult, m: nn.Module, built: _Built,
                         precision: str, batch: int | None, validate: bool, prog: Progress,
-                        timings: dict[str, float], last: bool, overwrite: bool = True) -> bool:
+                        timings: dict[str, float], last: bool, overwrite: bool = True,
+                        validator: Callable[[Path], Any] | None = None) -> bool:
     """Write ``final`` atomically onto ``target``, validating it before the rename (``overwrite=False``: an
     exclusive rename, so two exports to one path cannot both pass the exists check).
 
@@ -229,7 +236,8 @@ def _write_and_validate(final: onnx.ModelProto, target: Path, result: ExportResu
                 result.size_bytes = tmp.stat().st_size + (data_file.stat().st_size if result.external_data else 0)
             if validate:
                 with prog.step("validate", timings, "validate"):
-                    v = _validate.validate(tmp, m, built.input_shape, precision, batch=batch)
+                    v = (validator(tmp) if validator is not None
+                         else _validate.validate(tmp, m, built.input_shape, precision, batch=batch))
                 result.validation = v.to_dict()
                 if not v.passed:
                     if last:
@@ -255,7 +263,7 @@ def _export(model: str | nn.Module | Callable[[], nn.Module], output: str | os.P
            opset: int = DEFAULT_OPSET, batch: int | None = None, input_size: tuple[int, int] | None = None,
            channels: int | None = None, num_classes: int | None = None, name: str | None = None,
            simplify: bool = True, validate: bool = True, force: bool = False,
-           progress: bool | None = None) -> ExportResult:
+           progress: bool | None = None, nms: str | None = None) -> ExportResult:
     """Export a model to one validated, self-describing ONNX file and return what was done.
 
     ``model``: a zoo name (``"resnet18"``), ``"package.module:factory"``, ``"path/file.py:factory"``, an
@@ -263,7 +271,10 @@ def _export(model: str | nn.Module | Callable[[], nn.Module], output: str | os.P
     ``precision``: ``"fp32"`` or ``"fp16"``; ``io_dtype``: ``"float32"`` (default, callers need no
     change) or ``"float16"``. ``batch``: fixed batch size, or None for a dynamic batch dimension.
     ``input_size``: (H, W); ``channels``/``num_classes`` describe user models (num_classes also
-    re-heads zoo models). Raises :class:`EdgecnnError` on user errors and :class:`ValidationFailed`
+    re-heads zoo models). ``nms``: for detectors, ``"graph"`` (ONNX NonMaxSuppression in the file), ``"host"``
+    (raw boxes and scores; NMS in the runtime, in numpy) or ``"auto"`` (default: graph unless a runtime here lacks
+    the operator). Detectors and segmenters are validated by a shape sweep (``exporters/tasks.py``).
+    Raises :class:`EdgecnnError` on user errors and :class:`ValidationFailed`
     (exit code 1) when the file does not match torch; that file is kept as ``*.FAILED.onnx``.
     """
     t_start = time.perf_counter()
@@ -302,9 +313,28 @@ def _export(model: str | nn.Module | Callable[[], nn.Module], output: str | os.P
                                      force)
     m = built.model.eval()
     example = torch.randn(batch or 1, *built.input_shape, generator=torch.Generator().manual_seed(0))
+    task_meta: dict[str, Any] = {}
+    traced: nn.Module = m
+    out_names: tuple[str, ...] | None = None
+    nms_reason = ""
+    if built.task == "classification":
+        if nms is not None:
+            raise EdgecnnError(f"--nms is for detection models; {built.name} is a classification model.")
+    else:
+        from edgecnn.exporters import tasks as T
+
+        if precision != "fp32":
+            raise EdgecnnError(f"{built.name} is a {built.task} model: its exports are fp32 (the shape sweep "
+                               "validates fp32 boxes and masks); leave out --fp16.")
+        if nms is not None and built.task != "detection":
+            raise EdgecnnError(f"--nms is for detection models; {built.name} is a {built.task} model.")
+        placement, nms_reason = T.resolve_nms(nms) if built.task == "detection" else (None, "")
+        traced, out_names = T.exportable(m, built.task, built.input_shape[1:], placement or "graph")
+        task_meta = T.task_metadata(built.task, m, placement, _labels(built), built.resize)
     try:
         with torch.no_grad():
-            out = onnx_export.first_output(m(example))
+            raw_out = traced(example)
+            out = onnx_export.first_output(raw_out)
     except EdgecnnError:
         raise
     except Exception as e:  # noqa: BLE001
@@ -313,11 +343,14 @@ def _export(model: str | nn.Module | Callable[[], nn.Module], output: str | os.P
                            f"({type(e).__name__}: {str(e).strip().splitlines()[0][:200] if str(e).strip() else ''}); "
                            "check --input-size/--channels") from None
     classes = int(out.shape[1]) if out.dim() >= 2 else int(out.shape[-1])
+    if built.task == "detection":  # boxes (N, A, 4) first: the classes are the scores' last dimension
+        anchors, classes = int(out.shape[1]), int(raw_out[1].shape[-1])
     if built.num_classes is not None and classes != built.num_classes:
         raise EdgecnnError(f"{built.name} outputs {classes} classes, not {built.num_classes} (--num-classes)")
 
     with prog.step("export to ONNX", timings, "export"):
-        onx = onnx_export.torch_to_onnx(m, example, opset=opset, dynamic_batch=batch is None)
+        onx = onnx_export.torch_to_onnx(traced, example, opset=opset, dynamic_batch=batch is None,
+                                        output_names=out_names)
         onnx_export.prune_initializers(onx)
     leftovers = onnx_export.find_names(onx, built.train_only)
     if leftovers:  # pragma: no cover - guards the aux-stripping contract
@@ -345,6 +378,7 @@ def _export(model: str | nn.Module | Callable[[], nn.Module], output: str | os.P
         "precision": precision, "io_dtype": io, "opset": opset, "num_params": num_params, "macs": macs,
         "batch": "dynamic" if batch is None else str(int(batch)), "edgecnn_version": __version__,
         "torch_version": torch.__version__.split("+")[0], "weights_sha256": wsha, "source": built.source,
+        **task_meta,
     }
     result = ExportResult(
         path=str(target), model=built.name, family=built.family, source=built.source, precision=precision,
@@ -352,16 +386,24 @@ def _export(model: str | nn.Module | Callable[[], nn.Module], output: str | os.P
         num_classes=classes, num_params=num_params, macs=macs, size_bytes=0, external_data=False,
         nodes_before=nodes_before, nodes_after=len(onx.graph.node), initializers=0,
         simplified=simplify and note is None, simplify_note=note, weights_sha256=wsha, validation=None,
-        timings=timings, metadata=meta)
+        timings=timings, metadata=meta, notes=[f"NMS placed by {nms_reason}"] if nms_reason else [])
 
     candidates = [onx] if onx is raw else [onx, raw]
+    validator = None
+    if built.task != "classification":
+        from edgecnn.exporters import tasks as T
+
+        candidates = [T.append_graph_nms(c, meta, anchors) if built.task == "detection" else c for c in candidates]
+
+        def validator(path: Path) -> _validate.Validation:
+            return T.validate_task(path, m, built.task, meta, built.input_shape, precision, batch)
     for attempt, graph in enumerate(candidates):
         result.nodes_after = len(graph.graph.node)
         final = _finish(graph, precision, io, opset, meta, prog, timings)
         result.initializers = len(final.graph.initializer)
         last = attempt == len(candidates) - 1
         passed = _write_and_validate(final, target, result, m, built, precision, batch, validate, prog, timings, last,
-                                     overwrite=force)
+                                     overwrite=force, validator=validator)
         del final
         if passed:
             break
@@ -379,12 +421,45 @@ def _export(model: str | nn.Module | Callable[[], nn.Module], output: str | os.P
     return result
 
 
+def _labels(built: _Built) -> list[str] | None:
+    """The label set of a torchvision task model at its default class count (COCO's 91, VOC's 21)."""
+    if not built.zoo or built.task == "classification":
+        return None
+    from edgecnn.models.detection import coco_labels
+    from edgecnn.models.segmentation import voc_labels
+
+    names = coco_labels() if built.task == "detection" else voc_labels()
+    return names if built.num_classes in (None, len(names)) else None
+
+
+def _fixed_batch_fallback(e: ValidationFailed, model: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+                          ) -> ExportResult:
+    """A detector or segmenter whose dynamic-batch file holds at batch 1 (the traced shape) but not at batch 2 in
+    the shape sweep is exported again with a fixed batch of 1, and says so; anything else fails as it did."""
+    v = e.result.validation or {}
+    failures = v.get("failures", [])
+    task = (v.get("task") or {}).get("task")
+    if (task is None or e.result.batch != "dynamic" or not failures
+            or not all(f.startswith("batch 2:") for f in failures)):
+        raise e
+    retry = _export(model, *args, **{**kwargs, "batch": 1, "force": True})
+    with contextlib.suppress(OSError):
+        if Path(e.result.path) != Path(retry.path):
+            os.remove(e.result.path)  # the *.FAILED.onnx of the dynamic attempt: replaced by the fixed-batch file
+    retry.notes.append("the dynamic-batch graph held only at batch 1 (the traced shape) in the shape sweep ("
+                       + "; ".join(failures) + "): exported with a fixed batch of 1")
+    return retry
+
+
 @functools.wraps(_export)
 def export(model: str | nn.Module | Callable[[], nn.Module], *args: Any, **kwargs: Any) -> ExportResult:
     # An nn.Module given by the caller is exported in eval mode and handed back in the mode it came in.
     mode = model.training if isinstance(model, nn.Module) else None
     try:
-        return _export(model, *args, **kwargs)
+        try:
+            return _export(model, *args, **kwargs)
+        except ValidationFailed as e:
+            return _fixed_batch_fallback(e, model, args, kwargs)
     finally:
         if mode is not None:
             model.train(mode)

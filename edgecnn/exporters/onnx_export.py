@@ -17,7 +17,7 @@ import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 import onnx
 import torch
@@ -210,16 +210,18 @@ def model_opset(model: onnx.ModelProto) -> int:
 
 
 def torch_to_onnx(model: nn.Module, example: torch.Tensor, opset: int = DEFAULT_OPSET,
-                  dynamic_batch: bool = True) -> onnx.ModelProto:
+                  dynamic_batch: bool = True, output_names: Sequence[str] | None = None) -> onnx.ModelProto:
     """Export ``model`` (put in eval mode, first output only) to an in-memory ONNX model.
 
     Input ``input`` [batch, C, H, W], output ``logits`` [batch, classes]; ``batch`` is a symbolic
-    dimension when ``dynamic_batch``. Raises :class:`EdgecnnError` if torch cannot export the model
-    or writes another opset than requested.
+    dimension when ``dynamic_batch``. ``output_names``: keep every output of a model returning a tuple, named so
+    (detectors, segmenters), each with a symbolic batch as dimension 0. Raises :class:`EdgecnnError` if torch
+    cannot export the model or writes another opset than requested.
     """
     model.eval()
-    wrapped = InferenceOnly(model).eval()
-    dynamic_axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None
+    wrapped = InferenceOnly(model).eval() if output_names is None else model
+    names = [OUTPUT_NAME] if output_names is None else list(output_names)
+    dynamic_axes = ({INPUT_NAME: {0: "batch"}, **{n: {0: "batch"} for n in names}} if dynamic_batch else None)
     # In memory below ~1.8 GB of weights (saves a disk round trip: ~1 s on VGG-16); through a temporary
     # folder above, where torch must write external data.
     in_memory = sum(t.numel() * t.element_size() for t in model.state_dict().values()) < 1_800_000_000
@@ -229,7 +231,7 @@ def torch_to_onnx(model: nn.Module, example: torch.Tensor, opset: int = DEFAULT_
             # the exporter prints its whole IR graph on failure: the user gets one line instead
             with silenced_output(), exportable_adaptive_pools(model, example):
                 torch.onnx.export(wrapped, (example,), target, dynamo=False, opset_version=opset,
-                                  input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                                  input_names=[INPUT_NAME], output_names=names,
                                   dynamic_axes=dynamic_axes, do_constant_folding=True)
         except EdgecnnError:
             raise

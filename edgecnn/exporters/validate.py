@@ -80,6 +80,8 @@ class Validation:
     failures: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: detection/segmentation: the shape sweep's figures per batch size (``exporters/tasks.py``); empty otherwise
+    task: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -57,7 +57,7 @@ REDUCE = {"ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "Re
 DATA_MOVEMENT = {
     "Identity", "Dropout", "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Concat", "Split",
     "Slice", "Gather", "GatherElements", "Shape", "Size", "Constant", "ConstantOfShape", "Pad", "Expand",
-    "Tile", "Cast", "CastLike", "Range", "NonZero", "SpaceToDepth", "DepthToSpace", "TopK",
+    "Tile", "Cast", "CastLike", "Range", "NonZero", "SpaceToDepth", "DepthToSpace", "TopK", "GatherND",
 }
 CONV = {"Conv", "ConvInteger", "QLinearConv", "FusedConv", "NhwcConv"}
 MATMUL = {"MatMul", "MatMulInteger", "QLinearMatMul", "FusedMatMul"}

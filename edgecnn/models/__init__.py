@@ -2,6 +2,7 @@
 
 from edgecnn.models import (  # noqa: F401  (importing a family file registers its models)
     alexnet,
+    detection,
     efficientnet,
     googlenet,
     lenet,
@@ -9,6 +10,7 @@ from edgecnn.models import (  # noqa: F401  (importing a family file registers i
     mobilenet,
     regnet,
     resnet,
+    segmentation,
     shufflenet,
     squeezenet,
     vgg,

@@ -14,8 +14,16 @@ from edgecnn.errors import EdgecnnError, unknown_name
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-#: The zoo's groups: the classic ImageNet CNNs (LeNet-5 to ResNet) and the mobile-first families.
-GROUPS = ("classic", "mobile")
+#: What a model does: the task seam (post-processing, metrics and validation are chosen by it). A file without
+#: ``edgecnn.task`` metadata is a classifier.
+TASKS = ("classification", "detection", "segmentation")
+#: How an image becomes the input: ``crop`` (resize the shorter side, center crop: ImageNet evaluation),
+#: ``stretch`` (resize to the input size, aspect ratio not kept: torchvision's detection/segmentation transforms)
+RESIZES = ("crop", "stretch")
+
+#: The zoo's groups: the classic ImageNet CNNs (LeNet-5 to ResNet), the mobile-first families, and the detectors and
+#: segmenters built by torchvision (``tasks``).
+GROUPS = ("classic", "mobile", "tasks")
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,10 @@ class ModelSpec:
     notes: str = ""
     #: submodules used only in training mode (e.g. GoogLeNet's aux heads): absent from exports.
     train_only: tuple[str, ...] = ()
+    #: classification, detection or segmentation (:data:`TASKS`)
+    task: str = "classification"
+    #: crop or stretch (:data:`RESIZES`)
+    resize: str = "crop"
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -69,17 +81,20 @@ def register_model(name: str, family: str, **spec: Any) -> Callable[[Callable[..
             raise ValueError(f"model {name!r} registered twice")
         if spec.get("group", "classic") not in GROUPS:
             raise ValueError(f"model {name!r}: group must be one of {GROUPS}")
+        if spec.get("task", "classification") not in TASKS or spec.get("resize", "crop") not in RESIZES:
+            raise ValueError(f"model {name!r}: task must be one of {TASKS}, resize one of {RESIZES}")
         _REGISTRY[name] = ModelSpec(name=name, family=family, builder=builder, **spec)
         return builder
 
     return deco
 
 
-def list_models(family: str | None = None, group: str | None = None) -> list[str]:
-    """Names of the registered models, classic then mobile, each in registration order (optionally one family
-    and/or group)."""
+def list_models(family: str | None = None, group: str | None = None, task: str | None = None) -> list[str]:
+    """Names of the registered models, classic, mobile then tasks, each in registration order (optionally one
+    family, group and/or task)."""
     return [s.name for s in _ordered()
-            if (family is None or s.family == family) and (group is None or s.group == group)]
+            if (family is None or s.family == family) and (group is None or s.group == group)
+            and (task is None or s.task == task)]
 
 
 def _ordered() -> list[ModelSpec]:
@@ -144,10 +159,14 @@ def describe_all(group: str | None = None) -> list[dict[str, Any]]:
     for spec in _ordered():
         if group is not None and spec.group != group:
             continue
-        with torch.device("meta"):
-            model = spec.builder(num_classes=spec.num_classes)
-        d = spec.describe(count_params(model))
-        d["inference_params"] = count_params(model, tuple(f"{m}." for m in spec.train_only))
+        try:
+            with torch.device("meta"):
+                model = spec.builder(num_classes=spec.num_classes)
+        except EdgecnnError:  # a torchvision model without torchvision installed: listed, not counted
+            model = None
+        d = spec.describe(count_params(model) if model is not None else None)
+        d["inference_params"] = (count_params(model, tuple(f"{m}." for m in spec.train_only))
+                                 if model is not None else None)
         d["gmacs"] = spec.macs / 1e9
         rows.append(d)
     return rows

@@ -63,6 +63,9 @@ class BatchResult:
     torch: dict[str, Any] | None = None
     layers: list[dict[str, Any]] | None = None
     provider_check: dict[str, Any] | None = None
+    #: detection files: latency of the graph plus the host's decoding (NMS on the host, or sorting and cutting after
+    #: NMS in the graph), and of the host part alone, reported apart from the graph's latency above
+    end_to_end: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -326,7 +329,13 @@ def bench(model: str | os.PathLike, batches: Sequence[int] = (1,), *, provider: 
             res.provider_check = timing.provider_check
             if not timing.provider_check.get("ok", True):
                 warnings.append(timing.provider_check["message"])
+        if engine.task == "detection":
+            res.end_to_end = _end_to_end(engine, x, warmup=warmup, iters=iters, duration=duration)
         results.append(res)
+    if engine.task != "classification" and compare_fp32 and reference is None:
+        compare_fp32 = False  # the deviation report compares class scores row by row: not a detector's boxes
+        warnings.append(f"no deviation from fp32 for a {engine.task} file (it compares class scores); export "
+                        "validation compares it with torch")
     dev = _deviation(model, path, engine, seen, rng, shape, reference=reference, threads=threads, seed=seed) \
         if compare_fp32 or reference is not None else None
     name = str(info.metadata.get("model") or Path(path).stem)
@@ -335,6 +344,25 @@ def bench(model: str | os.PathLike, batches: Sequence[int] = (1,), *, provider: 
                        session_s=session_s, engine_build_s=engine_build_s, batches=results, warnings=warnings,
                        machine=machine_info(), cost=costs[int(batches[0])], deviation=dev,
                        precision_reason=info.precision_reason, auto=info.auto)
+
+
+def _end_to_end(engine: Any, x: np.ndarray, *, warmup: int, iters: int | None, duration: float | None
+                ) -> dict[str, Any]:
+    """A detection file's latency with the host's decoding (NMS on the host or the per-image cut after graph NMS),
+    and of that host part alone on the same outputs."""
+    from edgecnn.runtime.vision.detection import NmsParams, detections
+
+    n = len(x)
+    meta = engine.metadata
+
+    def full() -> Any:
+        return detections(engine.run_named(x), meta, n)
+
+    outs = engine.run_named(x)
+    e2e = latency_stats(time_runs(full, warmup=min(warmup, 2), iters=iters, duration=duration))
+    host = latency_stats(time_runs(partial(detections, outs, meta, n), warmup=1, iters=iters, duration=duration))
+    return {"nms": NmsParams.from_metadata(meta).placement, "latency_ms": {k: v for k, v in e2e.items() if k != "cv"},
+            "host_ms": {k: v for k, v in host.items() if k != "cv"}}
 
 
 def _deviation(model: str | os.PathLike, path: Path, engine: Any, seen: list[tuple[np.ndarray, np.ndarray]],

@@ -97,11 +97,19 @@ def totals_text(cost: GraphCost) -> str:
     if isinstance(meta_params, int) and meta_params != cost.params:
         lines.append(f"note: the torch model has {meta_params:,} parameters; the graph holds {cost.params:,} "
                      "(batch norm folded into the convolutions: 2 per channel become 1 bias)")
-    if cost.unknown_ops:
-        lines.append(f"warning: no counting rule for {', '.join(cost.unknown_ops)}: their FLOPs are not in the "
-                     "totals")
+    by_design = sorted({op for layer in cost.layers for op in layer.ops if op in DATA_DEPENDENT_OPS}
+                       | {op for op in cost.unknown_ops if op in DATA_DEPENDENT_OPS})
+    others = [op for op in cost.unknown_ops if op not in DATA_DEPENDENT_OPS]
+    if by_design:
+        lines.append(f"note: {', '.join(by_design)} not counted: their work depends on the data (how many boxes "
+                     "pass), not the shapes; their time is measured per layer (--per-layer)")
+    if others:
+        lines.append(f"warning: no counting rule for {', '.join(others)}: their FLOPs are not in the totals")
     return "\n".join(lines)
 
+
+#: operators whose cost depends on the data, not on the shapes: named as not counted rather than warned about
+DATA_DEPENDENT_OPS = ("NonMaxSuppression", "RoiAlign")
 
 CSV_FIELDS = ["index", "name", "kind", "role", "depthwise", "ops", "output_shape", "shape_hwc", "activations", "params",
               "bias_params", "weights_only", "macs", "flops", "elementwise_flops", "weight_bytes", "activation_bytes",
@@ -169,6 +177,11 @@ def bench_text(result: Any) -> str:
         parts += ["", "torch eager (same threads, same inputs):",
                   table(torch_rows, ["batch", "torch p50 ms", "ORT p50 ms", "torch img/s", "torch GFLOP/s",
                                      "ORT speedup"], [True] * 6)]
+    e2e = [[b.batch, b.end_to_end["nms"], f"{b.latency_ms['p50']:.2f}", f"{b.end_to_end['host_ms']['p50']:.2f}",
+            f"{b.end_to_end['latency_ms']['p50']:.2f}"] for b in result.batches if getattr(b, "end_to_end", None)]
+    if e2e:
+        parts += ["", "detection end to end (graph + the host's decoding and NMS):",
+                  table(e2e, ["batch", "NMS", "graph p50 ms", "host p50 ms", "end-to-end p50 ms"], [True] * 5)]
     for b in result.batches:
         if b.layers:
             lrows = [[x["index"], x["name"], x["kind"], f"{x['time_ms']:.3f}" if x["kernels"] else "fused",

@@ -21,6 +21,7 @@ from edgecnn.runtime.backends import registry
 from edgecnn.runtime.backends.base import Backend, OpenOptions, Runner, TensorInfo
 from edgecnn.runtime.backends.onnxruntime import OPT_LEVELS
 from edgecnn.runtime.images import PreprocessConfig
+from edgecnn.runtime.vision import output_roles, task_of
 
 GRAPH_OPTIMIZATIONS = tuple(OPT_LEVELS)
 #: reduced runtime precisions that a backend applies to a float file by a flag: checked on probe inputs
@@ -234,6 +235,12 @@ class Engine:
                                f"of rank {len(self.input_shape)} {list(self.input_shape)}.")
         self.input_dtype: np.dtype = _np_dtype(first.dtype)
         self.output_names: list[str] = [o.name for o in self._outputs]
+        roles = output_roles(self.metadata)
+        #: per output: is dimension 0 the batch (sliced and concatenated by rows)? Detections after graph NMS are not
+        self._batch_major = [roles.get(n, {}).get("batch", True) for n in self.output_names]
+        self._roles = {n: roles.get(n, {}).get("role", "") for n in self.output_names}
+        self._batch_index = next((i for i, n in enumerate(self.output_names) if self._roles[n] == "batch_index"
+                                  and not self._batch_major[i]), None)
         b = self.input_shape[0]
         self.batch_size: int | None = b if isinstance(b, int) and b > 0 else None
 
@@ -370,12 +377,31 @@ class Engine:
         dims += [str(d) if isinstance(d, int) and d > 0 else "?" for d in self.sample_shape]
         return "[" + ", ".join(dims) + "]"
 
+    @property
+    def task(self) -> str:
+        """``classification``, ``detection`` or ``segmentation``, from the file's metadata (default: a classifier)."""
+        return task_of(self.metadata)
+
+    @property
+    def output_roles(self) -> dict[str, str]:
+        """Output name -> its role from the file's metadata (``boxes``, ``scores``, ``labels``, ``batch_index``,
+        ``masks``; empty when the file does not say)."""
+        return dict(self._roles)
+
     def run(self, x: np.ndarray) -> np.ndarray:
         """Run an NCHW batch of any size N >= 1; return the first output, N rows, in input order."""
         return self.run_all(x)[0]
 
+    def run_named(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """Every output of the graph by name (see :meth:`run_all`)."""
+        return dict(zip(self.output_names, self.run_all(x), strict=True))
+
     def run_all(self, x: np.ndarray) -> list[np.ndarray]:
-        """Like :meth:`run` but return every output of the graph (in ``output_names`` order)."""
+        """Like :meth:`run` but return every output of the graph (in ``output_names`` order).
+
+        Outputs whose dimension 0 is the batch come back N rows in input order; outputs whose dimension 0 is not
+        (detections after NMS in the graph, ``edgecnn.outputs`` metadata) are concatenated over the chunks, their
+        ``batch_index`` output shifted to the input's numbering and padding rows of a fixed batch dropped."""
         x = self.check_input(x)
         n = x.shape[0]
         step = self.chunk_size
@@ -389,10 +415,24 @@ class Engine:
                 pad = np.zeros((self.batch_size - m, *chunk.shape[1:]), dtype=chunk.dtype)
                 chunk = np.concatenate([chunk, pad])
             outs = self._run_chunk(np.ascontiguousarray(chunk))
-            parts.append([o[:m] for o in outs])
+            parts.append(self._rows(outs, start, m))
         if len(parts) == 1:
             return parts[0]
         return [np.concatenate([p[i] for p in parts]) for i in range(len(self.output_names))]
+
+    def _rows(self, outs: list[np.ndarray], start: int, m: int) -> list[np.ndarray]:
+        """One chunk's outputs restricted to its ``m`` real images, numbered from ``start``."""
+        keep = None
+        if self._batch_index is not None:
+            keep = np.asarray(outs[self._batch_index]) < m
+        rows = []
+        for i, o in enumerate(outs):
+            if self._batch_major[i]:
+                rows.append(o[:m])
+                continue
+            r = o[keep] if keep is not None and len(o) == len(keep) else o
+            rows.append(r + start if i == self._batch_index else r)
+        return rows
 
     def _run_chunk(self, x: np.ndarray) -> list[np.ndarray]:
         try:

@@ -112,7 +112,7 @@ class PreprocessConfig:
         if len(mean) != channels or len(std) != channels:
             raise EdgecnnError(f"metadata mean/std have {len(mean)}/{len(std)} values for a {channels}-channel "
                                "model; fix the file's edgecnn.mean/edgecnn.std metadata.")
-        crop = meta.get("crop_fraction", DEFAULT_CROP_FRACTION)
+        crop = meta.get("crop_fraction", None if meta.get("resize") == "stretch" else DEFAULT_CROP_FRACTION)
         return cls(input_size=(int(size[0]), int(size[1])), channels=int(channels),
                    mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std),
                    dtype=dtype or str(meta.get("io_dtype") or "float32"), layout=layout,

@@ -70,6 +70,10 @@ def class_scores(scores: np.ndarray, meta: Mapping[str, Any] | None = None) -> n
 
     Probabilities stay probabilities: after dropping the background they are renormalised; logits just
     lose their first column (softmax over the rest is the same renormalisation)."""
+    task = (meta or {}).get("task") or "classification"
+    if task != "classification":
+        raise EdgecnnError(f"this is a {task} file (edgecnn.task metadata): class scores, top-k and accuracy are for "
+                           "classifiers; 'edgecnn predict' prints its boxes or per-class pixel shares.")
     s = squeeze_scores(scores)
     if s.shape[1] > 1 and has_background(meta or {}, s.shape[1]):
         prob = is_probability(s)

@@ -129,6 +129,9 @@ class Backend:
     #: precision -> why an optimizer should not bother measuring it here although it runs (None: measure)
     advice: Mapping[str, str] = {}
     triton: TritonSpec | None = None
+    #: ONNX operators (default domain) this runtime cannot run: ``export --nms auto`` keeps NonMaxSuppression out
+    #: of the graph (NMS on the host) when a runtime here lacks it
+    missing_ops: frozenset[str] = frozenset()
 
     # ---------------------------------------------------------------- availability, devices, versions
 
