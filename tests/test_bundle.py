@@ -284,3 +284,14 @@ def test_bundle_and_verify_run_with_torch_blocked(tiny: Path, tmp_path: Path) ->
     proc = subprocess.run([sys.executable, "-c", script, str(tiny), str(tmp_path / "b")], cwd=ROOT,
                           capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0 and "TORCH-FREE-OK" in proc.stdout, proc.stderr[-2000:]
+
+
+def test_runtime_optimized_ort_file_keeps_the_bundle_names(tiny: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    code, out, err = run_cli(capsys, "bundle", tiny, "-o", tmp_path / "b", "--optimization", "runtime", "--json")
+    assert code == 0, err
+    written = json.loads(out)
+    assert set(written["files"]) >= {"tiny.ort", "tiny.required_operators.config"} and written["fallback"] == []
+    run = json.loads((tmp_path / "b" / "runtime.json").read_text())
+    assert run["ort_format"]["optimization"] == "runtime" and run["ort_format"]["file"] == "tiny.ort"
+    assert verify_bundle(tmp_path / "b")["ort_rel_diff"] <= 1e-3
