@@ -403,3 +403,13 @@ def test_host_nms_is_torchvisions_per_class_algorithm() -> None:
     np.testing.assert_array_equal(got.labels, kl[keep].numpy())
     np.testing.assert_allclose(got.boxes, kb[keep].numpy())
     np.testing.assert_allclose(got.scores, ks[keep].numpy())
+
+
+def test_task_exports_refuse_fp16_and_nms_on_a_segmenter_with_one_line(capsys, tmp_path) -> None:
+    from tests.cli_helpers import run_cli
+
+    code, _, err = run_cli(capsys, "export", SEG[1], "-o", tmp_path, "--fp16")
+    assert code == 2 and err.count("error:") == 1 and "fp32" in err and "Traceback" not in err
+    code, _, err = run_cli(capsys, "export", SEG[1], "-o", tmp_path, "--nms", "host")
+    assert code == 2 and err.count("error:") == 1 and "segmentation model" in err
+    assert not list(tmp_path.iterdir())
