@@ -11,6 +11,7 @@ reason, unless EDGECNN_REQUIRE_AARCH64=1 (CI), where they fail.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -45,7 +46,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     pytest.importorskip("torch")
     pytest.importorskip("sklearn")
     work = tmp_path_factory.mktemp("aarch64")
-    made = check.make_files(work / "files", log=lambda _m: None)
+    # in a child process: the export, training and optimize run keep their memory (and torch) out of this one, whose
+    # RSS forked children inherit (tests/test_bad_input_matrix.py bounds theirs)
+    proc = subprocess.run([sys.executable, str(check.ROOT / "tools" / "check_aarch64.py"), "--files-only",
+                           str(work / "files")], capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    made = json.loads(proc.stdout.strip().splitlines()[-1])
     plan = check.make_plan(made)
     ref = check.run_driver([sys.executable], plan, work / "x86")
     arm = check.run_driver([str(python)], plan, work / "aarch64")

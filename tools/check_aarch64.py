@@ -312,8 +312,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default=str(ROOT / "artifacts" / "aarch64"), help="where the files and runs go")
     ap.add_argument("--json", dest="json_out", help="write the results here")
     ap.add_argument("--render", metavar="JSON", help="(re)write the results file of a saved --json run and exit")
+    ap.add_argument("--files-only", metavar="DIR", help="make the files in DIR, print what was made (JSON), and exit")
     results.add_arguments(ap)
     args = ap.parse_args(argv)
+    if args.files_only:
+        print(json.dumps(make_files(Path(args.files_only), log=lambda _m: None), default=str))
+        return 0
     if args.render:
         publish(args, results.load(args.render))
         return 0
