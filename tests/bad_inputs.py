@@ -206,7 +206,9 @@ def run_edgecnn(args: list[str], cwd: Path, *, cache: Path | None = None, env: d
             "try:\n    main(sys.argv[1:])\n    rc = 0\nexcept SystemExit as e:\n"
             "    rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)\n"
             "sys.stdout.flush()\n"
-            "print('\\n@@peak_rss_kb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+            "hwm = [ln for ln in open('/proc/self/status') if ln.startswith('VmHWM:')]\n"
+            "print('\\n@@peak_rss_kb', int(hwm[0].split()[1]) if hwm else\n"
+            "      resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
             "sys.exit(rc)\n")
     return subprocess.run([sys.executable, "-c", code, *args], cwd=cwd, env=full_env, capture_output=True,
                           text=True, timeout=timeout, preexec_fn=limits)

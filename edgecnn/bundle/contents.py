@@ -48,8 +48,8 @@ def preprocessing(spec: InputSpec, meta: Mapping[str, Any], output: tuple[str, l
     resolved = spec.metadata()
     contract = {key: resolved.get(key, meta.get(key)) for key in M.KEYS}
     contract["io_dtype"] = c.dtype
-    if "task" not in contract:
-        contract["task"] = meta.get("task", "classification")
+    if contract.get("task") is None:  # a file without edgecnn.task is a classifier
+        contract["task"] = meta.get("task") or "classification"
     crop = c.crop_fraction
     h, w = c.input_size
     color = "RGB" if c.channels == 3 else "L"

@@ -77,12 +77,14 @@ export function readOnnxMetadata(bytes) {
  * module does with each key. A test keeps these lists equal to the contract, so a new key is decided here. */
 export const HONOURED_KEYS = [
   'input_layout', 'input_size', 'channels', 'mean', 'std', 'channel_order', 'crop_fraction', 'io_dtype',
-  'background_class', 'labels', 'class_names', 'task', 'letterbox',
+  'background_class', 'labels', 'class_names', 'task', 'letterbox', 'resize',
 ];
 /** Keys that describe the file, not its input or output: read by nobody here. */
 export const IGNORED_KEYS = [
   'model', 'family', 'num_classes', 'precision', 'opset', 'num_params', 'macs', 'batch', 'edgecnn_version',
   'torch_version', 'weights_sha256', 'source', 'optimize', 'quantization',
+  // detection/segmentation outputs: such files are refused by their task before these matter
+  'outputs', 'box_format', 'nms',
 ];
 
 /** NCHW or NHWC when exactly one of axes 1 and 3 holds 1 or 3 channels (edgecnn.io_spec.guess_layout). */
@@ -113,6 +115,10 @@ export function configFromMetadata(meta, inputShape = [], inputType = null) {
   const letterbox = get('letterbox');
   if (letterbox !== undefined && !['', 'false', 'null', '0'].includes(letterbox.toLowerCase())) {
     throw new Error(`the file asks for letterbox preprocessing (edgecnn.letterbox = ${letterbox}), which this example does not do`);
+  }
+  const resize = get('resize');
+  if (resize !== undefined && resize !== '' && resize.toLowerCase() !== 'crop') {
+    throw new Error(`the file asks for '${resize}' resizing (edgecnn.resize), which this example does not do (it resizes the shorter side and crops)`);
   }
   const dims = inputShape.map((d) => (typeof d === 'number' && d > 0 ? d : null));
   const layout = (get('input_layout') ?? guessLayout(dims) ?? 'NCHW').toUpperCase();

@@ -144,6 +144,9 @@ PreprocessConfig config_from_metadata(const std::map<std::string, std::string>& 
   if (const auto* v = get("letterbox"); v && !v->empty() && lower(*v) != "false" && *v != "null" && *v != "0")
     throw std::runtime_error("the file asks for letterbox preprocessing (edgecnn.letterbox = " + *v +
                              "), which this example does not do");
+  if (const auto* v = get("resize"); v && !v->empty() && lower(*v) != "crop")
+    throw std::runtime_error("the file asks for '" + *v + "' resizing (edgecnn.resize), which this example does not "
+                             "do (it resizes the shorter side and crops)");
   // layout: metadata, else from the shape, else NCHW
   std::string layout = guess_layout(shape);
   if (const auto* v = get("input_layout")) layout = *v;

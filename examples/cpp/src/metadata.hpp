@@ -26,9 +26,9 @@ namespace edgecnn {
 // The contract's keys (without "edgecnn."), by what this example does with them. A test keeps these lists equal
 // to edgecnn/metadata.py's KEYS, so a new key is decided here.
 // HONOURED_KEYS: input_layout input_size channels mean std channel_order crop_fraction io_dtype background_class
-//                labels class_names task letterbox
+//                labels class_names task letterbox resize
 // IGNORED_KEYS: model family num_classes precision opset num_params macs batch edgecnn_version torch_version
-//               weights_sha256 source optimize quantization
+//               weights_sha256 source optimize quantization outputs box_format nms
 
 // All custom metadata of the session (key -> string value).
 std::map<std::string, std::string> read_metadata(Ort::Session& session);
