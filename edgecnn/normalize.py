@@ -26,13 +26,13 @@ unchanged with no notices. The model is never loaded from disk here: pass a ``Mo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import NamedTuple
 
 import onnx
 from onnx import defs, version_converter
 
 from edgecnn.errors import EdgecnnError
+from edgecnn.paths import graphs
 
 #: oldest default-domain opset ONNX Runtime runs (ONNX 1.2); older files are always upgraded to it
 ORT_MIN_OPSET = 7
@@ -54,22 +54,10 @@ class Normalized(NamedTuple):
     notices: list[str]
 
 
-def _graphs(graph: onnx.GraphProto) -> Iterator[onnx.GraphProto]:
-    """``graph`` and every subgraph (If/Loop/Scan bodies), depth first."""
-    yield graph
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.type == onnx.AttributeProto.GRAPH:
-                yield from _graphs(attr.g)
-            elif attr.type == onnx.AttributeProto.GRAPHS:
-                for g in attr.graphs:
-                    yield from _graphs(g)
-
-
 def _consumed(graph: onnx.GraphProto) -> set[str]:
     """Every tensor name read by a node (subgraphs included) or returned as a graph output."""
     names = {o.name for o in graph.output}
-    for g in _graphs(graph):
+    for g in graphs(graph):
         for node in g.node:
             names.update(node.input)
         names.update(o.name for o in g.output)
@@ -92,7 +80,7 @@ def unknown_operators(model: onnx.ModelProto) -> list[str]:
     versions.setdefault("", versions.get("ai.onnx", 0))
     functions = {(f.domain, f.name) for f in model.functions}
     unknown: set[str] = set()
-    for g in _graphs(model.graph):
+    for g in graphs(model.graph):
         for node in g.node:
             domain = "" if node.domain in _DEFAULT_DOMAINS else node.domain
             if (node.domain, node.op_type) in functions or domain in ORT_DOMAINS:

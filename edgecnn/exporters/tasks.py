@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from edgecnn.errors import EdgecnnError
-from edgecnn.exporters.validate import Validation, check_file
+from edgecnn.exporters.validate import Validation, check_file, cpu_session
 from edgecnn.runtime.vision import detection as D
 from edgecnn.runtime.vision import segmentation as S
 
@@ -132,7 +132,6 @@ def validate_task(path: str | Path, model: nn.Module, task: str, meta: dict[str,
 
     Detection: per image, torchvision's own detections matched by label and IoU >= 0.99, scores within 1e-3, at
     least 10 matched (``runtime/vision/detection.py``). Segmentation: argmax agreement >= 99.9% of pixels."""
-    import onnxruntime as ort
 
     t0 = time.perf_counter()
     sizes = [1, 2] if batch is None else [batch, batch]
@@ -146,12 +145,8 @@ def validate_task(path: str | Path, model: nn.Module, task: str, meta: dict[str,
     if res.failures:
         res.seconds = time.perf_counter() - t0
         return res
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    try:
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    except Exception as e:  # noqa: BLE001
-        res.failures.append(f"ONNX Runtime cannot load the file: {str(e).strip().splitlines()[0][:300]}")
+    sess = cpu_session(path, res)
+    if sess is None:
         res.seconds = time.perf_counter() - t0
         return res
     names = [o.name for o in sess.get_outputs()]

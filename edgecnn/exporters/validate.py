@@ -108,6 +108,20 @@ def check_file(path: str | Path) -> str:
     return "ok"
 
 
+def cpu_session(path: str | Path, result: Validation) -> Any:
+    """An ONNX Runtime CPU session of ``path`` (ORT's own logging quiet), or None with the reason added to
+    ``result.failures``: the one way both validators (classifiers here, tasks in ``exporters.tasks``) open a file."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # noqa: BLE001
+        result.failures.append(f"ONNX Runtime cannot load the file: {str(e).strip().splitlines()[0][:300]}")
+        return None
+
+
 def validate(path: str | Path, model: nn.Module, input_shape: tuple[int, int, int], precision: str,
              batch: int | None = None, seed: int = 0, tolerances: Tolerances | None = None) -> Validation:
     """Check ``path`` and compare ONNX Runtime CPU with torch fp32 ``model`` on random inputs.
@@ -116,7 +130,6 @@ def validate(path: str | Path, model: nn.Module, input_shape: tuple[int, int, in
     """
     import time
 
-    import onnxruntime as ort
 
     t0 = time.perf_counter()
     tol = tolerances or TOLERANCES["fp16" if precision == "fp16" else "fp32"]
@@ -127,12 +140,8 @@ def validate(path: str | Path, model: nn.Module, input_shape: tuple[int, int, in
         result.failures.append(f"ONNX checker: {result.checker}")
         result.seconds = time.perf_counter() - t0
         return result
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    try:
-        sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-    except Exception as e:  # noqa: BLE001
-        result.failures.append(f"ONNX Runtime cannot load the file: {str(e).strip().splitlines()[0][:300]}")
+    sess = cpu_session(path, result)
+    if sess is None:
         result.seconds = time.perf_counter() - t0
         return result
     in_type = sess.get_inputs()[0].type
