@@ -110,3 +110,11 @@ def match_detections(ref: tuple[np.ndarray, np.ndarray, np.ndarray], got: tuple[
             ious.append(float(cand[j]))
             diffs.append(abs(float(rs[i]) - float(gs[j])))
     return Match(len(rb), len(gb), len(ious), min(ious) if ious else None, max(diffs) if diffs else None)
+
+
+def matched_f1(matches: list[Match] | tuple[Match, ...]) -> float:
+    """F1 of detection agreement over many images: 2 x matched / (reference + candidate boxes), from each image's
+    :func:`match_detections` (typically at IoU 0.5 against an fp32 reference). 1.0 when neither side has a box."""
+    matched = sum(m.matched for m in matches)
+    total = sum(m.reference + m.candidate for m in matches)
+    return 2.0 * matched / total if total else 1.0

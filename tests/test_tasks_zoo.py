@@ -11,7 +11,7 @@ import onnx
 import pytest
 import torch
 
-from edgecnn.boxes import box_iou, greedy_nms, match_detections
+from edgecnn.boxes import box_iou, greedy_nms, match_detections, matched_f1
 from edgecnn.models import create_model, get_spec, list_models
 from edgecnn.models._torchvision import torchvision, weights_meta
 from edgecnn.onnxfile import open_model, read_metadata
@@ -48,6 +48,16 @@ def test_match_detections_needs_same_label_and_iou() -> None:
     assert match_detections((b, s, lab), (b[::-1], s[::-1], lab[::-1])).matched == 2
     assert match_detections((b, s, lab), (b, s, np.array([1, 3]))).matched == 1
     assert match_detections((b, s, lab), (b + 1, s, lab)).matched == 0  # IoU < 0.99
+
+
+def test_matched_f1_counts_both_sides() -> None:
+    b = np.array([[0, 0, 10, 10], [20, 20, 40, 40]], np.float32)
+    s, lab = np.array([0.9, 0.8]), np.array([1, 2])
+    one = match_detections((b, s, lab), (b[:1], s[:1], lab[:1]), 0.5)  # 1 matched of 2 reference, 1 candidate
+    both = match_detections((b, s, lab), (b, s, lab), 0.5)
+    assert matched_f1([one]) == pytest.approx(2 * 1 / 3)
+    assert matched_f1([one, both]) == pytest.approx(2 * 3 / 7)
+    assert matched_f1([]) == 1.0
 
 
 @pytest.mark.parametrize("name", [DET, *SEG])
