@@ -329,7 +329,8 @@ def detect(model: onnx.ModelProto, *, layout: str | None = None, size: int | Seq
     if background and "background_class" not in meta:
         detected.append(f"{classes} outputs: TensorFlow's background + ImageNet-1k layout; output 0 (background) "
                         "is dropped")
-    imagenet = not foreign_task and names is None and effective == IMAGENET_CLASSES and meta.get("class_names") in (None, "imagenet")
+    imagenet = (not foreign_task and names is None and effective == IMAGENET_CLASSES
+                and meta.get("class_names") in (None, "imagenet"))
     if imagenet:
         (detected if meta.get("class_names") == "imagenet" else assumed).append(
             "ImageNet-1k class names" + (" (file metadata)" if meta.get("class_names") == "imagenet"

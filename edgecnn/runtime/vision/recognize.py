@@ -234,12 +234,11 @@ def _yolo_layout(o: OutputInfo, input_size: Sequence[int], masks: int,
     h, w = input_size
     objectness: bool | None = None
     why_obj: str | None = None
+    n = 0
     if a in (free, based) and b not in (free, based):
-        layout, why = "nc", f"{a} anchors at {h}x{w} (strides 8/16/32{', 3 anchors per cell' if a == based else ''})"
-        objectness, why_obj = (a == based), f"{a} anchors: {'anchor-based (YOLOv5/v7)' if a == based else 'anchor-free'}"
+        layout, n = "nc", a
     elif b in (free, based) and a not in (free, based):
-        layout, why = "cn", f"{b} anchors at {h}x{w} (strides 8/16/32{', 3 anchors per cell' if b == based else ''})"
-        objectness, why_obj = (b == based), f"{b} anchors: {'anchor-based (YOLOv5/v7)' if b == based else 'anchor-free'}"
+        layout, n = "cn", b
     elif a != b and min(a, b) >= 5 + masks:
         layout = "cn" if a < b else "nc"
         why = "the smaller dim taken as 4 box + class columns"
@@ -248,6 +247,9 @@ def _yolo_layout(o: OutputInfo, input_size: Sequence[int], masks: int,
     else:
         raise _unrecognised([o], f"rows and columns of [{a}, {b}] cannot be told apart" if a == b
                             else "too few columns for a box and a class")
+    if n:
+        why = f"{n} anchors at {h}x{w} (strides 8/16/32{', 3 anchors per cell' if n == based else ''})"
+        objectness, why_obj = n == based, f"{n} anchors: {'anchor-based (YOLOv5/v7)' if n == based else 'anchor-free'}"
     channels = a if layout == "cn" else b
     if over.head in ("yolo", "yolo_seg"):
         objectness, why_obj = False, f"--head {over.head}"
@@ -297,6 +299,7 @@ def recognize(outputs: Sequence[OutputInfo], *, input_size: Sequence[int], batch
     tv = _torchvision(outs) if kind in (None, "torchvision") else None
     protos = [o for o in rank4 if o.dim(2) and o.dim(3) and o.dim(2) * 4 == h and o.dim(3) * 4 == w]
 
+    one = outs[0] if len(outs) == 1 else None
     if kind is None:
         if tv is not None:
             kind = "torchvision"
@@ -304,9 +307,9 @@ def recognize(outputs: Sequence[OutputInfo], *, input_size: Sequence[int], batch
             kind = "yolo_seg"
         elif len(outs) == 2 and len(rank3) == 2 and _ssd_roles(rank3) is not None:
             kind = "ssd"
-        elif len(outs) == 1 and outs[0].rank == 2 and outs[0].dim(1) == 7 and outs[0].shape[0] != batch:
+        elif one and one.rank == 2 and one.dim(1) == 7 and one.shape[0] not in (batch, None):
             kind = "nms_rows7"
-        elif len(outs) == 1 and outs[0].rank == 3 and outs[0].dim(2) == 6 and outs[0].dim(1) not in anchor_counts((h, w)):
+        elif one and one.rank == 3 and one.dim(2) == 6 and one.dim(1) not in anchor_counts((h, w)):
             kind = "nms_rows6"
         elif len(outs) == 1 and outs[0].rank == 3 and (outs[0].dim(1) or 0) > 1 and (outs[0].dim(2) or 0) > 1:
             kind = "yolo"  # with or without objectness: settled below

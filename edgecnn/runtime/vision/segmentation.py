@@ -26,7 +26,8 @@ def unletterbox(classes: np.ndarray, input_size: Sequence[int], image_size: Sequ
     mh, mw = classes.shape
     _, left, top, new_w, new_h = letterbox_geometry(image_size, input_size)
     sy, sx = mh / h, mw / w
-    crop = classes[int(round(top * sy)):int(round((top + new_h) * sy)), int(round(left * sx)):int(round((left + new_w) * sx))]
+    rows_cut = slice(int(round(top * sy)), int(round((top + new_h) * sy)))
+    crop = classes[rows_cut, int(round(left * sx)):int(round((left + new_w) * sx))]
     iw, ih = image_size
     rows = np.minimum(((np.arange(ih) + 0.5) * crop.shape[0] / ih).astype(np.int64), crop.shape[0] - 1)
     cols = np.minimum(((np.arange(iw) + 0.5) * crop.shape[1] / iw).astype(np.int64), crop.shape[1] - 1)
