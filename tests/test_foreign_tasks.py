@@ -353,3 +353,22 @@ def test_torchvision_segmenter_from_torch_onnx_gives_a_class_map(capsys, zoo_fil
     code, out, err = run_cli(capsys, "predict", path, images / "0" / "a.png", "--json")
     shares = [c["share"] for c in json.loads(out)["results"][0]["classes"]]
     assert code == 0 and sum(shares) == pytest.approx(1.0), err
+
+
+def test_dynamic_anchor_counts_and_renamed_batches():
+    size = (T.H, T.W)
+    dyn = recognize([OutputInfo("output0", ("batch", 84, "anchors"))], input_size=size, batch="batch")
+    assert dyn.head["layout"] == "cn" and dyn.num_classes == 80 and not dyn.head["objectness"]
+    # a tf2onnx classifier of 7 classes whose output batch has another symbol is still a classifier
+    assert recognize([OutputInfo("dense:0", ("unk__43", 7))], input_size=size, batch="unk__42") is None
+    assert recognize([OutputInfo("output", ("num_dets", 7))], input_size=size, batch=1).kind == "nms_rows7"
+
+
+def test_yolo_seg_save_draws_masks_and_boxes(capsys, files, images, tmp_path):
+    out = tmp_path / "seg.png"
+    code, _, err = run_cli(capsys, "predict", files["yolo_seg"], images / "0" / "a.png", "--save", out)
+    plain = tmp_path / "plain.png"
+    run_cli(capsys, "predict", files["yolo"], images / "0" / "a.png", "--save", plain)
+    a, b = np.asarray(Image.open(out)), np.asarray(Image.open(plain))
+    assert code == 0 and a.shape == b.shape == (40, 60, 3), err
+    assert (a != b).any(axis=2).sum() > 20  # mask pixels inside the 2-px box outlines are blended in

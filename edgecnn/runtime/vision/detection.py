@@ -337,14 +337,20 @@ def rows(det: Detections, names: Sequence[str] | None, limit: int | None = None)
 
 
 def draw(image: Any, det: Detections, names: Sequence[str] | None, limit: int = 20) -> Any:
-    """The image with its best ``limit`` boxes and labels drawn."""
-    from PIL import ImageDraw
+    """The image with its best ``limit`` boxes and labels drawn (and their masks blended in, where there are)."""
+    from PIL import Image, ImageDraw
 
     from edgecnn.runtime.vision.segmentation import palette
 
     out = image.convert("RGB").copy()
-    pen = ImageDraw.Draw(out)
     colours = palette(max(int(det.labels.max()) + 1 if len(det) else 1, 2))
+    if det.masks is not None and len(det) and det.masks.shape[1:] == (out.height, out.width):
+        base = np.asarray(out, dtype=np.float32)
+        for mask, label in list(zip(det.masks, det.labels, strict=True))[:limit][::-1]:  # the best one on top
+            colour = colours[int(label)] if int(label) else np.array([255, 255, 255])
+            base[mask] = 0.5 * base[mask] + 0.5 * colour.astype(np.float32)
+        out = Image.fromarray(base.clip(0, 255).astype(np.uint8))
+    pen = ImageDraw.Draw(out)
     for r in rows(det, names, limit):
         colour = tuple(int(v) for v in colours[r["index"]]) if r["index"] else (255, 255, 255)
         x1, y1, x2, y2 = r["box"]

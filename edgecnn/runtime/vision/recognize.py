@@ -206,6 +206,14 @@ def _torchvision(outputs: Sequence[OutputInfo]) -> dict[str, str] | None:
     return roles
 
 
+def _not_batch(dim: Any, batch: Any) -> bool:
+    """Dimension 0 of an output is not the input's batch: a fixed size other than a fixed batch, or a symbol while
+    the batch is fixed (a symbol beside a symbolic batch may be the same batch renamed: a classifier)."""
+    if isinstance(dim, int):
+        return dim != batch
+    return dim is not None and isinstance(batch, int)
+
+
 def _ssd_roles(rank3: Sequence[OutputInfo]) -> tuple[OutputInfo, OutputInfo] | None:
     """(boxes (1, N, 4), scores (1, N, C)) of two rank-3 outputs with the same N: by the last dim, or by the names
     when both end in 4; None when neither tells."""
@@ -228,14 +236,17 @@ def _yolo_layout(o: OutputInfo, input_size: Sequence[int], masks: int,
                  over: Overrides) -> tuple[str, int, bool, str, str | None]:
     """(layout 'cn'|'nc', channels, objectness, what told the layout, what told the objectness (None: assumed))."""
     a, b = o.dim(1), o.dim(2)
-    if a is None or b is None:
-        raise _unrecognised([o], "a rank-3 output needs fixed dims to be read as a YOLO head")
     free, based = anchor_counts(input_size)
+    if (a is None) == (b is None) and a is None:
+        raise _unrecognised([o], "a YOLO head needs its columns fixed")
+    dynamic = a is None or b is None  # a dynamic number of anchors (a dynamic-size export): the fixed dim is columns
     h, w = input_size
     objectness: bool | None = None
     why_obj: str | None = None
     n = 0
-    if a in (free, based) and b not in (free, based):
+    if dynamic:
+        layout, why = ("cn" if b is None else "nc"), "the fixed dim taken as the columns (a dynamic anchor count)"
+    elif a in (free, based) and b not in (free, based):
         layout, n = "nc", a
     elif b in (free, based) and a not in (free, based):
         layout, n = "cn", b
@@ -307,11 +318,11 @@ def recognize(outputs: Sequence[OutputInfo], *, input_size: Sequence[int], batch
             kind = "yolo_seg"
         elif len(outs) == 2 and len(rank3) == 2 and _ssd_roles(rank3) is not None:
             kind = "ssd"
-        elif one and one.rank == 2 and one.dim(1) == 7 and one.shape[0] not in (batch, None):
+        elif one and one.rank == 2 and one.dim(1) == 7 and _not_batch(one.shape[0], batch):
             kind = "nms_rows7"
         elif one and one.rank == 3 and one.dim(2) == 6 and one.dim(1) not in anchor_counts((h, w)):
             kind = "nms_rows6"
-        elif len(outs) == 1 and outs[0].rank == 3 and (outs[0].dim(1) or 0) > 1 and (outs[0].dim(2) or 0) > 1:
+        elif one and one.rank == 3 and 1 not in one.shape[1:] and (one.dim(1) or one.dim(2) or 0) > 1:
             kind = "yolo"  # with or without objectness: settled below
         elif rank4 and all(o.dim(2) and o.dim(3) and o.dim(2) > 1 and o.dim(3) > 1 for o in rank4) \
                 and not is_classifier_output(outs[0], batch):
