@@ -372,3 +372,8 @@ def test_yolo_seg_save_draws_masks_and_boxes(capsys, files, images, tmp_path):
     a, b = np.asarray(Image.open(out)), np.asarray(Image.open(plain))
     assert code == 0 and a.shape == b.shape == (40, 60, 3), err
     assert (a != b).any(axis=2).sum() > 20  # mask pixels inside the 2-px box outlines are blended in
+
+
+def test_squeezable_classifier_outputs_stay_classifiers():
+    for shape in [(1, 1, 1001), (1, 1000, 1), ("N",), ("N", 1, 1, 10)]:
+        assert recognize([OutputInfo("prob", shape)], input_size=(224, 224), batch="N") is None, shape

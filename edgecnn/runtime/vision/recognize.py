@@ -176,12 +176,9 @@ def _role_by_name(name: str) -> str | None:
 
 
 def is_classifier_output(o: OutputInfo, batch: Any) -> bool:
-    """(N, C), (N, C, 1, 1) or (N, 1, 1, C): a classifier's output, whose first dim is the input's batch."""
-    if o.rank == 2:
-        return o.shape[0] == batch or (o.shape[0] is None) or (o.shape[0] == 1 and not isinstance(batch, int))
-    if o.rank == 4:
-        return sum(isinstance(d, int) and d == 1 for d in o.shape[1:]) >= 2
-    return False
+    """An output the classifier path reads: at most one dim after the first is not 1 ((N, C), (N, C, 1, 1),
+    (N, 1, 1, C), (N, 1, C)...)."""
+    return o.rank >= 1 and sum(not (isinstance(d, int) and d == 1) for d in o.shape[1:]) <= 1
 
 
 def _torchvision(outputs: Sequence[OutputInfo]) -> dict[str, str] | None:
