@@ -40,6 +40,7 @@ import onnx
 from edgecnn import metadata as M
 from edgecnn.errors import EdgecnnError
 from edgecnn.runtime.images import DEFAULT_CROP_FRACTION, GRAY_MEAN, GRAY_STD, LAYOUTS, PreprocessConfig
+from edgecnn.runtime.vision.recognize import OutputInfo, Overrides, TaskSpec, from_metadata, recognize
 
 #: named input ranges -> (mean, std) on [0, 1]-scaled pixels (the form PreprocessConfig uses)
 RANGES: dict[str, tuple[float, float]] = {
@@ -71,6 +72,8 @@ class InputSpec:
     detected: tuple[str, ...] = ()
     assumed: tuple[str, ...] = ()
     given: tuple[str, ...] = field(default=())
+    #: a detection or segmentation file: what its outputs are and how to decode them (None: a classifier)
+    task: TaskSpec | None = None
 
     def metadata(self) -> dict[str, Any]:
         """These choices as edgecnn metadata (keys of :data:`edgecnn.metadata.KEYS`, without prefix)."""
@@ -86,12 +89,22 @@ class InputSpec:
             meta["num_classes"] = self.num_classes - int(self.background_class)
         if self.labels is not None:
             meta["labels"] = list(self.labels)
+        if self.task is not None:
+            meta.update(self.task.metadata())
         return meta
 
     def lines(self) -> list[str]:
         """One line per choice: ``given:``, ``detected:`` and ``assumed:`` (the last say how to override)."""
-        return ([f"given: {g}" for g in self.given] + [f"detected: {d}" for d in self.detected]
-                + [f"assumed: {a}" for a in self.assumed])
+        t = self.task
+        given, detected, assumed = (self.given + t.given, self.detected + t.detected, self.assumed + t.assumed) \
+            if t is not None else (self.given, self.detected, self.assumed)
+        return ([f"given: {g}" for g in given] + [f"detected: {d}" for d in detected]
+                + [f"assumed: {a}" for a in assumed])
+
+    @property
+    def all_assumed(self) -> tuple[str, ...]:
+        """What was assumed about the input and the outputs (the ``note: assumed`` lines of every command)."""
+        return self.assumed + (self.task.assumed if self.task is not None else ())
 
 
 # --------------------------------------------------------------------------- graph reading
@@ -140,6 +153,13 @@ def image_input(model: onnx.ModelProto) -> onnx.ValueInfoProto:
         raise EdgecnnError(f"input {inputs[0].name!r} has rank {len(dims)} {_fmt(dims)}; edgecnn runs image "
                            "classifiers whose input is 4-D (NCHW or NHWC).")
     return inputs[0]
+
+
+def output_infos(model: onnx.ModelProto) -> list[OutputInfo]:
+    """The graph's outputs as :class:`OutputInfo` (name, shape, integer element type)."""
+    ints = {onnx.TensorProto.INT64, onnx.TensorProto.INT32, onnx.TensorProto.INT16, onnx.TensorProto.INT8,
+            onnx.TensorProto.UINT8}
+    return [OutputInfo(o.name, _dims(o), o.type.tensor_type.elem_type in ints) for o in model.graph.output]
 
 
 def output_classes(model: onnx.ModelProto) -> int | None:
@@ -200,13 +220,18 @@ def _per_channel(values: Sequence[float], channels: int, what: str) -> tuple[flo
 def detect(model: onnx.ModelProto, *, layout: str | None = None, size: int | Sequence[int] | None = None,
            bgr: bool | None = None, input_range: str | None = None, mean: Sequence[float] | None = None,
            std: Sequence[float] | None = None, crop_fraction: float | None | str = "auto",
-           labels: str | os.PathLike | Sequence[str] | None = None) -> InputSpec:
+           labels: str | os.PathLike | Sequence[str] | None = None, task: str | None = None,
+           head: str | None = None, box_format: str | None = None, letterbox: bool | None = None,
+           score_threshold: float | None = None, iou_threshold: float | None = None) -> InputSpec:
     """Work out the preprocessing and the output layout of ``model`` (see the module docstring).
 
     Explicit arguments win: ``layout`` (``nchw``/``nhwc``), ``size`` (int or (H, W)), ``bgr``,
     ``input_range`` (one of :data:`RANGES`), ``mean``/``std`` (per channel, on [0, 1] pixels; values
     above 1 are read as 0-255 units, as Caffe writes them), ``crop_fraction`` (None: resize without a
-    crop), ``labels`` (a file, one name per line, or a sequence of names).
+    crop), ``labels`` (a file, one name per line, or a sequence of names). Detection and segmentation files from
+    elsewhere are recognised by :func:`edgecnn.runtime.vision.recognize.recognize` (``task``, ``head``,
+    ``box_format``, ``letterbox``, ``score_threshold``, ``iou_threshold`` override it); a file whose metadata
+    declares its task is not recognised again (the overrides still apply).
     """
     meta = M.validate(M.decode({p.key: p.value for p in model.metadata_props}))  # types and ranges, by key
     given: list[str] = []
@@ -268,9 +293,18 @@ def detect(model: onnx.ModelProto, *, layout: str | None = None, size: int | Seq
         raise EdgecnnError(f"input {inp.name!r} {_fmt(shape)} has symbolic spatial dims; give the image size "
                            "with --size HxW (e.g. --size 224).")
 
+    # task: detection and segmentation files from elsewhere
+    over = Overrides(task=task, head=head, box_format=box_format, letterbox=letterbox,
+                     score_threshold=score_threshold, iou_threshold=iou_threshold)
+    rec = from_metadata(meta, over) if meta.get("task") else recognize(
+        output_infos(model), input_size=hw_size, batch=shape[0], overrides=over)
+    foreign_task = rec is not None and rec.only is None
+
     # outputs and labels
-    classes = output_classes(model)
-    if isinstance(meta.get("background_class"), int):
+    classes = rec.num_classes if foreign_task else output_classes(model)
+    if foreign_task:
+        background = False
+    elif isinstance(meta.get("background_class"), int):
         background = bool(meta["background_class"])
     else:
         background = classes == TF_BACKGROUND_CLASSES
@@ -278,7 +312,10 @@ def detect(model: onnx.ModelProto, *, layout: str | None = None, size: int | Seq
     if labels is not None:
         names = read_labels(labels) if isinstance(labels, str | os.PathLike) else tuple(str(v) for v in labels)
         M.check_option("labels", names, "--labels")
-        if classes is not None and len(names) == classes:
+        if foreign_task:
+            if classes is not None and len(names) not in (classes, classes + 1):
+                raise EdgecnnError(f"the labels give {len(names)} names but the model has {classes} classes.")
+        elif classes is not None and len(names) == classes:
             background = False  # the file names output 0 itself
         elif classes is not None and background and len(names) == classes - 1:
             pass
@@ -292,7 +329,8 @@ def detect(model: onnx.ModelProto, *, layout: str | None = None, size: int | Seq
     if background and "background_class" not in meta:
         detected.append(f"{classes} outputs: TensorFlow's background + ImageNet-1k layout; output 0 (background) "
                         "is dropped")
-    imagenet = names is None and effective == IMAGENET_CLASSES and meta.get("class_names") in (None, "imagenet")
+    imagenet = (not foreign_task and names is None and effective == IMAGENET_CLASSES
+                and meta.get("class_names") in (None, "imagenet"))
     if imagenet:
         (detected if meta.get("class_names") == "imagenet" else assumed).append(
             "ImageNet-1k class names" + (" (file metadata)" if meta.get("class_names") == "imagenet"
@@ -334,6 +372,14 @@ def detect(model: onnx.ModelProto, *, layout: str | None = None, size: int | Seq
     elif meta.get("mean") and meta.get("std"):
         pm, ps = _per_channel(meta["mean"], channels, "mean"), _per_channel(meta["std"], channels, "std")
         detected.append(f"mean {_round(pm)}, std {_round(ps)} (file metadata)")
+    elif foreign_task and rec.task == "detection":
+        pm, ps = (0.0,) * channels, (1.0,) * channels
+        assumed.append("input range 0-1 (RGB / 255, no mean/std: Ultralytics' and torchvision's detectors); pass "
+                       "--range or --mean/--std if the file differs")
+    elif foreign_task and channels == 3:
+        pm, ps = tuple(M.IMAGENET_MEAN), tuple(M.IMAGENET_STD)
+        assumed.append("ImageNet mean/std on RGB [0, 1] pixels (torchvision's segmentation models); pass "
+                       "--mean/--std or --range if the file differs")
     elif caffe:
         bgr_mean = CAFFE_MEAN_BGR if use_bgr else CAFFE_MEAN_BGR[::-1]
         pm, ps = tuple(v / 255.0 for v in bgr_mean), (1.0 / 255.0,) * 3
@@ -362,15 +408,17 @@ def detect(model: onnx.ModelProto, *, layout: str | None = None, size: int | Seq
         crop = None if meta["crop_fraction"] is None else float(meta["crop_fraction"])
         detected.append(("resize without crop" if crop is None else f"center crop fraction {crop}")
                         + " (file metadata)")
+    elif rec is not None and (foreign_task or rec.letterbox or meta.get("resize") == "stretch"):
+        crop = None
     else:
         crop = DEFAULT_CROP_FRACTION
 
     dtype = "float16" if inp.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16 else "float32"
     config = PreprocessConfig(input_size=hw_size, channels=channels, mean=pm, std=ps, dtype=dtype, layout=lay,
-                              bgr=use_bgr, crop_fraction=crop)
+                              bgr=use_bgr, crop_fraction=crop, letterbox=rec is not None and rec.letterbox)
     return InputSpec(input_name=inp.name, input_shape=shape, config=config, num_classes=classes,
                      background_class=background, labels=names, imagenet_names=imagenet,
-                     detected=tuple(detected), assumed=tuple(assumed), given=tuple(given))
+                     detected=tuple(detected), assumed=tuple(assumed), given=tuple(given), task=rec)
 
 
 def _round(values: Sequence[float]) -> list[float]:

@@ -44,8 +44,13 @@ KEYS: dict[str, tuple[str, str]] = {
     "task": ("str", "classification, detection or segmentation; a file without it is a classifier"),
     "outputs": ("json", "every output with its role: [{name, role (logits, boxes, scores, labels, batch_index, "
                 "masks), batch (true when dimension 0 is the batch)}]"),
-    "resize": ("str", "crop (shorter side, center crop) or stretch (resize to input_size, aspect not kept)"),
-    "box_format": ("str", "xyxy: boxes are (x1, y1, x2, y2) in input pixels"),
+    "resize": ("str", "crop (shorter side, center crop), stretch (resize to input_size, aspect not kept) or "
+               "letterbox (aspect kept, grey 114 padding centred: Ultralytics)"),
+    "box_format": ("str", "xyxy: boxes are (x1, y1, x2, y2) in input pixels; cxcywh: centre x, centre y, width, "
+                   "height (YOLO heads)"),
+    "head": ("json", "how a foreign detection/segmentation file's outputs are decoded: {kind (yolo, yolov5, "
+             "yolo_seg, ssd, torchvision, nms_rows6, nms_rows7, logits), layout (cn|nc), objectness, masks, "
+             "background}"),
     "nms": ("json", "detection: where NMS runs (placement graph or host) and its thresholds: score_threshold, "
             "iou_threshold, topk_candidates, detections_per_image"),
     "optimize": ("json", "the decision of 'edgecnn optimize': runtime, precision, threads, CPU model and flags, "
@@ -94,8 +99,10 @@ MAX_LABELS = 100_000
 MAX_TEXT = 1000
 
 _CHOICES = {"input_layout": ("NCHW", "NHWC"), "channel_order": ("rgb", "bgr"), "io_dtype": ("float32", "float16"),
-            "task": ("classification", "detection", "segmentation"), "resize": ("crop", "stretch"),
-            "box_format": ("xyxy",)}
+            "task": ("classification", "detection", "segmentation"), "resize": ("crop", "stretch", "letterbox"),
+            "box_format": ("xyxy", "cxcywh")}
+#: decoders of the ``head`` key (``edgecnn.runtime.vision.recognize.HEADS``)
+HEAD_KINDS = ("yolo", "yolov5", "yolo_seg", "ssd", "torchvision", "nms_rows6", "nms_rows7", "logits", "edgecnn")
 
 
 def _number(v: Any) -> bool:
@@ -152,6 +159,14 @@ def value_problem(key: str, value: Any) -> str | None:
     elif key == "background_class":
         if value not in (0, 1) or isinstance(value, float):
             return "expected 0 or 1"
+    elif key == "head":
+        if not isinstance(value, Mapping) or value.get("kind") not in HEAD_KINDS:
+            return f"expected {{\"kind\": one of {', '.join(HEAD_KINDS)}, ...}}"
+        if value.get("layout", "cn") not in ("cn", "nc"):
+            return "layout must be cn (channels first) or nc (rows)"
+        m = value.get("masks", 0)
+        if not isinstance(m, int) or isinstance(m, bool) or not 0 <= m <= 4096:
+            return "masks must be an integer 0..4096"
     elif key in _CHOICES:
         if not isinstance(value, str) or value.lower() not in {c.lower() for c in _CHOICES[key]}:
             return f"expected one of {', '.join(_CHOICES[key])}"

@@ -48,6 +48,8 @@ from edgecnn.outputs import check_writable
 
 #: the ``io_spec.detect`` keyword arguments a command's preprocessing options map to
 PREPROCESS_KEYS = ("layout", "size", "bgr", "input_range", "mean", "std", "crop_fraction", "labels")
+#: the overrides of what a detection or segmentation file from elsewhere is (``io_spec.detect`` keywords too)
+TASK_KEYS = ("task", "head", "box_format", "letterbox", "score_threshold", "iou_threshold")
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,8 @@ def _clean(preprocess: Mapping[str, Any] | None) -> dict[str, Any]:
     """The options actually given (None dropped, ``crop_fraction`` None kept as 'no crop'); labels read."""
     given: dict[str, Any] = {}
     for key, value in dict(preprocess or {}).items():
-        if key not in PREPROCESS_KEYS:
-            raise EdgecnnError(f"unknown preprocessing option {key!r}; use {', '.join(PREPROCESS_KEYS)}.")
+        if key not in PREPROCESS_KEYS + TASK_KEYS:
+            raise EdgecnnError(f"unknown preprocessing option {key!r}; use {', '.join(PREPROCESS_KEYS + TASK_KEYS)}.")
         if value is None or (key == "crop_fraction" and value == "auto"):
             continue
         if key == "crop_fraction" and value == "none":
@@ -142,7 +144,7 @@ def prepare(path: str | os.PathLike, *, min_opset: int | None = None,
     spec = detect(model, **given)
     fixed = _fix_spatial_dims(model, spec)
     changes = (*found, fixed) if fixed else tuple(found)
-    notices = changes + tuple(f"assumed {a}" for a in spec.assumed)
+    notices = changes + tuple(f"assumed {a}" for a in spec.all_assumed)
     foreign = not onnxfile.read_metadata(skeleton)
     if not write or not (changes or given or foreign):
         return Prepared(source, source, notices, spec, changes)
@@ -179,4 +181,4 @@ def forget_new_copies() -> None:
             p.unlink(missing_ok=True)
 
 
-__all__ = ["PREPROCESS_KEYS", "Prepared", "cache_root", "forget_new_copies", "open_normalized", "prepare"]
+__all__ = ["PREPROCESS_KEYS", "TASK_KEYS", "Prepared", "cache_root", "forget_new_copies", "open_normalized", "prepare"]

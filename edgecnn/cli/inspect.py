@@ -156,7 +156,8 @@ def inspect_cmd(file: str, save: bool, output: str | None, force: bool, as_json:
         d.update(normalized=[], input_spec=[], notices=[f"not runnable as it is: {e}"])
     else:
         spec = prepared.spec
-        d.update(normalized=list(prepared.changes), input_spec=spec.lines(), notices=list(prepared.notices))
+        d.update(normalized=list(prepared.changes), input_spec=spec.lines(), notices=list(prepared.notices),
+                 task_spec=spec.task.as_dict() if spec.task is not None else None)
     written = _save_metadata(file, prepared, output, force) if save else None
     if as_json:
         echo_json({**d, "saved_to": written})

@@ -1,7 +1,10 @@
 """The ``preprocessing`` option group: how to feed an ``.onnx`` file that carries no edgecnn metadata.
 
 ``--layout``, ``--size``, ``--bgr/--rgb``, ``--range``, ``--mean``, ``--std``, ``--crop`` and ``--labels`` mean
-the same in every command that declares them (see :func:`edgecnn.io_spec.detect`).
+the same in every command that declares them (see :func:`edgecnn.io_spec.detect`), and so do the overrides of what
+a detection or segmentation file from elsewhere is: ``--task``, ``--head``, ``--box-format``,
+``--letterbox/--no-letterbox``, ``--score-threshold``, ``--iou-threshold``
+(see :mod:`edgecnn.runtime.vision.recognize`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import click
 
 from edgecnn.cli._params import Choice, F, _stack
 from edgecnn.errors import EdgecnnError
+from edgecnn.runtime.vision import TASKS
+from edgecnn.runtime.vision.recognize import HEADS
 
 
 def _floats(text: str, what: str) -> tuple[float, ...]:
@@ -58,7 +63,9 @@ class _Parsed(click.ParamType):
 
 #: option parameter -> ``io_spec.detect`` keyword
 _PREPROCESS = {"layout": "layout", "size": "size", "bgr": "bgr", "input_range": "input_range", "mean": "mean",
-               "std": "std", "crop": "crop_fraction", "labels": "labels"}
+               "std": "std", "crop": "crop_fraction", "labels": "labels", "task": "task", "head": "head",
+               "box_format": "box_format", "letterbox": "letterbox", "score_threshold": "score_threshold",
+               "iou_threshold": "iou_threshold"}
 
 
 def preprocessing() -> Callable[[F], F]:
@@ -83,6 +90,21 @@ def preprocessing() -> Callable[[F], F]:
                           "(resize only) [default: 0.875]."),
         click.option("--labels", type=click.Path(dir_okay=False), default=None, metavar="FILE",
                      help="Class names, one per line [default: ImageNet's for 1000 classes, else indices]."),
+        click.option("--task", type=Choice(list(TASKS)), default=None,
+                     help="What the file does [default: the file's metadata, else recognised from its outputs]."),
+        click.option("--head", type=Choice(list(HEADS)), default=None,
+                     help="How a detection/segmentation file's outputs are decoded (see docs/tasks.md) [default: "
+                          "recognised from the output shapes and names]."),
+        click.option("--box-format", "box_format", type=Choice(["xyxy", "cxcywh"]), default=None,
+                     help="Detection boxes as corners or centre + size [default: cxcywh for YOLO heads, else xyxy]."),
+        click.option("--letterbox/--no-letterbox", "letterbox", default=None,
+                     help="Resize keeping the aspect ratio with grey padding (Ultralytics) instead of stretching "
+                          "[default: letterbox for YOLO heads]."),
+        click.option("--score-threshold", "score_threshold", type=click.FloatRange(0, 1), default=None,
+                     help="Detections scoring at most this are dropped before NMS [default: the file's, else 0.001]."),
+        click.option("--iou-threshold", "iou_threshold", type=click.FloatRange(0, 1), default=None,
+                     help="NMS drops a box overlapping a better one of its class by more than this IoU "
+                          "[default: the file's, else 0.7 for YOLO (0.45 YOLOv5), 0.55 SSD]."),
     ]
 
     def apply(f: F) -> F:

@@ -60,6 +60,8 @@ class PreprocessConfig:
     layout: str = "NCHW"
     bgr: bool = False
     crop_fraction: float | None = DEFAULT_CROP_FRACTION
+    #: resize keeping the aspect ratio and pad with grey 114 centred (Ultralytics); ``crop_fraction`` is ignored
+    letterbox: bool = False
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
@@ -112,12 +114,13 @@ class PreprocessConfig:
         if len(mean) != channels or len(std) != channels:
             raise EdgecnnError(f"metadata mean/std have {len(mean)}/{len(std)} values for a {channels}-channel "
                                "model; fix the file's edgecnn.mean/edgecnn.std metadata.")
-        crop = meta.get("crop_fraction", None if meta.get("resize") == "stretch" else DEFAULT_CROP_FRACTION)
+        crop = meta.get("crop_fraction", None if meta.get("resize") in ("stretch", "letterbox")
+                        else DEFAULT_CROP_FRACTION)
         return cls(input_size=(int(size[0]), int(size[1])), channels=int(channels),
                    mean=tuple(float(v) for v in mean), std=tuple(float(v) for v in std),
                    dtype=dtype or str(meta.get("io_dtype") or "float32"), layout=layout,
                    bgr=str(meta.get("channel_order", "rgb")).lower() == "bgr",
-                   crop_fraction=None if crop is None else float(crop))
+                   crop_fraction=None if crop is None else float(crop), letterbox=meta.get("resize") == "letterbox")
 
 
 def to_8bit(img: Image.Image) -> Image.Image:
@@ -184,11 +187,41 @@ def open_image(source: ImageLike, channels: int = 3) -> Image.Image:
     return to_8bit(img).convert("L" if channels == 1 else "RGB")
 
 
+#: the grey of Ultralytics' letterbox padding (114 of 255)
+LETTERBOX_FILL = 114
+
+
+def letterbox_geometry(image_size: Sequence[int], input_size: Sequence[int]) -> tuple[float, int, int, int, int]:
+    """Ultralytics' letterbox of an image (width, height) into ``input_size`` (H, W): ``(gain, left, top, new_w,
+    new_h)``: the image is resized by ``gain`` to ``new_w`` x ``new_h`` and pasted at (``left``, ``top``)."""
+    iw, ih = image_size
+    th, tw = input_size
+    gain = min(th / ih, tw / iw)
+    new_w, new_h = int(round(iw * gain)), int(round(ih * gain))
+    left, top = int(round((tw - new_w) / 2 - 0.1)), int(round((th - new_h) / 2 - 0.1))
+    return gain, left, top, new_w, new_h
+
+
+def letterbox(img: Image.Image, input_size: Sequence[int]) -> Image.Image:
+    """Resize keeping the aspect ratio (bilinear), pad to ``input_size`` (H, W) with grey 114, image centred."""
+    gain, left, top, new_w, new_h = letterbox_geometry(img.size, input_size)
+    th, tw = input_size
+    if (new_w, new_h) != img.size:
+        img = img.resize((new_w, new_h), Image.Resampling.BILINEAR)
+    if (new_w, new_h) == (tw, th):
+        return img
+    canvas = Image.new(img.mode, (tw, th), LETTERBOX_FILL if img.mode == "L" else (LETTERBOX_FILL,) * 3)
+    canvas.paste(img, (left, top))
+    return canvas
+
+
 def resize_crop(img: Image.Image, config: PreprocessConfig) -> Image.Image:
     """Resize the shorter side to ``config.resize`` (bilinear), then center crop to ``config.input_size``
-    (without a ``crop_fraction``: resize the whole image to ``input_size``)."""
+    (without a ``crop_fraction``: resize the whole image to ``input_size``; with ``letterbox``: :func:`letterbox`)."""
     w, h = img.size
     th, tw = config.input_size
+    if config.letterbox:
+        return letterbox(img, config.input_size)
     if config.crop_fraction is None:  # resize the whole image to the input size, no crop
         return img.resize((tw, th), Image.Resampling.BILINEAR) if (w, h) != (tw, th) else img
     short = config.resize

@@ -61,7 +61,8 @@ def squeeze_scores(scores: np.ndarray) -> np.ndarray:
     sized = [d for d in s.shape[1:] if d != 1]
     if len(sized) > 1:
         raise EdgecnnError(f"model output of shape {list(s.shape)} is not a classifier's (expected (N, C), "
-                           "(N, C, 1, 1) or (N, 1, 1, C)).")
+                           "(N, C, 1, 1) or (N, 1, 1, C)); a detection or segmentation file is recognised by the "
+                           "commands ('edgecnn inspect FILE', --task, --head).")
     return s.reshape(len(s), -1)
 
 

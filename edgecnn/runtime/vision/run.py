@@ -42,7 +42,7 @@ def predict_task(engine: Engine, images: Sequence[ImageLike], *, batch: int | No
         raise EdgecnnError(f"--batch must be >= 1, got {batch}.")
     config = engine.preprocess_config()
     h, w = config.input_size
-    step = batch or engine.chunk_size
+    step = D.images_per_run(engine.metadata) or batch or engine.chunk_size
     results: list[dict[str, Any]] = []
     for start in range(0, len(images), step):
         group = list(images[start:start + step])
@@ -52,10 +52,15 @@ def predict_task(engine: Engine, images: Sequence[ImageLike], *, batch: int | No
             per_image = D.detections(outs, engine.metadata, len(pil))
             names = engine.metadata.get("labels") if isinstance(engine.metadata.get("labels"), list) else None
             for i, (img, det) in enumerate(zip(pil, per_image, strict=True)):
-                det = D.to_image(det, (h, w), img.size)
+                det = D.to_image(det, (h, w), img.size, letterbox=config.letterbox)
                 keep = det.scores >= min_score
-                det = D.Detections(det.boxes[keep], det.scores[keep], det.labels[keep])
-                results.append({"image": _label(group[i]), "size": list(img.size), "detections": D.rows(det, names)})
+                det = D.Detections(det.boxes[keep], det.scores[keep], det.labels[keep],
+                                   None if det.masks is None else det.masks[keep])
+                rows = D.rows(det, names)
+                if det.masks is not None:  # YOLO segmentation: each detection's mask area in the image's pixels
+                    for row, mask in zip(rows, det.masks, strict=True):
+                        row["mask_pixels"] = int(mask.sum())
+                results.append({"image": _label(group[i]), "size": list(img.size), "detections": rows})
                 if save is not None:
                     _write(D.draw(img, det, names), save[start + i], overwrite)
         else:
@@ -63,6 +68,8 @@ def predict_task(engine: Engine, images: Sequence[ImageLike], *, batch: int | No
             masks = outs[engine.output_names[0]] if masks is None else masks
             classes = S.class_map(masks)
             c = masks.shape[1]
+            if config.letterbox:  # the padding is no part of the image
+                classes = [S.unletterbox(m, (h, w), img.size) for m, img in zip(classes, pil, strict=True)]
             names = S.labels_of(engine.metadata, c)
             for i, img in enumerate(pil):
                 results.append({"image": _label(group[i]), "size": list(img.size),

@@ -17,6 +17,23 @@ def class_map(masks: np.ndarray) -> np.ndarray:
     return np.asarray(masks).argmax(axis=1).astype(np.int64)
 
 
+def unletterbox(classes: np.ndarray, input_size: Sequence[int], image_size: Sequence[int]) -> np.ndarray:
+    """An (h, w) class map of a letterboxed input (H, W) -> the image's own (height, width), padding removed
+    (nearest neighbour; a map at a fraction of the input size is scaled first)."""
+    from edgecnn.runtime.images import letterbox_geometry
+
+    h, w = input_size
+    mh, mw = classes.shape
+    _, left, top, new_w, new_h = letterbox_geometry(image_size, input_size)
+    sy, sx = mh / h, mw / w
+    rows_cut = slice(int(round(top * sy)), int(round((top + new_h) * sy)))
+    crop = classes[rows_cut, int(round(left * sx)):int(round((left + new_w) * sx))]
+    iw, ih = image_size
+    rows = np.minimum(((np.arange(ih) + 0.5) * crop.shape[0] / ih).astype(np.int64), crop.shape[0] - 1)
+    cols = np.minimum(((np.arange(iw) + 0.5) * crop.shape[1] / iw).astype(np.int64), crop.shape[1] - 1)
+    return crop[rows][:, cols]
+
+
 def pixel_shares(classes: np.ndarray, num_classes: int) -> np.ndarray:
     """(H, W) class indices -> the share of pixels of each class (C,)."""
     counts = np.bincount(np.asarray(classes).ravel(), minlength=num_classes)[:num_classes]
