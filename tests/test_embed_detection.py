@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from test_embed_parity import ARTIFACTS, RUNNERS, check_toolchain, synthetic_image
 
 pytestmark = pytest.mark.parity

@@ -112,8 +112,11 @@ def triton_cmd(model: str, repo: str, force: bool, print_config: bool, as_json: 
 @click.command("batch-predict")
 @model_source(precision=True)
 @click.argument("input_dir", metavar="INPUT_DIR")
-@output("Results file: .parquet (needs pyarrow) or .jsonl; one row per image.", required=True, dir_okay=True)
+@output("Results file: .parquet (needs pyarrow) or .jsonl; one row per image (per box or class for detection and "
+        "segmentation files).", required=True, dir_okay=True)
 @top_k()
+@click.option("--min-score", type=click.FloatRange(0, 1), default=0.25, show_default=True,
+              help="Detection files: write boxes scoring at least this.")
 @batching(default=32)
 @runtime(fallback=False)
 @click.option("--ray", "use_ray", is_flag=True, help="Run on a Ray cluster with Ray Data (pip install 'edgecnn[ray]').")
@@ -131,7 +134,8 @@ def triton_cmd(model: str, repo: str, force: bool, print_config: bool, as_json: 
 @strict_images()
 @reporting()
 @preprocessing()
-def batch_predict_cmd(model: str, precision: str, input_dir: str, output: str, top: int, batch: int, provider: str,
+def batch_predict_cmd(model: str, precision: str, input_dir: str, output: str, top: int, min_score: float, batch: int,
+                      provider: str,
                       device: str | None, use_ray: bool, address: str | None, concurrency: int,
                       cpus_per_worker: float, gpus_per_worker: float, threads: int | None, loaders: int, force: bool,
                       no_progress: bool, strict: bool, as_json: bool, preprocess: dict[str, Any]) -> None:
@@ -140,7 +144,9 @@ def batch_predict_cmd(model: str, precision: str, input_dir: str, output: str, t
     Locally (default) one Engine (--threads) and a Batcher run the images on this machine; with --ray, Ray
     Data reads the images and CONCURRENCY actors (one Engine each, --cpus-per-worker threads) predict them
     on a Ray cluster. Both write the same columns: path (relative to INPUT_DIR), classes, labels,
-    probabilities.
+    probabilities. A detection file writes one row per box (path, class, label, score, x1, y1, x2, y2 in the
+    image's pixels; --min-score), a segmentation file one row per class present (path, class, label, share of
+    the pixels), post-processed as predict does.
 
     \b
     Examples:
@@ -167,13 +173,14 @@ def batch_predict_cmd(model: str, precision: str, input_dir: str, output: str, t
         result = ray_batch_predict(path, input_dir, output, top=top, batch=batch,
                                    concurrency=concurrency, cpus_per_worker=cpus_per_worker,
                                    gpus_per_worker=gpus_per_worker, provider=provider, address=address, force=force,
-                                   progress=not no_progress, precision=precision, device=device)
+                                   progress=not no_progress, precision=precision, device=device,
+                                   min_score=min_score)
     else:
         engine = open_engine(path, provider=provider, threads=threads, max_batch=batch, precision=precision,
                              device=device)
         with strict_context(strict):
             result = batch_predict(path, input_dir, output, top=top, batch=batch, loaders=loaders, force=force,
-                                   progress=not no_progress, engine=engine)
+                                   progress=not no_progress, engine=engine, min_score=min_score)
     if as_json:
         echo_json({**result.as_dict(), "notices": list(prepared.notices)})
     else:
