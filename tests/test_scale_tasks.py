@@ -118,3 +118,49 @@ def test_ray_rows_equal_local(files: dict, capsys, model: str) -> None:
         assert x.keys() == y.keys() and x["path"] == y["path"] and x["class"] == y["class"]
         for k in set(x) - {"path", "class", "label"}:
             assert abs(x[k] - y[k]) <= 1e-4, (k, x, y)
+
+
+# ---------------------------------------------------------------------------------------- triton
+
+def _config(files: dict, kind: str, tmp_path: Path, **options):
+    """write_triton_repo + config.pbtxt parsed strictly by Triton's own ModelConfig (tritonclient's pb2)."""
+    from test_scale_triton import _model_config_pb2, parse
+
+    from edgecnn.scale.triton import write_triton_repo
+
+    pb2 = _model_config_pb2()
+    repo = write_triton_repo(files[kind], tmp_path / "repo", name=f"m_{kind}", **options)
+    return pb2, parse(pb2, repo.config_file), repo
+
+
+def test_triton_graph_nms_is_not_batched_by_triton(files: dict, tmp_path: Path) -> None:
+    """Graph NMS: the outputs are the request's detections (K, not the batch): max_batch_size 0, full dims, the
+    batch as -1, no dynamic batcher; every output listed with its type."""
+    pb2, c, repo = _config(files, "graph", tmp_path)
+    assert c.max_batch_size == 0 and c.WhichOneof("scheduling_choice") is None
+    assert [(i.name, list(i.dims)) for i in c.input] == [("input", [-1, 3, 160, 160])]
+    t = pb2.DataType.Value
+    assert [(o.name, o.data_type, list(o.dims)) for o in c.output] == [
+        ("boxes", t("TYPE_FP32"), [-1, 4]), ("scores", t("TYPE_FP32"), [-1]),
+        ("labels", t("TYPE_INT64"), [-1]), ("batch_index", t("TYPE_INT64"), [-1])]
+    assert repo.model_file.read_bytes() == files["graph"].read_bytes()
+
+
+def test_triton_host_nms_and_segmentation_are_batched(files: dict, tmp_path: Path) -> None:
+    pb2, c, _ = _config(files, "host", tmp_path, max_batch_size=8)
+    assert c.max_batch_size == 8 and c.WhichOneof("scheduling_choice") == "dynamic_batching"
+    dims = {o.name: list(o.dims) for o in c.output}
+    assert set(dims) == {"boxes", "scores"} and dims["boxes"][1] == 4 and dims["scores"][1] == 91
+    assert dims["boxes"][0] == dims["scores"][0] > 0  # the anchors
+    pb2, c, _ = _config(files, "segmentation", tmp_path)
+    assert c.max_batch_size == 32 and [i.dims[:] for i in c.input] == [[3, 128, 128]]
+    assert [o.name for o in c.output] == ["masks"] and len(c.output[0].dims) == 3  # (C, H, W), dynamic as -1
+
+
+def test_triton_graph_nms_refuses_max_batch_size(files: dict, capsys, tmp_path: Path) -> None:
+    for extra in (["--max-batch-size", "8"], ["--preferred-batch", "2"]):
+        code, _, err = _run(capsys, "triton", str(files["graph"]), str(tmp_path / "repo"), *extra)
+        lines = err.strip().splitlines()
+        assert code != 0 and len(lines) == 1 and lines[0].startswith("error: "), err
+        assert "not batched" in lines[0]
+    assert not (tmp_path / "repo").exists()
