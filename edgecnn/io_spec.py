@@ -362,6 +362,9 @@ def detect(model: onnx.ModelProto, *, layout: str | None = None, size: int | Seq
         crop = None if meta["crop_fraction"] is None else float(meta["crop_fraction"])
         detected.append(("resize without crop" if crop is None else f"center crop fraction {crop}")
                         + " (file metadata)")
+    elif meta.get("resize") == "stretch":  # detectors and segmenters: the whole image to the input size
+        crop = None
+        detected.append("resize without crop (file metadata: edgecnn.resize stretch)")
     else:
         crop = DEFAULT_CROP_FRACTION
 
