@@ -150,3 +150,39 @@ def test_letterbox_and_unknown_resize_are_refused(files: dict, runtime: str, tmp
         lines = p.stderr.strip().splitlines()
         assert p.returncode == 1 and p.stdout == "" and len(lines) == 1, p.stderr
         assert lines[0].startswith("error: ") and needle in lines[0], p.stderr
+
+
+@pytest.fixture(scope="module")
+def tight(files: dict) -> Path:
+    """The host-NMS file with other thresholds in its edgecnn.nms (the examples must read them, not torchvision's
+    defaults): score > 0.02, the best 20 per class, IoU 0.3 (suppresses about a quarter of the candidates on
+    these pictures), at most 300 per image."""
+    import onnx
+
+    model = onnx.load(str(files["host"]))
+    for p in model.metadata_props:
+        if p.key == "edgecnn.nms":
+            p.value = json.dumps({"placement": "host", "score_threshold": 0.02, "iou_threshold": 0.3,
+                                  "topk_candidates": 20, "detections_per_image": 300})
+    path = files["dir"] / "tight.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.parametrize("runtime", ["cpp", "node"])
+def test_host_nms_reads_the_files_thresholds(files: dict, tight: Path, runtime: str) -> None:
+    from edgecnn.boxes import box_iou
+    from edgecnn.runtime import Engine, load_images
+
+    check_toolchain(runtime)
+    engine = Engine(tight, provider="cpu")
+    for name in IMAGES:
+        scores = engine.run_named(load_images([files["dir"] / name], engine.preprocess_config()))["scores"][0]
+        candidates = int(np.minimum((scores[:, 1:] > np.float32(0.02)).sum(0), 20).sum())
+        boxes, ref_scores, labels = python_detections(tight, files["dir"] / name)
+        assert 0 < len(ref_scores) < min(candidates, 300), "NMS suppressed nothing: the test proves nothing"
+        got = run_example(runtime, tight, files["dir"] / name, "--min-score", "0")["detections"]
+        assert len(got) == len(ref_scores), f"{runtime}: {len(got)} boxes, Python {len(ref_scores)} on {name}"
+        assert [d["index"] for d in got] == labels.tolist()
+        assert np.diag(box_iou(boxes, np.array([d["box"] for d in got]))).min() >= MIN_IOU
+        assert np.abs(np.array([d["score"] for d in got]) - ref_scores).max() <= MAX_SCORE_DIFF
