@@ -164,3 +164,19 @@ def test_triton_graph_nms_refuses_max_batch_size(files: dict, capsys, tmp_path: 
         assert code != 0 and len(lines) == 1 and lines[0].startswith("error: "), err
         assert "not batched" in lines[0]
     assert not (tmp_path / "repo").exists()
+
+
+def test_cli_options_of_another_task_are_one_line_errors(files: dict, capsys, tmp_path: Path) -> None:
+    from onnx_factory import make_classifier
+
+    tiny = make_classifier(tmp_path / "tiny.onnx")
+    cases = [(files["graph"], ["--top", "3"], "--top ranks a classifier's classes"),
+             (files["segmentation"], ["--min-score", "0.5"], "--min-score filters a detector's boxes"),
+             (tiny, ["--min-score", "0.5"], "--min-score filters a detector's boxes")]
+    for model, extra, needle in cases:
+        out = tmp_path / "x.jsonl"
+        code, _, err = _run(capsys, "batch-predict", str(model), str(files["dir"]), "-o", str(out), *extra,
+                            "--no-progress")
+        lines = err.strip().splitlines()
+        assert code != 0 and len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], err
+        assert not out.exists()

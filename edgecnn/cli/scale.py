@@ -162,6 +162,7 @@ def batch_predict_cmd(model: str, precision: str, input_dir: str, output: str, t
     check_output(output, force)  # before any work
     prepared = prepared_model(model, precision, provider, preprocess=preprocess)
     path = str(prepared.path)
+    _task_options(path, model)
     if not use_ray and (address or gpus_per_worker):
         raise EdgecnnError("--address and --gpus-per-worker apply to --ray runs only.")
     if use_ray and threads:
@@ -187,6 +188,22 @@ def batch_predict_cmd(model: str, precision: str, input_dir: str, output: str, t
         click.echo(f"{result.images} images -> {result.output} in {result.seconds:.1f} s "
                    f"({result.images_per_s:.1f} images/s, {result.mode}"
                    f"{f', {result.workers} workers' if result.mode == 'ray' else ''})")
+
+
+def _task_options(path: str, model: str) -> None:
+    """One error line when --top meets a detector or segmenter, or --min-score a classifier."""
+    from edgecnn import onnxfile
+    from edgecnn.runtime.vision import task_of
+
+    ctx = click.get_current_context()
+    given = {k for k in ("top", "min_score") if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
+    task = task_of(onnxfile.read_metadata(path))
+    if task != "classification" and "top" in given:
+        raise EdgecnnError(f"--top ranks a classifier's classes; {model} is a {task} model: its rows are "
+                           + ("boxes (filter them with --min-score)." if task == "detection" else
+                              "per-class pixel shares."))
+    if task != "detection" and "min_score" in given:
+        raise EdgecnnError(f"--min-score filters a detector's boxes; {model} is a {task} model.")
 
 
 COMMANDS = [triton_cmd, batch_predict_cmd]
