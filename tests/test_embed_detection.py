@@ -186,3 +186,65 @@ def test_host_nms_reads_the_files_thresholds(files: dict, tight: Path, runtime: 
         assert [d["index"] for d in got] == labels.tolist()
         assert np.diag(box_iou(boxes, np.array([d["box"] for d in got]))).min() >= MIN_IOU
         assert np.abs(np.array([d["score"] for d in got]) - ref_scores).max() <= MAX_SCORE_DIFF
+
+
+def _tie_file(path: Path) -> Path:
+    """A host-NMS 'detector' whose outputs are constants full of exact ties: 12 anchors, anchor 2j+1's box anchor
+    2j's moved right by 1 px (IoU 0.78: NMS keeps one of the two); class 1 scores 0.7 on anchors 2 and 6, 0.5 on
+    most others (more than topk_candidates = 5 can keep), class 2 scores 0.5 on anchors 0 and 3. Which tied anchors
+    enter the top 5, and which of two overlapping boxes NMS keeps, depend on the order of ties: a stable sort by
+    score (lower anchor first), as torchvision's CPU NMS kernel sorts."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    a, c = 12, 3
+    boxes = np.array([[[10.0 * (i // 2) + i % 2, 0, 10.0 * (i // 2) + i % 2 + 8, 8] for i in range(a)]], np.float32)
+    scores = np.zeros((1, a, c), np.float32)
+    scores[0, :, 1] = [0.5, 0.5, 0.7, 0.5, 0.5, 0.5, 0.7, 0.5, 0.5, 0.5, 0.3, 0.5]
+    scores[0, :, 2] = [0.5, 0.2, 0.2, 0.5, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.2]
+    graph = helper.make_graph(
+        [helper.make_node("Constant", [], ["boxes"], value=numpy_helper.from_array(boxes)),
+         helper.make_node("Constant", [], ["scores"], value=numpy_helper.from_array(scores))],
+        "ties", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 8, 8])],
+        [helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, a, 4]),
+         helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, a, c])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    meta = {"task": "detection", "resize": "stretch", "box_format": "xyxy", "input_size": "[8, 8]", "channels": "3",
+            "input_layout": "NCHW", "mean": "[0.5, 0.5, 0.5]", "std": "[0.5, 0.5, 0.5]",
+            "outputs": json.dumps([{"name": n, "role": n, "batch": True} for n in ("boxes", "scores")]),
+            "nms": json.dumps({"placement": "host", "score_threshold": 0.1, "iou_threshold": 0.5,
+                               "topk_candidates": 5, "detections_per_image": 6})}
+    for k, v in meta.items():
+        model.metadata_props.add(key=f"edgecnn.{k}", value=v)
+    onnx.save(model, str(path))
+    return path
+
+
+#: worked by hand: class 1 keeps the top 5 [2, 6, 0, 1, 3] -> NMS drops 1 (overlaps 0) and 3 (overlaps 2);
+#: class 2's top 5 [0, 3, 1, 2, 4] -> NMS drops 1 and 2 (x1 11 is anchor 3); then the best 6 by score, class 1
+#: first on ties. An unstable order (numpy's partition alone puts anchor 1 before 0) keeps x1 1 instead of 0.
+TIES_WANT = {"x1": [10.0, 30.0, 0.0, 0.0, 11.0, 20.0], "score": [0.7, 0.7, 0.5, 0.5, 0.5, 0.2],
+             "label": [1, 1, 1, 2, 2, 2]}
+
+
+def test_ties_python_reference(tmp_path: Path) -> None:
+    """Python's host NMS breaks ties by anchor (a stable top-k), whatever numpy's partition returns."""
+    from edgecnn.runtime import Engine
+    from edgecnn.runtime.vision import detection as D
+
+    engine = Engine(_tie_file(tmp_path / "ties.onnx"), provider="cpu")
+    det = D.detections(engine.run_named(np.zeros((1, 3, 8, 8), np.float32)), engine.metadata, 1)[0]
+    assert det.boxes[:, 0].tolist() == TIES_WANT["x1"] and det.labels.tolist() == TIES_WANT["label"]
+    np.testing.assert_allclose(det.scores, TIES_WANT["score"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("runtime", ["cpp", "node"])
+def test_ties_are_broken_like_python(files: dict, runtime: str, tmp_path: Path) -> None:
+    check_toolchain(runtime)
+    got = run_example(runtime, _tie_file(tmp_path / "ties.onnx"), files["dir"] / "land.ppm", "--min-score", "0")
+    dets = got["detections"]
+    w, h = got["size"]  # boxes are mapped to the 97x71 picture: undo that to compare with the 8x8 input's
+    assert [round(d["box"][0] * 8 / w, 4) for d in dets] == TIES_WANT["x1"]
+    assert [d["index"] for d in dets] == TIES_WANT["label"]
+    np.testing.assert_allclose([d["score"] for d in dets], TIES_WANT["score"], rtol=1e-6)
