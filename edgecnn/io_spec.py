@@ -410,6 +410,11 @@ def detect(model: onnx.ModelProto, *, layout: str | None = None, size: int | Seq
                         + " (file metadata)")
     elif rec is not None and (foreign_task or rec.letterbox or meta.get("resize") == "stretch"):
         crop = None
+        if meta.get("resize") == "stretch":
+            detected.append("resize without crop (file metadata: edgecnn.resize stretch)")
+    elif meta.get("resize") == "stretch":  # detectors and segmenters: the whole image to the input size
+        crop = None
+        detected.append("resize without crop (file metadata: edgecnn.resize stretch)")
     else:
         crop = DEFAULT_CROP_FRACTION
 

@@ -14,6 +14,8 @@ JS = ROOT / "examples" / "js" / "edgecnn.mjs"
 CPP = ROOT / "examples" / "cpp" / "src" / "metadata.hpp"
 #: keys the examples handle before the contract lists them: the task and the letterbox of detectors
 AHEAD = {"task", "letterbox"}
+#: what a detection or segmentation file needs beyond a classifier's keys: honoured since the examples run them
+TASK_KEYS = {"task", "resize", "outputs", "nms", "box_format"}
 
 
 def js_list(name: str) -> list[str]:
@@ -35,6 +37,7 @@ def test_every_contract_key_is_decided_by_the_examples() -> None:
     missing = set(KEYS) - set(honoured) - set(ignored)
     assert not missing, f"examples/js/edgecnn.mjs does not say what it does with {sorted(missing)}"
     assert AHEAD <= set(honoured)
+    assert TASK_KEYS <= set(honoured), "the examples run detectors and segmenters: their keys are honoured"
     preprocessing = {"input_layout", "input_size", "channels", "mean", "std", "channel_order", "crop_fraction",
                      "io_dtype"}
     assert preprocessing <= set(honoured), "a preprocessing key must be honoured (or refused), never ignored"
@@ -46,7 +49,8 @@ def test_cpp_and_js_decide_alike() -> None:
 
 
 def test_every_honoured_key_is_read_by_both_examples() -> None:
-    js, cpp = JS.read_text(), (ROOT / "examples" / "cpp" / "src" / "metadata.cpp").read_text()
+    src = ROOT / "examples" / "cpp" / "src"
+    js, cpp = JS.read_text(), (src / "metadata.cpp").read_text() + (src / "tasks.cpp").read_text()
     for key in js_list("HONOURED_KEYS"):
         assert f"get('{key}')" in js, f"edgecnn.mjs lists {key} as honoured but never reads it"
-        assert f'"{key}"' in cpp, f"metadata.cpp never reads {key}"  # get("key"), or a loop over keys
+        assert f'"{key}"' in cpp, f"metadata.cpp and tasks.cpp never read {key}"  # get("key"), or a loop over keys

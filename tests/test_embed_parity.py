@@ -494,13 +494,13 @@ def test_js_float16_rounding_is_numpys(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("runtime", ["cpp", "node"])
 def test_keys_an_example_cannot_honour_stop_it_at_load(work: dict, runtime: str) -> None:
-    """Another task, a letterbox or an io_dtype that contradicts the graph: one error line, no output."""
+    """An unknown task, a letterbox or an io_dtype that contradicts the graph: one error line, no output."""
     check_toolchain(runtime)
     import onnx
 
     from edgecnn import onnxfile
 
-    cases = {"task": ({"task": "detection"}, "edgecnn.task is 'detection'"),
+    cases = {"task": ({"task": "pose"}, "unknown edgecnn.task 'pose'"),
              "letterbox": ({"letterbox": "true"}, "letterbox"),
              "io": ({"io_dtype": "float16"}, "io_dtype says float16")}
     for key, (extra, needle) in cases.items():

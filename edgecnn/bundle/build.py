@@ -164,12 +164,19 @@ def _fill(tmp: Path, name: str, model_path: Path, source: Path, spec: Any, optim
                 for d in out.type.tensor_type.shape.dim]
     out_dtype = "float16" if out.type.tensor_type.elem_type == onnx.TensorProto.FLOAT16 else "float32"
     labels_file = None
-    if spec.num_classes is not None:
+    task = meta.get("task") or "classification"
+    if task != "classification":  # a detector's or segmenter's names come from its metadata (class 0 included)
+        names = meta.get("labels") if isinstance(meta.get("labels"), list) else None
+        if names:
+            labels_file = C.LABELS
+            _write(tmp, C.LABELS, "\n".join(str(n) for n in names) + "\n")
+    elif spec.num_classes is not None:
         names = class_names(meta, spec.num_classes - int(spec.background_class))
         if names:
             labels_file = C.LABELS
             _write(tmp, C.LABELS, "\n".join(names) + "\n")
-    pre = C.preprocessing(spec, meta, (out.name, out_dims, out_dtype), labels_file)
+    pre = C.preprocessing(spec, meta, (out.name, out_dims, out_dtype), labels_file,
+                          outputs=[C.output_entry(o) for o in skeleton.graph.output])
     run = C.runtime_choice(meta, file_precision(meta, skeleton))
     run["ort_format"] = {"file": f"{name}.ort", "optimization": optimization,
                          "target_platform": target_platform or "the converter's default",

@@ -39,11 +39,60 @@ def _dims(dims: Sequence[Any]) -> list[Any]:
     return [d if isinstance(d, int) and d > 0 else (d or None) for d in dims]
 
 
+def output_entry(value: Any) -> dict[str, Any]:
+    """One graph output (an ``onnx.ValueInfoProto``) as ``{name, shape, dtype}``."""
+    from onnx import helper
+
+    tt = value.type.tensor_type
+    dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim]
+    return {"name": value.name, "shape": _dims(dims), "dtype": str(helper.tensor_dtype_to_np_dtype(tt.elem_type))}
+
+
+#: what an app does with a task's outputs (torchvision's post-processing, as edgecnn.runtime.vision does it)
+POST_PROCESSING = {
+    "graph": "NMS ran in the graph (ONNX NonMaxSuppression): boxes (K, 4), scores (K), labels (K) and batch_index "
+             "(K) are the kept detections of the whole batch; per image, take the rows whose batch_index is the "
+             "image's, sort them by score (stable on ties) and keep the best detections_per_image",
+    "host": "NMS runs in the app: boxes (N, A, 4) and class scores (N, A, C) of every anchor, class 0 the "
+            "background; per class 1..C-1 keep the scores above score_threshold, the best topk_candidates, then "
+            "greedy NMS at iou_threshold (a box goes when its IoU with a kept, better one is above it); then the "
+            "best detections_per_image of all classes (torchvision's SSD.postprocess_detections)",
+    "segmentation": "masks (N, C, H, W): per pixel, the class with the highest score (first on ties); class 0 "
+                    "the background",
+}
+
+
+def task_output(meta: Mapping[str, Any], outputs: Sequence[Mapping[str, Any]], labels_file: str | None
+                ) -> dict[str, Any]:
+    """The ``output`` of a detection or segmentation file's ``preprocessing.json``: every output with its role,
+    the NMS placement and thresholds, the box format and how to map boxes back to the picture."""
+    from edgecnn.runtime.vision import output_roles
+
+    roles = output_roles(meta)
+    task = meta.get("task")
+    entries = [{**o, "role": roles.get(o["name"], {}).get("role"), "batch": roles.get(o["name"], {}).get("batch",
+                                                                                                          True)}
+               for o in outputs]
+    out: dict[str, Any] = {"task": task, "outputs": entries, "classes": meta.get("num_classes"),
+                           "background_class": 0, "labels_file": labels_file}
+    if task == "detection":
+        nms = dict(meta.get("nms") or {})
+        out.update({"nms": nms, "box_format": meta.get("box_format", "xyxy"),
+                    "post_processing": POST_PROCESSING.get(str(nms.get("placement")), ""),
+                    "boxes": "(x1, y1, x2, y2) in input pixels; with the stretch resize, multiply x by "
+                             "image_width / input_width and y by image_height / input_height for the "
+                             "picture's pixels"})
+    else:
+        out["post_processing"] = POST_PROCESSING["segmentation"]
+    return out
+
+
 def preprocessing(spec: InputSpec, meta: Mapping[str, Any], output: tuple[str, list[Any], str],
-                  labels_file: str | None) -> dict[str, Any]:
+                  labels_file: str | None, outputs: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """``preprocessing.json``: the resolved steps, the input and output, and every key of the metadata contract
     (:data:`edgecnn.metadata.KEYS`; the file's value, or the value the Python runtime resolves for a
-    preprocessing key the file lacks; None where neither applies)."""
+    preprocessing key the file lacks; None where neither applies). A detection or segmentation file's ``output``
+    lists every output (``outputs``) with its role, and the post-processing (:func:`task_output`)."""
     c = spec.config
     resolved = spec.metadata()
     contract = {key: resolved.get(key, meta.get(key)) for key in M.KEYS}
@@ -64,6 +113,9 @@ def preprocessing(spec: InputSpec, meta: Mapping[str, Any], output: tuple[str, l
     ]
     out_name, out_dims, out_dtype = output
     classes = spec.num_classes
+    if contract["task"] != "classification":
+        for key in ("task", "outputs", "nms", "resize", "box_format"):  # the task keys, as the file says them
+            contract[key] = meta.get(key, contract.get(key))
     return {
         "format": "edgecnn-preprocessing/1",
         "task": contract["task"],
@@ -79,7 +131,8 @@ def preprocessing(spec: InputSpec, meta: Mapping[str, Any], output: tuple[str, l
                    "classes": None if classes is None else classes - int(spec.background_class),
                    "scores": "softmax over the class scores, unless they already are probabilities (sum to 1)"
                              + ("; drop output 0 (background) first" if spec.background_class else ""),
-                   "labels_file": labels_file},
+                   "labels_file": labels_file} if contract["task"] == "classification"
+        else task_output(meta, outputs, labels_file),
         "steps": steps,
         "contract": contract,
     }
@@ -183,6 +236,15 @@ def _facts(pre: Mapping[str, Any]) -> dict[str, str]:
     shape = [1, *([pre["image"]["channels"], h, w] if inp["layout"] == "NCHW" else [h, w, pre["image"]["channels"]])]
     resize = (f"resize the shorter side to {pre['resize']['shorter_side']} px (bilinear, antialiased), center crop "
               f"{h}x{w}" if pre["resize"]["center_crop"] else f"resize the whole image to {h}x{w} (bilinear), no crop")
+    if "task" in out:  # a detector or segmenter
+        return {
+            "shape": str(shape), "layout": inp["layout"], "dtype": inp["dtype"], "name": inp["name"],
+            "resize": resize, "order": pre["image"]["channel_order"].upper(),
+            "channels": str(pre["image"]["channels"]), "mean": ", ".join(f"{v:.6g}" for v in norm["mean"]),
+            "std": ", ".join(f"{v:.6g}" for v in norm["std"]), "labels": out["labels_file"] or "none (class indices)",
+            "out": out["outputs"][0]["name"], "task": out["task"], "post": out["post_processing"],
+            "outputs": ", ".join(f"`{o['name']}` {o['shape']}" for o in out["outputs"]),
+            "nms": json.dumps(out.get("nms")) if out.get("nms") else "", "boxes": out.get("boxes", "")}
     return {
         "shape": str(shape), "layout": inp["layout"], "dtype": inp["dtype"], "name": inp["name"], "resize": resize,
         "order": pre["image"]["channel_order"].upper(), "channels": str(pre["image"]["channels"]),
@@ -200,9 +262,21 @@ def _preprocess_list(f: Mapping[str, str]) -> str:
         f"3. Write a **{f['dtype']}** tensor `{f['name']}` of shape {f['shape']} (**{f['layout']}**"
         + (": plane by plane, all of channel 0, then channel 1..." if f["layout"] == "NCHW" else ": pixel by pixel, "
            "channels interleaved") + ").",
-        f"4. Output `{f['out']}`: {f['classes']} class scores (background class: {f['background']}); softmax, then "
-        f"the names in `{f['labels']}`.",
+        (f"4. Output `{f['out']}`: {f['classes']} class scores (background class: {f['background']}); softmax, then "
+         f"the names in `{f['labels']}`." if "task" not in f else _task_step(f)),
     ])
+
+
+def _task_step(f: Mapping[str, str]) -> str:
+    """Step 4 of a detector's or segmenter's README: its outputs and their post-processing."""
+    text = f"4. Outputs ({f['task']}): {f['outputs']}. {f['post'][:1].upper() + f['post'][1:]}."
+    if f["task"] == "detection":
+        text += (f" Thresholds (`edgecnn.nms`): `{f['nms']}`. Boxes: {f['boxes']}. Class names (index 0 the "
+                 f"background): `{f['labels']}`. edgecnn's `examples/cpp` and `examples/node` do all of this "
+                 "(tasks.cpp, edgecnn.mjs) and match Python's boxes in the parity tests.")
+    else:
+        text += f" Class names: `{f['labels']}`."
+    return text
 
 
 def readme(name: str, pre: Mapping[str, Any], run: Mapping[str, Any]) -> str:

@@ -74,6 +74,55 @@ def sample_image(width: int = 96, height: int = 80, seed: int = 0) -> Any:
     return Image.fromarray(np.clip(img + rng.integers(0, 60, (height, width, 3)), 0, 255).astype(np.uint8))
 
 
+def _run_ort(d: Path, ort_path: Path, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Every output of the ORT-format file on ``x``, by name (one error line when it does not run)."""
+    import onnxruntime as ort
+
+    try:
+        sess = ort.InferenceSession(str(ort_path), providers=["CPUExecutionProvider"])
+        names = [o.name for o in sess.get_outputs()]
+        return dict(zip(names, sess.run(names, {sess.get_inputs()[0].name: x}), strict=True))
+    except Exception as e:  # noqa: BLE001 - ONNX Runtime's own errors
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise EdgecnnError(f"bundle {d}: {ort_path.name} does not run on ONNX Runtime {ort.__version__}: "
+                           f"{reason}") from None
+
+
+def _verify_task(d: Path, engine: Any, x: np.ndarray, ort_path: Path) -> dict[str, Any]:
+    """A detector or segmenter: the ``.onnx`` file's outputs post-processed as ``predict`` does (NMS on the host
+    for ``--nms host`` files), then the ``.ort`` file's, which must agree: every detection matched (same label,
+    IoU >= 0.99, scores within 1e-3: :func:`edgecnn.runtime.vision.detection.judge`), or the per-pixel classes
+    on at least 99.9% of the pixels."""
+    from edgecnn.runtime.vision import detection as D
+    from edgecnn.runtime.vision import segmentation as S
+    from edgecnn.runtime.vision.run import segment
+
+    outs = engine.run_named(x)
+    got = _run_ort(d, ort_path, x)
+    base = {"runtime": engine.backend_obj.name, "providers": list(engine.providers), "precision": engine.precision,
+            "input": [list(x.shape), str(x.dtype)], "task": engine.task}
+    if engine.task == "detection":
+        ref, cand = D.detections(outs, engine.metadata, 1), D.detections(got, engine.metadata, 1)
+        matches = D.agreement(ref, cand)
+        bad = D.judge(matches, min_matched=len(ref[0]))
+        if len(cand[0]) != len(ref[0]) or bad:
+            raise EdgecnnError(f"bundle {d}: {ort_path.name} and the .onnx file disagree: {len(cand[0])} vs "
+                               f"{len(ref[0])} detections{'; ' + bad[0] if bad else ''}; rebuild the bundle")
+        m = matches[0]
+        return {**base, "nms": D.NmsParams.from_metadata(engine.metadata).placement, "detections": len(ref[0]),
+                "top": D.rows(D.to_image(ref[0], engine.preprocess_config().input_size, sample_image().size),
+                              engine.metadata.get("labels"), 5),
+                "ort_matched": m.matched, "ort_min_iou": m.min_iou, "ort_max_score_diff": m.max_score_diff}
+    classes, c = segment(engine, [sample_image()])
+    masks = next((v for k, v in got.items() if engine.output_roles.get(k) == "masks"), next(iter(got.values())))
+    agree = float((S.class_map(masks) == classes).mean())
+    if agree < S.MIN_PIXEL_AGREEMENT:
+        raise EdgecnnError(f"bundle {d}: {ort_path.name} and the .onnx file disagree on {1 - agree:.2%} of the "
+                           f"pixels (> {1 - S.MIN_PIXEL_AGREEMENT:.1%}); rebuild the bundle")
+    names = S.labels_of(engine.metadata, c)
+    return {**base, "classes": S.describe(classes[0], c, names)[:5], "ort_pixel_agreement": agree}
+
+
 def verify_bundle(folder: str | os.PathLike, *, run: bool = True) -> dict[str, Any]:
     """Check a bundle: every SHA-256 in its manifest (:func:`check_hashes`), then (``run``) one run of the
     ``.onnx`` file on the Python runtime (ONNX Runtime's CPU provider at the file's precision) with a test picture
@@ -96,6 +145,9 @@ def verify_bundle(folder: str | os.PathLike, *, run: bool = True) -> dict[str, A
 
     engine = reference_engine(onnx_path, threads=1)
     x = load_images([sample_image()], engine.preprocess_config())
+    if engine.task != "classification":
+        report.update(_verify_task(d, engine, x, ort_path))
+        return report
     y = engine.run(x)
     top = [p["index"] for p in topk(class_scores(y, engine.metadata), 5)[0]]
     import onnxruntime as ort

@@ -45,10 +45,18 @@ def bundle_cmd(file: str | None, output: str | None, force: bool, verify_dir: st
         if as_json:
             echo_json(report)
             return
-        click.echo(f"{printable(report['path'])}: {report['files']} files match the manifest; "
-                   f"{printable(report['model'])}.onnx ran on {report['runtime']} {report['precision']} "
-                   f"(top-5 {report['top5']}), {printable(report['model'])}.ort agrees "
-                   f"(relative difference {report['ort_rel_diff']:.1e})")
+        head = (f"{printable(report['path'])}: {report['files']} files match the manifest; "
+                f"{printable(report['model'])}.onnx ran on {report['runtime']} {report['precision']}")
+        if report.get("task") == "detection":
+            click.echo(f"{head} ({report['detections']} detections, NMS {report['nms']}), "
+                       f"{printable(report['model'])}.ort agrees ({report['ort_matched']} matched, min IoU "
+                       f"{report['ort_min_iou']:.4f}, scores within {report['ort_max_score_diff']:.1e})")
+        elif report.get("task") == "segmentation":
+            click.echo(f"{head} ({len(report['classes'])} classes shown), {printable(report['model'])}.ort agrees "
+                       f"(per-pixel classes {report['ort_pixel_agreement']:.2%} equal)")
+        else:
+            click.echo(f"{head} (top-5 {report['top5']}), {printable(report['model'])}.ort agrees "
+                       f"(relative difference {report['ort_rel_diff']:.1e})")
         return
     if file is None:
         raise click.UsageError("give FILE.onnx and -o DIR (or --verify DIR).")

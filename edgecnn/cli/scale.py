@@ -112,8 +112,11 @@ def triton_cmd(model: str, repo: str, force: bool, print_config: bool, as_json: 
 @click.command("batch-predict")
 @model_source(precision=True)
 @click.argument("input_dir", metavar="INPUT_DIR")
-@output("Results file: .parquet (needs pyarrow) or .jsonl; one row per image.", required=True, dir_okay=True)
+@output("Results file: .parquet (needs pyarrow) or .jsonl; one row per image (per box or class for detection and "
+        "segmentation files).", required=True, dir_okay=True)
 @top_k()
+@click.option("--min-score", type=click.FloatRange(0, 1), default=0.25, show_default=True,
+              help="Detection files: write boxes scoring at least this.")
 @batching(default=32)
 @runtime(fallback=False)
 @click.option("--ray", "use_ray", is_flag=True, help="Run on a Ray cluster with Ray Data (pip install 'edgecnn[ray]').")
@@ -131,7 +134,8 @@ def triton_cmd(model: str, repo: str, force: bool, print_config: bool, as_json: 
 @strict_images()
 @reporting()
 @preprocessing()
-def batch_predict_cmd(model: str, precision: str, input_dir: str, output: str, top: int, batch: int, provider: str,
+def batch_predict_cmd(model: str, precision: str, input_dir: str, output: str, top: int, min_score: float, batch: int,
+                      provider: str,
                       device: str | None, use_ray: bool, address: str | None, concurrency: int,
                       cpus_per_worker: float, gpus_per_worker: float, threads: int | None, loaders: int, force: bool,
                       no_progress: bool, strict: bool, as_json: bool, preprocess: dict[str, Any]) -> None:
@@ -140,7 +144,9 @@ def batch_predict_cmd(model: str, precision: str, input_dir: str, output: str, t
     Locally (default) one Engine (--threads) and a Batcher run the images on this machine; with --ray, Ray
     Data reads the images and CONCURRENCY actors (one Engine each, --cpus-per-worker threads) predict them
     on a Ray cluster. Both write the same columns: path (relative to INPUT_DIR), classes, labels,
-    probabilities.
+    probabilities. A detection file writes one row per box (path, class, label, score, x1, y1, x2, y2 in the
+    image's pixels; --min-score), a segmentation file one row per class present (path, class, label, share of
+    the pixels), post-processed as predict does.
 
     \b
     Examples:
@@ -156,6 +162,7 @@ def batch_predict_cmd(model: str, precision: str, input_dir: str, output: str, t
     check_output(output, force)  # before any work
     prepared = prepared_model(model, precision, provider, preprocess=preprocess)
     path = str(prepared.path)
+    _task_options(path, model)
     if not use_ray and (address or gpus_per_worker):
         raise EdgecnnError("--address and --gpus-per-worker apply to --ray runs only.")
     if use_ray and threads:
@@ -167,19 +174,36 @@ def batch_predict_cmd(model: str, precision: str, input_dir: str, output: str, t
         result = ray_batch_predict(path, input_dir, output, top=top, batch=batch,
                                    concurrency=concurrency, cpus_per_worker=cpus_per_worker,
                                    gpus_per_worker=gpus_per_worker, provider=provider, address=address, force=force,
-                                   progress=not no_progress, precision=precision, device=device)
+                                   progress=not no_progress, precision=precision, device=device,
+                                   min_score=min_score)
     else:
         engine = open_engine(path, provider=provider, threads=threads, max_batch=batch, precision=precision,
                              device=device)
         with strict_context(strict):
             result = batch_predict(path, input_dir, output, top=top, batch=batch, loaders=loaders, force=force,
-                                   progress=not no_progress, engine=engine)
+                                   progress=not no_progress, engine=engine, min_score=min_score)
     if as_json:
         echo_json({**result.as_dict(), "notices": list(prepared.notices)})
     else:
         click.echo(f"{result.images} images -> {result.output} in {result.seconds:.1f} s "
                    f"({result.images_per_s:.1f} images/s, {result.mode}"
                    f"{f', {result.workers} workers' if result.mode == 'ray' else ''})")
+
+
+def _task_options(path: str, model: str) -> None:
+    """One error line when --top meets a detector or segmenter, or --min-score a classifier."""
+    from edgecnn import onnxfile
+    from edgecnn.runtime.vision import task_of
+
+    ctx = click.get_current_context()
+    given = {k for k in ("top", "min_score") if ctx.get_parameter_source(k) != click.core.ParameterSource.DEFAULT}
+    task = task_of(onnxfile.read_metadata(path))
+    if task != "classification" and "top" in given:
+        raise EdgecnnError(f"--top ranks a classifier's classes; {model} is a {task} model: its rows are "
+                           + ("boxes (filter them with --min-score)." if task == "detection" else
+                              "per-class pixel shares."))
+    if task != "detection" and "min_score" in given:
+        raise EdgecnnError(f"--min-score filters a detector's boxes; {model} is a {task} model.")
 
 
 COMMANDS = [triton_cmd, batch_predict_cmd]

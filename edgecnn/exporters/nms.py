@@ -39,7 +39,7 @@ def append_nms(model: onnx.ModelProto, *, anchors: int, score_threshold: float, 
     max_out = const(p + "max_out", np.array([k], np.int64))
     iou = const(p + "iou", np.array([iou_threshold], np.float32))
     thr = const(p + "score_threshold", np.array([score_threshold], np.float32))
-    idx = {i: const(p + f"col{i}", np.array(i, np.int64)) for i in range(3)}
+    idx = {i: const(p + f"col{i}", np.array(i, np.int64)) for i in range(2)}  # batch and class columns
     ba = const(p + "cols_ba", np.array([0, 2], np.int64))
     n = helper.make_node
     nodes = [

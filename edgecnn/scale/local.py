@@ -8,6 +8,14 @@ comparable row by row: one row per image with
 * ``labels``: their names (ImageNet names for 1000-class models, else the index as text),
 * ``probabilities``: their softmax probabilities (float32).
 
+Detection and segmentation files (``edgecnn.task``) write one row per box or per class instead
+(:data:`TASK_COLUMNS`), post-processed by :func:`edgecnn.runtime.vision.run.task_rows` as ``predict`` does:
+
+* detection: ``path``, ``class`` (index), ``label``, ``score``, ``x1``, ``y1``, ``x2``, ``y2`` (the image's own
+  pixels), for every box scoring at least ``min_score``, best first; an image without such a box has no row;
+* segmentation: ``path``, ``class``, ``label``, ``share`` (of the pixels whose most likely class it is), for the
+  classes present, largest share first.
+
 Results go to ``.parquet`` (needs pyarrow: ``pip install edgecnn[ray]``) or ``.jsonl`` (no extra
 dependency). The file is written atomically. Loader threads decode and preprocess images while the
 :class:`~edgecnn.runtime.Batcher` groups them into batches for the engine.
@@ -34,6 +42,21 @@ from edgecnn.outputs import check_writable
 
 FORMATS = (".parquet", ".jsonl")
 COLUMNS = ("path", "classes", "labels", "probabilities")
+#: the columns of a results file, by the file's task
+TASK_COLUMNS = {"classification": COLUMNS,
+                "detection": ("path", "class", "label", "score", "x1", "y1", "x2", "y2"),
+                "segmentation": ("path", "class", "label", "share")}
+
+
+def _schema(pa: Any, task: str) -> Any:
+    if task == "detection":
+        return pa.schema([("path", pa.string()), ("class", pa.int64()), ("label", pa.string()),
+                          ("score", pa.float32()), *[(k, pa.float32()) for k in ("x1", "y1", "x2", "y2")]])
+    if task == "segmentation":
+        return pa.schema([("path", pa.string()), ("class", pa.int64()), ("label", pa.string()),
+                          ("share", pa.float64())])
+    return pa.schema([("path", pa.string()), ("classes", pa.list_(pa.int64())),
+                      ("labels", pa.list_(pa.string())), ("probabilities", pa.list_(pa.float32()))])
 
 
 @dataclass
@@ -107,11 +130,13 @@ def output_labels(meta: dict[str, Any], num_classes: int) -> tuple[str, ...]:
 
 
 class ResultWriter:
-    """Append result rows to a ``.parquet`` or ``.jsonl`` file that appears only when closed cleanly."""
+    """Append result rows to a ``.parquet`` or ``.jsonl`` file that appears only when closed cleanly; ``task``
+    picks the columns (:data:`TASK_COLUMNS`)."""
 
-    def __init__(self, output: str | os.PathLike, labels: Sequence[str]) -> None:
+    def __init__(self, output: str | os.PathLike, labels: Sequence[str], task: str = "classification") -> None:
         self.output = Path(output)
         self.labels = tuple(labels)
+        self.task = task
         self.rows = 0
         self._kind = self.output.suffix.lower()
         self._ctx = atomic_path(self.output, suffix=self._kind)
@@ -123,8 +148,7 @@ class ResultWriter:
             import pyarrow as pa
 
             self._pa = pa
-            self.schema = pa.schema([("path", pa.string()), ("classes", pa.list_(pa.int64())),
-                                     ("labels", pa.list_(pa.string())), ("probabilities", pa.list_(pa.float32()))])
+            self.schema = _schema(pa, task)
             self._pq_writer = pq.ParquetWriter(str(self._tmp), self.schema)
         else:
             self._file = open(self._tmp, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
@@ -147,6 +171,17 @@ class ResultWriter:
                 self._file.write(json.dumps({"path": str(p), "classes": [int(v) for v in c], "labels": lab,
                                              "probabilities": [float(v) for v in pr]}) + "\n")
         self.rows += len(paths)
+
+    def write_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Append rows of a detection or segmentation file (dicts with the task's columns)."""
+        if not rows:
+            return
+        if self._pq_writer is not None:
+            self._pq_writer.write_table(self._pa.Table.from_pylist(list(rows), schema=self.schema))
+        else:
+            for r in rows:
+                self._file.write(json.dumps({k: r[k] for k in TASK_COLUMNS[self.task]}) + "\n")
+        self.rows += len(rows)
 
     def close(self, ok: bool = True) -> None:
         """Finish the file; with ``ok=False`` discard it."""
@@ -205,8 +240,10 @@ def batch_predict(
     progress: bool = True,
     limit: int | None = None,
     engine: Any = None,
+    min_score: float = 0.25,
 ) -> BatchPredictResult:
-    """Classify every image under ``input_dir`` with ``model`` on this machine and write ``output``.
+    """Classify every image under ``input_dir`` with ``model`` on this machine and write ``output`` (a detector's
+    boxes scoring at least ``min_score``, a segmenter's class shares: :data:`TASK_COLUMNS`).
 
     ``loaders`` threads decode and preprocess; a :class:`~edgecnn.runtime.Batcher` runs them on one
     :class:`~edgecnn.runtime.Engine` in batches of up to ``batch``. Rows come out in sorted path order.
@@ -225,6 +262,9 @@ def batch_predict(
     paths = list_images(input_dir, limit=limit)
     eng = engine or Engine(model, provider, fallback=fallback, threads=threads, max_batch=batch, precision=precision,
                            device=device)
+    if eng.task != "classification":
+        return _task_batch_predict(eng, model, input_dir, out, paths, batch=batch, loaders=loaders,
+                                   progress=progress, min_score=min_score)
     config = eng.preprocess_config()
     labels: tuple[str, ...] | None = None  # from the first scores: (N, C, 1, 1) and 1001-class outputs vary
 
@@ -284,3 +324,33 @@ def batch_predict(
     return BatchPredictResult(output=str(out), images=writer.rows if writer else 0, seconds=seconds, mode="local",
                               model=str(model), providers=list(eng.providers), workers=loaders, batch=batch,
                               precision=eng.precision, precision_reason=eng.info.precision_reason)
+
+
+def _task_batch_predict(eng: Any, model: str | os.PathLike, input_dir: str | os.PathLike, out: Path,
+                        paths: Sequence[Path], *, batch: int, loaders: int, progress: bool, min_score: float
+                        ) -> BatchPredictResult:
+    """A detection or segmentation file: images opened by ``loaders`` threads, run ``batch`` at a time, rows from
+    :func:`edgecnn.runtime.vision.run.task_rows` (the post-processing of ``predict``), in sorted path order."""
+    from edgecnn.runtime.images import open_image
+    from edgecnn.runtime.vision.run import task_rows
+
+    channels = eng.preprocess_config().channels
+    start = time.perf_counter()
+    ok = False
+    writer = ResultWriter(out, (), task=eng.task)
+    try:
+        with ThreadPoolExecutor(loaders, thread_name_prefix="edgecnn-loader") as pool, \
+                _progress(len(paths), progress, "batch-predict") as bar:
+            for i in range(0, len(paths), batch):
+                group = list(paths[i:i + batch])
+                images = list(pool.map(lambda p: open_image(p, channels), group))
+                for p, rows in zip(group, task_rows(eng, images, min_score=min_score), strict=True):
+                    rel = relative_path(p, input_dir)
+                    writer.write_rows([{"path": rel, **r} for r in rows])
+                bar.update(len(group))
+        ok = True
+    finally:
+        writer.close(ok=ok)
+    return BatchPredictResult(output=str(out), images=len(paths), seconds=time.perf_counter() - start,
+                              mode="local", model=str(model), providers=list(eng.providers), workers=loaders,
+                              batch=batch, precision=eng.precision, precision_reason=eng.info.precision_reason)

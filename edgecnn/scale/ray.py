@@ -32,7 +32,9 @@ import numpy as np
 from edgecnn._io import atomic_write_bytes
 from edgecnn.errors import EdgecnnError
 from edgecnn.runtime.postprocess import class_scores, topk_arrays
+from edgecnn.runtime.vision import task_of
 from edgecnn.scale.local import (
+    TASK_COLUMNS,
     BatchPredictResult,
     ResultWriter,
     check_output,
@@ -84,13 +86,15 @@ class RayPredictor:
     ``ObjectRef`` to them). Input batches have an ``image`` column (HWC/HW uint8 arrays from
     ``read_images``; RGB for 3-channel models, ``L`` for 1-channel) and optionally ``path``. Output
     batches have ``path`` (relative to ``root`` when given), ``classes`` (int64, N x k) and
-    ``probabilities`` (float32, N x k). ``threads``: ONNX Runtime intra-op threads (match the actor's
-    ``num_cpus``). ``precision``/``device``: the Engine's (OpenVINO device, or CUDA device index).
+    ``probabilities`` (float32, N x k); for a detection or segmentation file, one row per box or class with
+    the columns of :data:`edgecnn.scale.local.TASK_COLUMNS` (boxes scoring at least ``min_score``).
+    ``threads``: ONNX Runtime intra-op threads (match the actor's ``num_cpus``). ``precision``/``device``:
+    the Engine's (OpenVINO device, or CUDA device index).
     """
 
     def __init__(self, model: Any, *, top: int = 5, provider: str = "auto", fallback: bool = True,
                  threads: int | None = 1, root: str | None = None, max_batch: int = 32, precision: str = "auto",
-                 device: str | None = None) -> None:
+                 device: str | None = None, min_score: float = 0.25) -> None:
         from edgecnn.runtime import Engine
 
         if isinstance(model, list | tuple) and len(model) == 1:  # a wrapped ObjectRef: Ray does not resolve it
@@ -105,6 +109,7 @@ class RayPredictor:
         self.config = self.engine.preprocess_config()
         self.top = int(top)
         self.root = root
+        self.min_score = float(min_score)
 
     def preprocess(self, image: np.ndarray) -> np.ndarray:
         """A decoded image array -> the model's normalized CHW input (edgecnn's resize + center crop)."""
@@ -118,7 +123,32 @@ class RayPredictor:
         img = open_image(Image.fromarray(arr), self.config.channels)
         return to_array(resize_crop(img, self.config), self.config)
 
+    def _paths(self, batch: Mapping[str, Any]) -> list[str]:
+        paths = [str(p) for p in batch["path"]] if "path" in batch else [""] * len(batch["image"])
+        return [relative_path(p, self.root) for p in paths] if self.root is not None and "path" in batch else paths
+
+    def _task_rows(self, batch: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """A detection or segmentation file: one row per box or class (``predict``'s post-processing)."""
+        from PIL import Image
+
+        from edgecnn.runtime.images import open_image
+        from edgecnn.runtime.vision.run import task_rows
+
+        images = [open_image(Image.fromarray(np.clip(np.asarray(a), 0, 255).astype(np.uint8)), self.config.channels)
+                  for a in batch["image"]]
+        columns = TASK_COLUMNS[self.engine.task]
+        out: dict[str, list[Any]] = {k: [] for k in columns}
+        for path, rows in zip(self._paths(batch), task_rows(self.engine, images, min_score=self.min_score),
+                              strict=True):
+            for r in rows:
+                for k in columns:
+                    out[k].append(path if k == "path" else r[k])
+        types = {"path": object, "label": object, "class": np.int64, "share": np.float64}
+        return {k: np.asarray(v, dtype=types.get(k, np.float32)) for k, v in out.items()}
+
     def __call__(self, batch: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        if self.engine.task != "classification":
+            return self._task_rows(batch)
         images = batch["image"]
         x = np.stack([self.preprocess(img) for img in images])
         classes, probs = topk_arrays(class_scores(self.engine.run(x), self.engine.metadata), self.top)
@@ -185,8 +215,10 @@ def ray_batch_predict(
     progress: bool = True,
     precision: str = "auto",
     device: str | None = None,
+    min_score: float = 0.25,
 ) -> BatchPredictResult:
-    """Classify every image under ``input_dir`` on a Ray cluster and write one results file on the driver.
+    """Classify every image under ``input_dir`` on a Ray cluster and write one results file on the driver
+    (a detector's boxes scoring at least ``min_score``, a segmenter's class shares: the local path's columns).
 
     ``address``: None starts (and stops) a local Ray instance unless one is already running in this
     process; ``auto`` joins the cluster this machine belongs to; ``ray://host:10001`` connects with Ray
@@ -205,10 +237,11 @@ def ray_batch_predict(
     payload = model_payload(src)
     meta, num_classes, channels = _file_meta(src)
     remote_input = "://" in str(input_dir)
+    listed, seen = 0, set()  # images: those listed here, else (remote) those with a row
     if not remote_input:
         from edgecnn.runtime.datasets import list_images
 
-        list_images(input_dir)  # a clear error for a missing or empty folder before the cluster starts
+        listed = len(list_images(input_dir))  # a clear error for a missing or empty folder before the cluster starts
         input_dir = os.path.abspath(input_dir)
 
     started_here = False
@@ -241,12 +274,22 @@ def ray_batch_predict(
             RayPredictor,
             fn_constructor_kwargs={"model": [ray.put(payload)], "top": top, "provider": provider,
                                    "threads": threads, "root": None if remote_input else input_dir,
-                                   "max_batch": batch, "precision": precision, "device": device},
+                                   "max_batch": batch, "precision": precision, "device": device,
+                                   "min_score": min_score},
             batch_size=batch, compute=ray.data.ActorPoolStrategy(size=concurrency), num_cpus=cpus_per_worker,
             num_gpus=gpus_per_worker or None, batch_format="numpy",
         )
-        labels = output_labels(meta, num_classes) if num_classes else None
+        task = task_of(meta)
+        if task != "classification":
+            writer = ResultWriter(out, (), task=task)
+            columns = TASK_COLUMNS[task]
+        labels = output_labels(meta, num_classes) if num_classes and task == "classification" else None
         for b in preds.iter_batches(batch_size=None, batch_format="numpy"):
+            if task != "classification":
+                values = [np.asarray(b[k]).tolist() for k in columns]
+                writer.write_rows([dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)])
+                seen.update(values[0])
+                continue
             if labels is None:
                 labels = output_labels(meta, _num_classes(payload))
             if writer is None:
@@ -264,7 +307,8 @@ def ray_batch_predict(
             ray.shutdown()
     if writer is None:
         raise EdgecnnError(f"no images found under {input_dir}.")
-    return BatchPredictResult(output=str(out), images=writer.rows, seconds=time.perf_counter() - start, mode="ray",
+    images = writer.rows if task == "classification" else listed or len(seen)
+    return BatchPredictResult(output=str(out), images=images, seconds=time.perf_counter() - start, mode="ray",
                               model=str(model), providers=[provider], workers=concurrency, batch=batch)
 
 

@@ -12,7 +12,17 @@ backend::
 
 Inputs, outputs, data types and dims come from the file's graph. A file with a dynamic batch dim gets
 ``max_batch_size`` > 0 (dims without the batch dim) and a ``dynamic_batching`` block; a fixed-batch file
-gets ``max_batch_size: 0`` and full dims, as Triton requires. The provider is an edgecnn backend name; the
+gets ``max_batch_size: 0`` and full dims, as Triton requires.
+
+Detection and segmentation files list every output (``config.pbtxt`` names each, dynamic dims as -1). A file whose
+``edgecnn.outputs`` metadata says an output's first dimension is not the batch (a detector with NMS in the graph:
+``boxes`` (K, 4), ``scores``, ``labels``, ``batch_index`` (K), the kept detections of the whole request) gets
+``max_batch_size: 0``, full dims (the batch as -1) and no dynamic batching, even with a dynamic batch: Triton's
+batcher would split such outputs along K as if it were the batch and hand each request the wrong rows. A client
+sends N images in one request and reads ``batch_index`` to tell them apart. Host-NMS detectors (``boxes`` (N, A,
+4), ``scores`` (N, A, C)) and segmenters (``masks`` (N, C, H, W)) are batched per image like classifiers.
+
+The provider is an edgecnn backend name; the
 backend says how Triton's ONNX Runtime backend runs it (:class:`edgecnn.runtime.backends.TritonSpec`):
 ``tensorrt`` adds the TensorRT GPU execution accelerator (precision mode, workspace, engine cache), ``openvino``
 its OpenVINO CPU execution accelerator (CPU instances). The TensorRT precision mode is never measured here: it is
@@ -249,6 +259,16 @@ def build_config(
         raise EdgecnnError(f"{path}: input {inputs[0][0]!r} is a scalar; expected a batched tensor.")
     batch_dim = first[0]
     dynamic = batch_dim is None
+    from edgecnn.runtime.vision import output_roles
+
+    unbatched = sorted(n for n, r in output_roles(meta).items() if not r["batch"])
+    if dynamic and unbatched:  # graph NMS: the outputs are the request's detections, not per image
+        if max_batch_size not in (None, 0):
+            raise EdgecnnError(f"{path}: outputs {', '.join(unbatched)} are not batched per image (the detections of "
+                               "the whole request, after NonMaxSuppression in the graph): Triton gets max_batch_size "
+                               "0 and the batch as -1 in dims; drop --max-batch-size, or export with --nms host for "
+                               "Triton's dynamic batcher.")
+        dynamic = False
 
     if dynamic:
         mbs = DEFAULT_MAX_BATCH if max_batch_size is None else int(max_batch_size)
@@ -280,8 +300,9 @@ def build_config(
     batching = dynamic and dynamic_batching
     preferred = tuple(int(b) for b in preferred_batch_sizes)
     if preferred and not batching:
-        raise EdgecnnError("preferred batch sizes need dynamic batching, which needs a dynamic-batch model "
-                           f"({path} has a fixed batch of {batch_dim})." if not dynamic
+        why = f"outputs {', '.join(unbatched)} not batched per image" if unbatched else f"a fixed batch of {batch_dim}"
+        raise EdgecnnError("preferred batch sizes need dynamic batching, which needs a model batched per image "
+                           f"({path} has {why})." if not dynamic
                            else "preferred batch sizes need dynamic batching (drop --no-dynamic-batching).")
     bad = [b for b in preferred if b < 1 or b > mbs]
     if bad:

@@ -77,14 +77,12 @@ export function readOnnxMetadata(bytes) {
  * module does with each key. A test keeps these lists equal to the contract, so a new key is decided here. */
 export const HONOURED_KEYS = [
   'input_layout', 'input_size', 'channels', 'mean', 'std', 'channel_order', 'crop_fraction', 'io_dtype',
-  'background_class', 'labels', 'class_names', 'task', 'letterbox', 'resize',
+  'background_class', 'labels', 'class_names', 'task', 'letterbox', 'resize', 'outputs', 'nms', 'box_format',
 ];
 /** Keys that describe the file, not its input or output: read by nobody here. */
 export const IGNORED_KEYS = [
   'model', 'family', 'num_classes', 'precision', 'opset', 'num_params', 'macs', 'batch', 'edgecnn_version',
   'torch_version', 'weights_sha256', 'source', 'optimize', 'quantization',
-  // detection/segmentation outputs: such files are refused by their task before these matter
-  'outputs', 'box_format', 'nms',
 ];
 
 /** NCHW or NHWC when exactly one of axes 1 and 3 holds 1 or 3 channels (edgecnn.io_spec.guess_layout). */
@@ -108,17 +106,21 @@ export function configFromMetadata(meta, inputShape = [], inputType = null) {
       throw new Error(`metadata edgecnn.${k} is not valid JSON: ${String(get(k)).slice(0, 60)}`);
     }
   };
-  const task = get('task');
-  if (task !== undefined && task !== '' && task !== 'classification') {
-    throw new Error(`this example runs classifiers; the file's edgecnn.task is '${task}'`);
+  const task = get('task') || 'classification';
+  if (!['classification', 'detection', 'segmentation'].includes(task)) {
+    throw new Error(`unknown edgecnn.task '${task}' (classification, detection or segmentation)`);
   }
   const letterbox = get('letterbox');
   if (letterbox !== undefined && !['', 'false', 'null', '0'].includes(letterbox.toLowerCase())) {
     throw new Error(`the file asks for letterbox preprocessing (edgecnn.letterbox = ${letterbox}), which this example does not do`);
   }
-  const resize = get('resize');
-  if (resize !== undefined && resize !== '' && resize.toLowerCase() !== 'crop') {
-    throw new Error(`the file asks for '${resize}' resizing (edgecnn.resize), which this example does not do (it resizes the shorter side and crops)`);
+  const resize = (get('resize') ?? '').toLowerCase();
+  if (resize !== '' && resize !== 'crop' && resize !== 'stretch') {
+    throw new Error(`the file asks for '${get('resize')}' resizing (edgecnn.resize), which this example does not do (crop or stretch)`);
+  }
+  const boxFormat = get('box_format');
+  if (boxFormat !== undefined && boxFormat !== '' && boxFormat.toLowerCase() !== 'xyxy') {
+    throw new Error(`edgecnn.box_format '${boxFormat}': this example reads xyxy boxes`);
   }
   const dims = inputShape.map((d) => (typeof d === 'number' && d > 0 ? d : null));
   const layout = (get('input_layout') ?? guessLayout(dims) ?? 'NCHW').toUpperCase();
@@ -139,7 +141,8 @@ export function configFromMetadata(meta, inputShape = [], inputType = null) {
   }
   const order = (get('channel_order') ?? 'rgb').toLowerCase();
   if (order !== 'rgb' && order !== 'bgr') throw new Error(`unsupported edgecnn.channel_order '${order}' (rgb or bgr)`);
-  const crop = get('crop_fraction') !== undefined ? json('crop_fraction') : 224 / 256;
+  // stretch: the whole image resized to the input size, unless edgecnn.crop_fraction says otherwise
+  const crop = get('crop_fraction') !== undefined ? json('crop_fraction') : resize === 'stretch' ? null : 224 / 256;
   if (crop !== null && !(typeof crop === 'number' && crop > 0 && crop <= 1)) {
     throw new Error(`metadata edgecnn.crop_fraction must be null or in (0, 1], got ${get('crop_fraction')}`);
   }
@@ -155,7 +158,7 @@ export function configFromMetadata(meta, inputShape = [], inputType = null) {
   const labels = get('labels') !== undefined ? json('labels') : null;
   return {
     height: size[0], width: size[1], channels, mean, std, layout, bgr: order === 'bgr', crop, dtype, background,
-    labels: Array.isArray(labels) ? labels : null, model: get('model') ?? '', classNames: get('class_names'),
+    labels: Array.isArray(labels) ? labels : null, model: get('model') ?? '', classNames: get('class_names'), task,
   };
 }
 
@@ -457,4 +460,104 @@ export function topk(scores, k = 5, names = null) {
   return order.slice(0, Math.max(1, Math.min(k, probs.length))).map((index, r) => ({
     rank: r + 1, index, label: names && names[index] !== undefined ? names[index] : String(index), probability: probs[index],
   }));
+}
+
+// ---- detection and segmentation (edgecnn/runtime/vision/detection.py and segmentation.py)
+
+/** edgecnn.nms: where NMS runs (graph or host) and torchvision's post-processing parameters. */
+export function nmsFromMetadata(meta) {
+  const get = (k) => meta[`edgecnn.${k}`];
+  const raw = get('nms');
+  if (raw === undefined) {
+    throw new Error("a detection file needs edgecnn.nms metadata; export it with 'edgecnn export MODEL --nms graph|host'");
+  }
+  const p = {
+    placement: 'graph', score_threshold: 0.001, iou_threshold: 0.55, topk_candidates: 300, detections_per_image: 300,
+    ...JSON.parse(raw),
+  };
+  if (p.placement !== 'graph' && p.placement !== 'host') {
+    throw new Error(`edgecnn.nms placement '${p.placement}': expected graph or host`);
+  }
+  return p;
+}
+
+/** edgecnn.outputs -> {role: output name}; a role it does not name is the output of the same name. */
+export function outputRoles(meta) {
+  const get = (k) => meta[`edgecnn.${k}`];
+  const roles = {};
+  for (const o of get('outputs') ? JSON.parse(get('outputs')) : []) if (o.name && o.role) roles[o.role] = o.name;
+  return roles;
+}
+
+const f32 = Math.fround;
+
+/** Detections [{box, score, label}] sorted by decreasing score, stable on ties, at most k. */
+function best(dets, k) {
+  return dets.map((d, i) => [d, i]).sort((a, b) => b[0].score - a[0].score || a[1] - b[1]).slice(0, k).map((e) => e[0]);
+}
+
+/** torchvision's SSD.postprocess_detections for one image: boxes (A x 4) and scores (A x C, class 0 the background),
+ * flat arrays. Per class: scores > score_threshold, the best topk_candidates (stable on ties, as torchvision's CPU
+ * nms kernel sorts), greedy NMS at iou_threshold in float32; then the best detections_per_image of all classes. */
+export function hostNms(boxes, scores, anchors, classes, p) {
+  const thr = f32(p.iou_threshold);
+  const minScore = f32(p.score_threshold);
+  const kept = [];
+  for (let c = 1; c < classes; c++) {
+    const cand = [];
+    for (let a = 0; a < anchors; a++) {
+      const v = scores[a * classes + c];
+      if (v > minScore) cand.push([v, a]);
+    }
+    cand.sort((x, y) => y[0] - x[0] || x[1] - y[1]);
+    cand.length = Math.min(cand.length, p.topk_candidates);
+    const removed = new Uint8Array(cand.length);
+    for (let i = 0; i < cand.length; i++) {
+      if (removed[i]) continue;
+      const a = boxes.slice(cand[i][1] * 4, cand[i][1] * 4 + 4);
+      kept.push({ box: Array.from(a), score: cand[i][0], label: c });
+      const areaA = f32(f32(a[2] - a[0]) * f32(a[3] - a[1]));
+      for (let j = i + 1; j < cand.length; j++) {
+        if (removed[j]) continue;
+        const o = cand[j][1] * 4;
+        const b = [boxes[o], boxes[o + 1], boxes[o + 2], boxes[o + 3]];
+        const w = Math.max(f32(Math.min(a[2], b[2]) - Math.max(a[0], b[0])), 0);
+        const h = Math.max(f32(Math.min(a[3], b[3]) - Math.max(a[1], b[1])), 0);
+        const inter = f32(w * h);
+        const union = f32(f32(areaA + f32(f32(b[2] - b[0]) * f32(b[3] - b[1]))) - inter);
+        if (inter > f32(thr * union)) removed[j] = 1;
+      }
+    }
+  }
+  return best(kept, p.detections_per_image);
+}
+
+/** NMS in the graph: the kept detections of the batch -> image `image`'s, best first, at most detections_per_image. */
+export function graphDetections(boxes, scores, labels, batchIndex, image, p) {
+  const dets = [];
+  for (let i = 0; i < scores.length; i++) {
+    if (Number(batchIndex[i]) === image) {
+      dets.push({ box: Array.from(boxes.slice(4 * i, 4 * i + 4)), score: scores[i], label: Number(labels[i]) });
+    }
+  }
+  return best(dets, p.detections_per_image);
+}
+
+/** Boxes from input pixels (height x width) to an image of imageWidth x imageHeight pixels (a stretch resize). */
+export function toImage(dets, height, width, imageWidth, imageHeight) {
+  const sx = f32(imageWidth / width);
+  const sy = f32(imageHeight / height);
+  return dets.map((d) => ({ ...d, box: [f32(d.box[0] * sx), f32(d.box[1] * sy), f32(d.box[2] * sx), f32(d.box[3] * sy)] }));
+}
+
+/** Per-pixel class scores of one image (C x H x W, flat) -> each class's share of the pixels (argmax, first on ties). */
+export function pixelShares(masks, classes, height, width) {
+  const plane = height * width;
+  const counts = new Array(classes).fill(0);
+  for (let px = 0; px < plane; px++) {
+    let arg = 0;
+    for (let c = 1; c < classes; c++) if (masks[c * plane + px] > masks[arg * plane + px]) arg = c;
+    counts[arg]++;
+  }
+  return counts.map((n) => n / Math.max(plane, 1));
 }

@@ -47,6 +47,9 @@ async function loadModel(bytes, name) {
   const session = await ort.InferenceSession.create(bytes, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
   const input = session.inputMetadata?.[0];
   const cfg = configFromMetadata(meta, input?.shape ?? [], input?.type ?? null); // refuses what it cannot honour
+  if (cfg.task !== 'classification') { // the page draws no boxes or masks: examples/node runs such files
+    throw new Error(`this page runs classifiers; the file's edgecnn.task is '${cfg.task}' (examples/node runs it)`);
+  }
   model = { name, session, meta, cfg };
   labels = cfg.labels;
   if (!labels && (cfg.classNames === 'imagenet' || cfg.classNames === undefined)) {

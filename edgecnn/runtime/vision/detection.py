@@ -79,6 +79,23 @@ def _best(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, k: int) -> 
     return Detections(boxes[order].astype(np.float32), scores[order].astype(np.float32), labels[order].astype(np.int64))
 
 
+def _stable_topk(values: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the indices (ascending) of the ``k`` largest values, ties at the k-th value going to the lower
+    index: the set a stable sort by decreasing value keeps (the C++ and JavaScript examples' rule), at the cost of a
+    partition rather than a sort."""
+    if k >= values.shape[1]:
+        return np.tile(np.arange(values.shape[1]), (len(values), 1))
+    part = np.sort(np.argpartition(-values, k - 1, axis=1)[:, :k], axis=1)
+    kth = np.take_along_axis(values, part, 1).min(axis=1, keepdims=True)
+    above = values > kth
+    tied = values == kth
+    left = k - above.sum(axis=1)  # places for the values equal to the k-th
+    # rows where more values equal the k-th (a real score, not -inf) than there are places: the lower indices win
+    for r in np.flatnonzero((tied.sum(axis=1) > left) & np.isfinite(kth[:, 0])):
+        part[r] = np.flatnonzero(above[r] | (tied[r] & (np.cumsum(tied[r]) <= left[r])))
+    return part
+
+
 def host_nms(boxes: np.ndarray, scores: np.ndarray, p: NmsParams) -> Detections:
     """torchvision's ``SSD.postprocess_detections`` for one image: boxes (A, 4), scores (A, C). Every class at once
     (:func:`edgecnn.boxes.greedy_nms_per_class`): per class the best ``topk_candidates`` scores above the
@@ -86,7 +103,7 @@ def host_nms(boxes: np.ndarray, scores: np.ndarray, p: NmsParams) -> Detections:
     fg = np.asarray(scores, dtype=np.float32)[:, 1:].T  # (C-1, A)
     k = min(p.topk_candidates, fg.shape[1])
     masked = np.where(fg > p.score_threshold, fg, -np.inf)
-    part = np.argpartition(-masked, k - 1, axis=1)[:, :k] if k < fg.shape[1] else np.tile(np.arange(k), (len(fg), 1))
+    part = _stable_topk(masked, k)
     order = np.take_along_axis(part, np.argsort(-np.take_along_axis(masked, part, 1), axis=1, kind="stable"), 1)
     top = np.take_along_axis(masked, order, 1)
     valid = np.isfinite(top)

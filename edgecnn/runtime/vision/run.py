@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgecnn._io import atomic_path
 from edgecnn.errors import EdgecnnError
 from edgecnn.runtime.engine import Engine
@@ -41,21 +43,15 @@ def predict_task(engine: Engine, images: Sequence[ImageLike], *, batch: int | No
     if batch is not None and batch < 1:
         raise EdgecnnError(f"--batch must be >= 1, got {batch}.")
     config = engine.preprocess_config()
-    h, w = config.input_size
-    step = D.images_per_run(engine.metadata) or batch or engine.chunk_size
+    step = batch or engine.chunk_size
     results: list[dict[str, Any]] = []
     for start in range(0, len(images), step):
         group = list(images[start:start + step])
         pil = [open_image(img, config.channels) for img in group]
-        outs = engine.run_named(load_images(pil, config))
         if task == "detection":
-            per_image = D.detections(outs, engine.metadata, len(pil))
-            names = engine.metadata.get("labels") if isinstance(engine.metadata.get("labels"), list) else None
-            for i, (img, det) in enumerate(zip(pil, per_image, strict=True)):
-                det = D.to_image(det, (h, w), img.size, letterbox=config.letterbox)
-                keep = det.scores >= min_score
-                det = D.Detections(det.boxes[keep], det.scores[keep], det.labels[keep],
-                                   None if det.masks is None else det.masks[keep])
+            names = labels_of(engine)
+            for i, (img, det) in enumerate(zip(pil, detect(engine, pil), strict=True)):
+                det = above(det, min_score)
                 rows = D.rows(det, names)
                 if det.masks is not None:  # YOLO segmentation: each detection's mask area in the image's pixels
                     for row, mask in zip(rows, det.masks, strict=True):
@@ -64,12 +60,7 @@ def predict_task(engine: Engine, images: Sequence[ImageLike], *, batch: int | No
                 if save is not None:
                     _write(D.draw(img, det, names), save[start + i], overwrite)
         else:
-            masks = next((v for k, v in outs.items() if engine.output_roles.get(k) == "masks"), None)
-            masks = outs[engine.output_names[0]] if masks is None else masks
-            classes = S.class_map(masks)
-            c = masks.shape[1]
-            if config.letterbox:  # the padding is no part of the image
-                classes = [S.unletterbox(m, (h, w), img.size) for m, img in zip(classes, pil, strict=True)]
+            classes, c = segment(engine, pil)
             names = S.labels_of(engine.metadata, c)
             for i, img in enumerate(pil):
                 results.append({"image": _label(group[i]), "size": list(img.size),
@@ -77,6 +68,69 @@ def predict_task(engine: Engine, images: Sequence[ImageLike], *, batch: int | No
                 if save is not None:
                     _write(S.overlay(img, classes[i], c), save[start + i], overwrite)
     return results
+
+
+def labels_of(engine: Engine) -> list[str] | None:
+    """A detection file's class names (``edgecnn.labels``), when it has them."""
+    labels = engine.metadata.get("labels")
+    return list(labels) if isinstance(labels, list) else None
+
+
+def above(det: D.Detections, min_score: float) -> D.Detections:
+    """The detections scoring at least ``min_score``."""
+    keep = det.scores >= min_score
+    return D.Detections(det.boxes[keep], det.scores[keep], det.labels[keep],
+                        None if det.masks is None else det.masks[keep])
+
+
+def detect(engine: Engine, images: Sequence[Any]) -> list[D.Detections]:
+    """Each opened image's detections (all of them, best first), boxes in the image's own pixels (letterbox or
+    resize undone). Files whose outputs do not say which image a detection belongs to run one image at a time."""
+    config = engine.preprocess_config()
+    images = list(images)
+    step = D.images_per_run(engine.metadata) or len(images) or 1
+    out: list[D.Detections] = []
+    for start in range(0, len(images), step):
+        group = images[start:start + step]
+        outs = engine.run_named(load_images(group, config))
+        out += [D.to_image(det, config.input_size, img.size, letterbox=config.letterbox)
+                for img, det in zip(group, D.detections(outs, engine.metadata, len(group)), strict=True)]
+    return out
+
+
+def segment(engine: Engine, images: Sequence[Any]) -> tuple[np.ndarray | list[np.ndarray], int]:
+    """The class maps of opened images (N, H, W at the model's output size; with letterbox, a list of maps at
+    each image's own size, the padding removed), and the number of classes."""
+    config = engine.preprocess_config()
+    outs = engine.run_named(load_images(list(images), config))
+    masks = next((v for k, v in outs.items() if engine.output_roles.get(k) == "masks"), None)
+    masks = outs[engine.output_names[0]] if masks is None else masks
+    classes = S.class_map(masks)
+    if config.letterbox:  # the padding is no part of the image
+        return [S.unletterbox(m, config.input_size, img.size) for m, img in zip(classes, images, strict=True)], \
+            int(masks.shape[1])
+    return classes, int(masks.shape[1])
+
+
+def task_rows(engine: Engine, images: Sequence[Any], *, min_score: float = 0.25) -> list[list[dict[str, Any]]]:
+    """Per opened image, the rows ``batch-predict`` writes: a detector's boxes ``{class, label, score, x1, y1, x2,
+    y2}`` (the image's pixels, scores >= ``min_score``, best first), a segmenter's classes ``{class, label,
+    share}`` (the classes present, largest share first)."""
+    if engine.task == "detection":
+        names = labels_of(engine)
+        out = []
+        for det in detect(engine, images):
+            det = above(det, min_score)
+            out.append([{"class": int(c), "label": names[int(c)] if names and 0 <= c < len(names) else str(int(c)),
+                         "score": float(s), "x1": float(b[0]), "y1": float(b[1]), "x2": float(b[2]),
+                         "y2": float(b[3])} for b, s, c in zip(det.boxes, det.scores, det.labels, strict=True)])
+        return out
+    if engine.task == "segmentation":
+        classes, c = segment(engine, images)
+        names = S.labels_of(engine.metadata, c)
+        return [[{"class": r["index"], "label": r["label"], "share": r["share"]} for r in S.describe(m, c, names)]
+                for m in classes]
+    raise EdgecnnError(f"{engine.path.name} is a classifier: its rows are top-k classes.")
 
 
 def _write(image: Any, path: Path, overwrite: bool) -> None:

@@ -1,7 +1,9 @@
-// edgecnn_classify: run an edgecnn .onnx file with the ONNX Runtime C++ API and print the top-k classes.
+// edgecnn_classify: run an edgecnn .onnx file with the ONNX Runtime C++ API and print the top-k classes, or, for
+// a detection file, the boxes (NMS in the graph or here, tasks.hpp) and, for a segmentation file, each class's share
+// of the pixels.
 //
 //   edgecnn_classify MODEL.onnx IMAGE.ppm [--top 5] [--json] [--provider cpu|cuda] [--threads N]
-//                    [--labels FILE] [--dump-input FILE]
+//                    [--labels FILE] [--dump-input FILE] [--min-score 0.25]
 //   edgecnn_classify MODEL.onnx INPUT.raw ...      # a preprocessed tensor in the model's layout and input dtype
 //                                                  # (.raw/.f32/.bin or --raw)
 //
@@ -18,6 +20,7 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <map>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -25,12 +28,14 @@
 
 #include "metadata.hpp"
 #include "preprocess.hpp"
+#include "tasks.hpp"
 
 namespace {
 
 struct Args {
   std::string model, input, provider = "cpu", labels, dump_input;
   int top = 5, threads = 0;
+  double min_score = 0.25;  // detection: boxes below are not printed (as edgecnn predict --min-score)
   bool json = false, raw = false;
 };
 
@@ -40,7 +45,7 @@ struct UsageError : std::runtime_error {
 
 const char* kUsage =
     "usage: edgecnn_classify MODEL.onnx IMAGE.ppm|INPUT.raw [--top K] [--json] [--provider cpu|cuda]\n"
-    "                        [--threads N] [--labels FILE] [--raw] [--dump-input FILE]\n";
+    "                        [--threads N] [--labels FILE] [--raw] [--dump-input FILE] [--min-score S]\n";
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -77,6 +82,11 @@ Args parse_args(int argc, char** argv) {
       a.provider = value();
       if (a.provider != "cpu" && a.provider != "cuda")
         throw UsageError("--provider must be cpu or cuda, got '" + a.provider + "'");
+    } else if (arg == "--min-score") {
+      const std::string v = value();
+      char* end = nullptr;
+      a.min_score = std::strtod(v.c_str(), &end);
+      if (v.empty() || *end != '\0') throw UsageError("--min-score expects a number, got '" + v + "'");
     } else if (arg == "--labels") {
       a.labels = value();
     } else if (arg == "--dump-input") {
@@ -160,6 +170,134 @@ std::string json_escape(const std::string& s) {
   return out;
 }
 
+// float32 data of an output (float16 converted), or int64 labels widened
+std::vector<float> floats(const Ort::Value& v) {
+  const auto info = v.GetTensorTypeAndShapeInfo();
+  const size_t n = info.GetElementCount();
+  std::vector<float> out(n);
+  if (info.GetElementType() == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT16) {
+    const uint16_t* h = v.GetTensorData<uint16_t>();
+    for (size_t i = 0; i < n; ++i) out[i] = edgecnn::from_half(h[i]);
+  } else if (info.GetElementType() == ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT) {
+    const float* d = v.GetTensorData<float>();
+    out.assign(d, d + n);
+  } else {
+    throw std::runtime_error("expected a float32 or float16 output");
+  }
+  return out;
+}
+
+std::vector<int64_t> ints(const Ort::Value& v) {
+  const auto info = v.GetTensorTypeAndShapeInfo();
+  const size_t n = info.GetElementCount();
+  if (info.GetElementType() == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64) {
+    const int64_t* d = v.GetTensorData<int64_t>();
+    return {d, d + n};
+  }
+  if (info.GetElementType() == ONNX_TENSOR_ELEMENT_DATA_TYPE_INT32) {
+    const int32_t* d = v.GetTensorData<int32_t>();
+    return {d, d + n};
+  }
+  throw std::runtime_error("expected an int64 or int32 output (labels, batch_index)");
+}
+
+// A detection or segmentation file: run every output, post-process, print boxes or class shares.
+int run_task(const Args& a, Ort::Session& session, Ort::Value& input, const std::string& input_name,
+             const std::map<std::string, std::string>& meta, const edgecnn::PreprocessConfig& cfg, int image_width,
+             int image_height) {
+  Ort::AllocatorWithDefaultOptions alloc;
+  std::vector<std::string> names;
+  for (size_t i = 0; i < session.GetOutputCount(); ++i) names.push_back(session.GetOutputNameAllocated(i, alloc).get());
+  std::vector<const char*> out_names;
+  for (const auto& n : names) out_names.push_back(n.c_str());
+  const char* in_names[] = {input_name.c_str()};
+  const auto t0 = std::chrono::steady_clock::now();
+  auto outputs = session.Run(Ort::RunOptions{nullptr}, in_names, &input, 1, out_names.data(), out_names.size());
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  auto roles = edgecnn::output_roles(meta);
+  const auto output = [&](const std::string& role) -> Ort::Value& {
+    const std::string name = roles.count(role) ? roles[role] : role;
+    for (size_t i = 0; i < names.size(); ++i)
+      if (names[i] == name) return outputs[i];
+    if (role == "masks") return outputs[0];
+    throw std::runtime_error("the detection file has no output '" + name + "' (edgecnn.outputs)");
+  };
+  const auto names_of = a.labels.empty() ? cfg.labels : read_labels(a.labels);
+  const auto label = [&](int64_t i) {
+    return i >= 0 && static_cast<size_t>(i) < names_of.size() ? names_of[static_cast<size_t>(i)] : std::to_string(i);
+  };
+  const std::string provider = a.provider == "cuda" ? "CUDAExecutionProvider" : "CPUExecutionProvider";
+  if (a.json)
+    std::printf("{\"model\": \"%s\", \"task\": \"%s\", \"provider\": \"%s\", \"ort_version\": \"%s\", "
+                "\"latency_ms\": %.4f, \"size\": [%d, %d],\n",
+                json_escape(a.model).c_str(), cfg.task.c_str(), provider.c_str(), Ort::GetVersionString().c_str(), ms,
+                image_width, image_height);
+  else
+    std::printf("%s  (%s, %s, %.2f ms)\n", a.input.c_str(), cfg.task.c_str(), provider.c_str(), ms);
+
+  if (cfg.task == "segmentation") {
+    Ort::Value& masks = output("masks");
+    const auto shape = masks.GetTensorTypeAndShapeInfo().GetShape();
+    if (shape.size() != 4) throw std::runtime_error("expected per-pixel class scores (N, C, H, W)");
+    const std::vector<float> m = floats(masks);
+    const auto shares = edgecnn::pixel_shares(m.data(), shape[1], shape[2], shape[3]);
+    std::vector<size_t> order(shares.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](size_t i, size_t j) { return shares[i] > shares[j]; });
+    if (!a.json) std::printf("share    class\n");
+    bool first = true;
+    if (a.json) std::printf(" \"classes\": [");
+    for (size_t c : order) {
+      if (shares[c] <= 0) continue;
+      if (a.json)
+        std::printf("%s{\"index\": %zu, \"label\": \"%s\", \"share\": %.9g}", first ? "" : ", ", c,
+                    json_escape(label(static_cast<int64_t>(c))).c_str(), shares[c]);
+      else
+        std::printf("%6.4f  %s\n", shares[c], label(static_cast<int64_t>(c)).c_str());
+      first = false;
+    }
+    if (a.json) std::printf("]}\n");
+    return 0;
+  }
+
+  const edgecnn::NmsParams p = edgecnn::nms_from_metadata(meta);
+  std::vector<edgecnn::Detection> dets;
+  if (p.placement == "host") {
+    Ort::Value& boxes = output("boxes");
+    Ort::Value& scores = output("scores");
+    const auto bs = boxes.GetTensorTypeAndShapeInfo().GetShape(), ss = scores.GetTensorTypeAndShapeInfo().GetShape();
+    if (bs.size() != 3 || ss.size() != 3 || bs[1] != ss[1] || bs[2] != 4)
+      throw std::runtime_error("host NMS expects boxes (N, A, 4) and scores (N, A, C)");
+    const auto b = floats(boxes), s = floats(scores);
+    dets = edgecnn::host_nms(b.data(), s.data(), ss[1], ss[2], p);
+  } else {
+    const auto b = floats(output("boxes")), s = floats(output("scores"));
+    const auto l = ints(output("labels")), bi = ints(output("batch_index"));
+    if (b.size() != 4 * s.size() || l.size() != s.size() || bi.size() != s.size())
+      throw std::runtime_error("graph NMS outputs disagree in length (boxes K x 4, scores, labels, batch_index K)");
+    dets = edgecnn::graph_detections(b.data(), s.data(), l.data(), bi.data(), static_cast<int64_t>(s.size()), 0, p);
+  }
+  edgecnn::to_image(dets, cfg.height, cfg.width, image_width, image_height);
+  if (a.json)
+    std::printf(" \"nms\": \"%s\", \"detections\": [", p.placement.c_str());
+  else
+    std::printf("score   class  box (x1, y1, x2, y2)\n");
+  bool first = true;
+  for (const auto& d : dets) {
+    if (d.score < a.min_score) continue;
+    if (a.json)
+      std::printf("%s{\"index\": %lld, \"label\": \"%s\", \"score\": %.9g, \"box\": [%.9g, %.9g, %.9g, %.9g]}",
+                  first ? "" : ", ", static_cast<long long>(d.label), json_escape(label(d.label)).c_str(), d.score,
+                  d.box[0], d.box[1], d.box[2], d.box[3]);
+    else
+      std::printf("%6.4f  %-5s  %.1f %.1f %.1f %.1f\n", d.score, label(d.label).c_str(), d.box[0], d.box[1],
+                  d.box[2], d.box[3]);
+    first = false;
+  }
+  if (a.json) std::printf("]}\n");
+  return 0;
+}
+
 int run(const Args& a) {
   Ort::Env env(ORT_LOGGING_LEVEL_ERROR, "edgecnn");
   std::ifstream probe(a.model, std::ios::binary);
@@ -208,6 +346,12 @@ int run(const Args& a) {
 
   const auto mem = Ort::MemoryInfo::CreateCpu(OrtArenaAllocator, OrtMemTypeDefault);
   Ort::Value input = Ort::Value::CreateTensor(mem, x.data(), x.size(), shape.data(), shape.size(), elem);
+  if (cfg.task != "classification") {
+    // a raw tensor has no picture of its own: boxes stay in input pixels
+    const edgecnn::Image image = a.raw ? edgecnn::Image{cfg.width, cfg.height, cfg.channels, {}}
+                                       : edgecnn::read_pnm(a.input);
+    return run_task(a, session, input, input_name, meta, cfg, image.width, image.height);
+  }
   const char* in_names[] = {input_name.c_str()};
   const char* out_names[] = {output_name.c_str()};
   const auto t0 = std::chrono::steady_clock::now();

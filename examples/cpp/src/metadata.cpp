@@ -139,14 +139,24 @@ PreprocessConfig config_from_metadata(const std::map<std::string, std::string>& 
     return it == meta.end() ? nullptr : &it->second;
   };
   // what this example cannot honour stops it here, at load
-  if (const auto* v = get("task"); v && !v->empty() && *v != "classification")
-    throw std::runtime_error("this example runs classifiers; the file's edgecnn.task is '" + *v + "'");
+  if (const auto* v = get("task"); v && !v->empty()) {
+    if (*v != "classification" && *v != "detection" && *v != "segmentation")
+      throw std::runtime_error("unknown edgecnn.task '" + *v + "' (classification, detection or segmentation)");
+    cfg.task = *v;
+  }
   if (const auto* v = get("letterbox"); v && !v->empty() && lower(*v) != "false" && *v != "null" && *v != "0")
     throw std::runtime_error("the file asks for letterbox preprocessing (edgecnn.letterbox = " + *v +
                              "), which this example does not do");
-  if (const auto* v = get("resize"); v && !v->empty() && lower(*v) != "crop")
-    throw std::runtime_error("the file asks for '" + *v + "' resizing (edgecnn.resize), which this example does not "
-                             "do (it resizes the shorter side and crops)");
+  bool stretch = false;  // edgecnn.resize stretch: the whole image resized to the input size (no crop by default)
+  if (const auto* v = get("resize"); v && !v->empty()) {
+    if (lower(*v) != "crop" && lower(*v) != "stretch")
+      throw std::runtime_error("the file asks for '" + *v + "' resizing (edgecnn.resize), which this example does "
+                               "not do (crop or stretch)");
+    stretch = lower(*v) == "stretch";
+  }
+  if (const auto* v = get("box_format"); v && !v->empty() && lower(*v) != "xyxy")
+    throw std::runtime_error("edgecnn.box_format '" + *v + "': this example reads xyxy boxes");
+  if (stretch) cfg.crop_fraction = 0;  // edgecnn.crop_fraction, when given, still decides (below)
   // layout: metadata, else from the shape, else NCHW
   std::string layout = guess_layout(shape);
   if (const auto* v = get("input_layout")) layout = *v;

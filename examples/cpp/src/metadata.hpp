@@ -7,7 +7,8 @@
 //   edgecnn.input_layout  NCHW or NHWC           edgecnn.channel_order  rgb or bgr
 //   edgecnn.crop_fraction JSON number or null    edgecnn.io_dtype       float32 or float16
 //   edgecnn.background_class "0"/"1"             edgecnn.labels         JSON list of class names
-//   edgecnn.task        classification (others are refused)   edgecnn.letterbox  refused when set
+//   edgecnn.task        classification, detection, segmentation   edgecnn.letterbox  refused when set
+//   edgecnn.resize      crop or stretch                            edgecnn.nms, edgecnn.outputs (tasks.hpp)
 //
 // Files without these keys fall back to the graph's input shape and ImageNet mean/std, like the Python runtime.
 // A key this example cannot honour is an error at load, never a wrong input.
@@ -26,9 +27,9 @@ namespace edgecnn {
 // The contract's keys (without "edgecnn."), by what this example does with them. A test keeps these lists equal
 // to edgecnn/metadata.py's KEYS, so a new key is decided here.
 // HONOURED_KEYS: input_layout input_size channels mean std channel_order crop_fraction io_dtype background_class
-//                labels class_names task letterbox resize
+//                labels class_names task letterbox resize outputs nms box_format
 // IGNORED_KEYS: model family num_classes precision opset num_params macs batch edgecnn_version torch_version
-//               weights_sha256 source optimize quantization outputs box_format nms
+//               weights_sha256 source optimize quantization
 
 // All custom metadata of the session (key -> string value).
 std::map<std::string, std::string> read_metadata(Ort::Session& session);

@@ -39,6 +39,7 @@ struct PreprocessConfig {
   int background_class = -1;    // edgecnn.background_class (0/1); -1: not given (1001 outputs mean background)
   std::vector<std::string> labels;  // edgecnn.labels
   std::string class_names;          // edgecnn.class_names: "imagenet" when ImageNet-1k's names apply
+  std::string task = "classification";  // edgecnn.task: classification, detection or segmentation
 
   // Target of the shorter side before the center crop: 256 for 224 models, scaled otherwise.
   int resize() const;
