@@ -19,6 +19,7 @@ from edgecnn.cli.options import (
     top_k,
 )
 from edgecnn.cli.output import echo_json, format_table, open_engine
+from edgecnn.errors import EdgecnnError
 from edgecnn.tables import printable
 
 
@@ -159,9 +160,17 @@ def _fp32_comparison(model: str, path: str, rep: Any, folder: Any, reference_fil
 
 @click.command("evaluate")
 @model_source(precision=True)
-@click.option("--data", "data", type=click.Path(), required=True, metavar="DIR",
+@click.option("--data", "data", type=click.Path(), default=None, metavar="DIR",
               help="ImageFolder-layout folder: root/<class>/<image>; labels from the sub-folder names (integer "
-                   "names are class indices, otherwise sorted order).")
+                   "names are class indices, otherwise sorted order). For a detector or segmenter: the image "
+                   "folder, as --images.")
+@click.option("--images", "images", type=click.Path(), default=None, metavar="DIR",
+              help="Detection/segmentation: the folder of images that --annotations or --masks describe.")
+@click.option("--annotations", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Detection: a COCO-format instances file (Lin et al. 2014) for the images; scores COCO "
+                   "mAP@[.5:.95] and mAP@.5 with pycocotools.")
+@click.option("--masks", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Segmentation: PNG label maps (class indices, 255 = ignore) named as the images; scores mean IoU.")
 @runtime(fallback=False, threads=False)
 @batching(default=32)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate the first N images only.")
@@ -169,19 +178,32 @@ def _fp32_comparison(model: str, path: str, rep: Any, folder: Any, reference_fil
 @strict_images()
 @preprocessing()
 @reporting()
-def evaluate_cmd(model: str, precision: str, data: str, provider: str, device: str | None, batch: int,
-                 limit: int | None, reference: str | None, strict: bool, as_json: bool,
-                 preprocess: dict[str, Any]) -> None:
-    """Top-1/top-5 accuracy of MODEL_OR_FILE on an ImageFolder of images, batched, on any provider.
+def evaluate_cmd(model: str, precision: str, data: str | None, images: str | None, annotations: str | None,
+                 masks: str | None, provider: str, device: str | None, batch: int, limit: int | None,
+                 reference: str | None, strict: bool, as_json: bool, preprocess: dict[str, Any]) -> None:
+    """Accuracy of MODEL_OR_FILE, batched, on any provider: top-1/top-5 on an ImageFolder for a classifier, COCO
+    mAP for a detector (--annotations), mean IoU for a segmenter (--masks).
 
     At a reduced precision (an fp16/int8 file, or bf16/fp16 inference on OpenVINO) the run is also compared
     with the fp32 model (ONNX Runtime CPU, else OpenVINO f32): agreement, cosine similarity, SQNR (see --reference).
+    A detector or segmenter with --reference and no labels is measured against that file only: matched-box F1 at
+    IoU 0.5, pixel agreement, SQNR of each output.
 
     \b
     Examples:
       edgecnn evaluate lenet5.int8.onnx --data digits/test --reference lenet5.onnx
       edgecnn evaluate lenet5.onnx --data digits/test --provider openvino --precision bf16
+      edgecnn evaluate shapes_ssd.onnx --images test/images --annotations test/instances.json
+      edgecnn evaluate shapes_lraspp.onnx --images test/images --masks test/masks
+      edgecnn evaluate shapes_ssd.int8.onnx --images test/images --reference shapes_ssd.onnx
     """
+    if images is not None or annotations is not None or masks is not None:
+        _evaluate_task(model, precision, images or data, annotations, masks, provider, device, batch, limit,
+                       reference, as_json, preprocess)
+        return
+    if data is None:
+        raise EdgecnnError("evaluate needs --data DIR (an ImageFolder) for a classifier, or --images DIR with "
+                           "--annotations FILE (detection), --masks DIR (segmentation) or --reference FILE.")
     from edgecnn.profiler.accuracy import evaluate
     from edgecnn.quantize.calibration import show_progress
     from edgecnn.runtime.datasets import load_image_folder
@@ -208,6 +230,42 @@ def evaluate_cmd(model: str, precision: str, data: str, provider: str, device: s
                f"({rep.images_per_second:.0f} images/s at batch {rep.batch_size}, preprocessing included)")
     if cmp is not None:
         click.echo("\n" + ("\n".join(cmp.lines()) if not isinstance(cmp, str) else cmp))
+
+
+def _evaluate_task(model: str, precision: str, images: str | None, annotations: str | None, masks: str | None,
+                   provider: str, device: str | None, batch: int, limit: int | None, reference: str | None,
+                   as_json: bool, preprocess: dict[str, Any]) -> None:
+    """``evaluate`` for a detector or segmenter: COCO mAP, mean IoU and/or agreement with ``--reference``."""
+    from edgecnn.profiler import task_accuracy as T
+
+    if images is None:
+        raise EdgecnnError("--annotations, --masks and a detector's --reference need the image folder: --images DIR.")
+    if annotations is not None and masks is not None:
+        raise EdgecnnError("give --annotations FILE (a detector) or --masks DIR (a segmenter), not both.")
+    if annotations is None and masks is None and reference is None:
+        raise EdgecnnError("nothing to measure on --images: give --annotations FILE (COCO, detection), --masks DIR "
+                           "(label maps, segmentation) or --reference FILE (agreement with an fp32 file).")
+    prepared = prepared_model(model, precision, provider, preprocess=preprocess)
+    ref = prepared_model(reference, preprocess=preprocess, label="reference", said=prepared.notices) if reference \
+        else None
+    kw: dict[str, Any] = {"provider": provider, "batch_size": batch, "limit": limit, "precision": precision,
+                          "device": device}
+    rep = None
+    if annotations is not None:
+        rep = T.evaluate_detection(prepared.path, images, annotations, **kw)
+    elif masks is not None:
+        rep = T.evaluate_segmentation(prepared.path, images, masks, **kw)
+    if rep is not None:
+        rep.model = str(prepared.source)
+    cmp = T.compare_task(ref.path, prepared.path, images, **kw) if ref is not None else None
+    if cmp is not None:
+        cmp.reference, cmp.candidate = str(ref.source), str(prepared.source)
+    if as_json:
+        echo_json({**(rep.as_dict() if rep else {}), **({"agreement": cmp.as_dict()} if cmp else {}),
+                   "notices": list(prepared.notices) + (list(ref.notices) if ref else [])})
+        return
+    lines = (rep.lines() if rep else []) + (([""] if rep else []) + cmp.lines() if cmp else [])
+    click.echo("\n".join(lines))
 
 
 @click.command("bench")
