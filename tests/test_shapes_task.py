@@ -166,3 +166,24 @@ def test_cli_evaluate_detection_segmentation_and_errors(tiny, capsys, tmp_path) 
     for args, message in bad:
         code, out, err = run_cli(capsys, "evaluate", tiny["det_graph"], *args)
         assert code != 0 and message in err and len(err.strip().splitlines()) == 1, (args, err)
+
+
+def test_ssd_targets_match_torchvision_per_image() -> None:
+    from edgecnn.models import create_model
+    from edgecnn.models._torchvision import torchvision
+
+    tv = torchvision()
+    from torchvision.models.detection.image_list import ImageList
+
+    model = create_model("shapes_ssd")
+    z = torch.zeros(1, 3, S.SIZE, S.SIZE)
+    anchors = model.anchor_generator(ImageList(z, [(S.SIZE, S.SIZE)]), list(model.backbone(z).values()))[0]
+    _, boxes, labels, _ = S.training_arrays(6)
+    cls, reg = S.ssd_targets(model, anchors, boxes, labels, chunk=4)  # two chunks, different object counts
+    for i, (b, lab) in enumerate(zip(boxes, labels, strict=True)):
+        bt = torch.from_numpy(b)
+        matched = model.proposal_matcher(tv.ops.box_iou(bt, anchors))
+        fg = matched >= 0
+        assert torch.equal(cls[i][fg], torch.from_numpy(lab)[matched[fg]]) and (cls[i][~fg] == 0).all()
+        want = model.box_coder.encode_single(bt[matched[fg]], anchors[fg])
+        assert torch.allclose(reg[i][fg], want, atol=1e-5) and fg.sum() >= len(b)

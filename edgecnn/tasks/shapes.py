@@ -295,21 +295,44 @@ def _schedule(torch: Any, opt: Any, steps: int) -> Any:
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
-def ssd_targets(model: Any, anchors: Any, boxes: list[np.ndarray], labels: list[np.ndarray]) -> tuple[Any, Any]:
-    """Every anchor's class (N, A) and encoded box (N, A, 4) for each scene: torchvision's ``SSDMatcher`` (IoU
-    >= 0.5, and each object's best anchor) and ``BoxCoder``, as ``SSD.forward`` does, computed once."""
+def ssd_targets(model: Any, anchors: Any, boxes: list[np.ndarray], labels: list[np.ndarray], chunk: int = 256
+                ) -> tuple[Any, Any]:
+    """Every anchor's class (N, A) and encoded box (N, A, 4) for each scene, computed once: torchvision's
+    ``SSDMatcher`` (an anchor takes the object it overlaps most when IoU >= 0.5, and each object its best anchor) and
+    ``BoxCoder``, as ``SSD.forward`` does per image, here for ``chunk`` scenes at a time (a scene without objects
+    is all background)."""
     torch = _torch()
     from edgecnn.models._torchvision import torchvision
 
     tv = torchvision()
-    cls = torch.zeros(len(boxes), len(anchors), dtype=torch.int64)
-    reg = torch.zeros(len(boxes), len(anchors), 4)
-    for i, (b, lab) in enumerate(zip(boxes, labels, strict=True)):
-        bt = torch.from_numpy(b)
-        matched = model.proposal_matcher(tv.ops.box_iou(bt, anchors))
-        fg = torch.where(matched >= 0)[0]
-        cls[i, fg] = torch.from_numpy(lab)[matched[fg]]
-        reg[i, fg] = model.box_coder.encode_single(bt[matched[fg]], anchors[fg])
+    n, a = len(boxes), len(anchors)
+    cls = torch.zeros(n, a, dtype=torch.int64)
+    reg = torch.zeros(n, a, 4)
+    thr = float(model.proposal_matcher.high_threshold)
+    for s in range(0, n, chunk):
+        part = range(s, min(n, s + chunk))
+        g = max([len(boxes[i]) for i in part] + [1])
+        gt = torch.zeros(len(part), g, 4)
+        lab = torch.zeros(len(part), g, dtype=torch.int64)
+        valid = torch.zeros(len(part), g, dtype=torch.bool)
+        for j, i in enumerate(part):
+            k = len(boxes[i])
+            gt[j, :k], lab[j, :k], valid[j, :k] = torch.from_numpy(boxes[i]), torch.from_numpy(labels[i]), True
+        iou = tv.ops.box_iou(gt.view(-1, 4), anchors).view(len(part), g, a)
+        iou[~valid] = -1.0
+        best, idx = iou.max(1)
+        matched = torch.where(best >= thr, idx, torch.full_like(idx, -1))
+        best_anchor = iou.argmax(2)
+        rows = torch.arange(len(part))
+        for k in range(g):
+            sel = valid[:, k]
+            matched[rows[sel], best_anchor[sel, k]] = k
+        fg = matched >= 0
+        take = matched.clamp(min=0)
+        cls[s:s + len(part)] = torch.where(fg, lab.gather(1, take), torch.zeros_like(take))
+        gtb = gt.gather(1, take.unsqueeze(-1).expand(-1, -1, 4))
+        enc = model.box_coder.encode_single(gtb.reshape(-1, 4), anchors.repeat(len(part), 1)).view(len(part), a, 4)
+        reg[s:s + len(part)] = torch.where(fg.unsqueeze(-1), enc, torch.zeros_like(enc))
     return cls, reg
 
 
