@@ -187,3 +187,31 @@ def test_ssd_targets_match_torchvision_per_image() -> None:
         assert torch.equal(cls[i][fg], torch.from_numpy(lab)[matched[fg]]) and (cls[i][~fg] == 0).all()
         want = model.box_coder.encode_single(bt[matched[fg]], anchors[fg])
         assert torch.allclose(reg[i][fg], want, atol=1e-5) and fg.sum() >= len(b)
+
+
+def test_boxes_are_scored_in_the_original_images_pixels(tiny, tmp_path, monkeypatch) -> None:
+    """The file's boxes (input pixels, 128x128) are mapped to each image's own size before COCO scores them:
+    fixed detections on 200x100 and 64x96 images score mAP 1 against the mapped boxes, and 0 unmapped."""
+    from edgecnn.profiler import task_accuracy as T
+    from edgecnn.runtime.vision import detection as D
+
+    box = np.array([[16.0, 32.0, 80.0, 96.0]], np.float32)
+    monkeypatch.setattr(D, "detections", lambda outs, meta, n: [
+        D.Detections(box.copy(), np.array([0.9], np.float32), np.array([2], np.int64)) for _ in range(n)])
+    (tmp_path / "img").mkdir()
+    sizes = [(200, 100), (64, 96)]
+    images, anns = [], []
+    for i, (w, h) in enumerate(sizes):
+        Image.new("RGB", (w, h), (90, 120, 30)).save(tmp_path / "img" / f"{i}.png")
+        images.append({"id": i + 1, "file_name": f"{i}.png", "width": w, "height": h})
+        sx, sy = w / S.SIZE, h / S.SIZE
+        x1, y1, x2, y2 = 16 * sx, 32 * sy, 80 * sx, 96 * sy
+        anns.append({"id": i + 1, "image_id": i + 1, "category_id": 2, "bbox": [x1, y1, x2 - x1, y2 - y1],
+                     "area": (x2 - x1) * (y2 - y1), "iscrowd": 0})
+    cats = [{"id": k + 1, "name": n} for k, n in enumerate(S.CLASSES)]
+    gt = tmp_path / "instances.json"
+    gt.write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
+    rep = T.evaluate_detection(tiny["det_graph"], tmp_path / "img", gt)
+    assert rep.map == pytest.approx(1.0, abs=1e-9) and rep.detections == 2
+    monkeypatch.setattr(D, "to_image", lambda det, input_size, image_size: det)  # not mapped: no match
+    assert T.evaluate_detection(tiny["det_graph"], tmp_path / "img", gt).map < 0.5
