@@ -92,6 +92,8 @@ def test_weights_are_cached_and_read_back(tiny) -> None:
         assert trained.trained and trained.path == S.weights_path(kind, 1, 8) and trained.path.is_file()
         again = S.trained_weights(kind, epochs=1, scenes=8)
         assert again.path == trained.path and not again.trained  # the cache, not a second training
+        assert again.record == trained.record and len(trained.record["epoch_seconds"]) == 1
+        assert trained.record["model"] == S.MODELS[kind] and trained.record["seconds"] > 0
         load_weights(create_model(S.MODELS[kind]), trained.path)  # strict, weights_only
 
 

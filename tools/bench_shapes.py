@@ -42,7 +42,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             rep = evaluate_detection(path, files.images, files.annotations, threads=args.threads)
         else:
             rep = evaluate_segmentation(path, files.images, files.masks, threads=args.threads)
-        row = {"model": name, "nms": nms, "file": str(path), "train_seconds": round(task.train_seconds[kind], 1),
+        row = {"model": name, "nms": nms, "file": str(path), "training": task.training.get(kind, {}),
                **{k: v for k, v in rep.as_dict().items() if k not in ("model", "images", "labels")}}
         rows.append(row)
         print(" ".join(rep.lines()))
@@ -55,10 +55,14 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             "machine": results.machine(args.threads), "command": results.command(__file__)}
 
 
+def _seconds(v: float | None, digits: int = 0) -> str:
+    return f"{v:.{digits}f}" if v else "?"
+
+
 def render(data: dict[str, Any], args: argparse.Namespace) -> str:
     """The results file: per model, the training time and the fp32 ONNX file's accuracy on the test split."""
-    headers = ["model", "NMS", "params", "MMACs", "training s", "mAP@[.5:.95]", "mAP@.5", "mAP@.75", "mIoU",
-               "pixel accuracy"]
+    headers = ["model", "NMS", "params", "MMACs", "training s", "fastest epoch s", "mAP@[.5:.95]", "mAP@.5",
+               "mAP@.75", "mIoU", "pixel accuracy"]
     body = []
     for r in data["rows"]:
         spec = data["specs"][r["model"]]
@@ -67,7 +71,8 @@ def render(data: dict[str, Any], args: argparse.Namespace) -> str:
             return "-" if v is None else f"{v:.4f}"
 
         body.append([r["model"], r["nms"] or "-", f"{spec['params']:,}", f"{spec['macs'] / 1e6:.1f}",
-                     f"{r['train_seconds']:.0f}" if r["train_seconds"] else "cached", f(r["map"]), f(r["map50"]),
+                     _seconds(r["training"].get("seconds")), _seconds(min(r["training"].get("epoch_seconds") or [0]),
+                                                                       1), f(r["map"]), f(r["map50"]),
                      f(r["map75"]), f(r["miou"]), f(r["pixel_accuracy"])])
     per = []
     for r in data["rows"]:
@@ -80,7 +85,10 @@ def render(data: dict[str, Any], args: argparse.Namespace) -> str:
              f"{data['test_scenes']} held-out scenes (seeds from 1,000,000); trained on {data['train_scenes']} "
              f"scenes ({data['det_epochs']} epochs for the detector, {data['seg_epochs']} for the segmenter; data "
              f"version {data['data_version']}, recipe {data['recipe_version']}). Training time is wall time on the "
-             "machine below, shared with other work (its load average is in the header).\n\n" + "\n\n".join(per))
+             "machine below, shared with other work (its load average is in the header); an epoch took from "
+             "the fastest epoch's time (the machine free) to several times more (busy), so an unshared 2-core "
+             "machine needs about epochs x fastest epoch. Recorded when the weights were trained "
+             "(`<weights>.json` beside the cached weights).\n\n" + "\n\n".join(per))
     return results.write(args, "shapes", "The shapes task: fp32 accuracy on held-out scenes",
                          results.table(body, headers), data, notes)
 

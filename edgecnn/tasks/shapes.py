@@ -30,7 +30,7 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ MIN_SHAPES, MAX_SHAPES = 2, 6
 MIN_VISIBLE = 0.5
 TRAIN_SEED, TEST_SEED = 0, 1_000_000
 TRAIN_SCENES, TEST_SCENES, CALIB_SCENES = 3000, 300, 128
-DET_EPOCHS, SEG_EPOCHS = 10, 10
+DET_EPOCHS, SEG_EPOCHS = 6, 8
 #: the runtime's preprocessing of a stretch-resized file (no crop); scenes are already at the input size
 CONFIG = PreprocessConfig(input_size=(SIZE, SIZE), channels=3, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25),
                           crop_fraction=None)
@@ -355,7 +355,7 @@ def ssd_loss(torch: Any, head: dict[str, Any], cls_t: Any, reg_t: Any, neg_to_po
 
 def train_detector(images: np.ndarray, boxes: list[np.ndarray], labels: list[np.ndarray], *,
                    epochs: int = DET_EPOCHS, batch_size: int = 16, lr: float = 4e-3, seed: int = 0,
-                   log: Any = None) -> Any:
+                   log: Any = None, timings: list[float] | None = None) -> Any:
     """Train the zoo's ``shapes_ssd`` on uint8 scenes with SSD's matching and loss (:func:`ssd_targets`,
     :func:`ssd_loss`), AdamW and a warm-up and cosine schedule; returns it in eval mode."""
     torch = _torch()
@@ -387,6 +387,8 @@ def train_detector(images: np.ndarray, boxes: list[np.ndarray], labels: list[np.
             opt.step()
             sched.step()
             total += float(loss.detach()) * len(idx)
+        if timings is not None:
+            timings.append(round(time.perf_counter() - t0, 2))
         if log:
             log(f"detector epoch {epoch + 1}/{epochs}: loss {total / len(images):.4f} "
                 f"({time.perf_counter() - t0:.1f} s)")
@@ -394,7 +396,7 @@ def train_detector(images: np.ndarray, boxes: list[np.ndarray], labels: list[np.
 
 
 def train_segmenter(images: np.ndarray, maps: np.ndarray, *, epochs: int = SEG_EPOCHS, batch_size: int = 16,
-                    lr: float = 4e-3, seed: int = 0, log: Any = None) -> Any:
+                    lr: float = 4e-3, seed: int = 0, log: Any = None, timings: list[float] | None = None) -> Any:
     """Train the zoo's ``shapes_lraspp`` with per-pixel cross-entropy, AdamW, a warm-up and cosine schedule and
     horizontal flips; returns it in eval mode."""
     torch = _torch()
@@ -423,6 +425,8 @@ def train_segmenter(images: np.ndarray, maps: np.ndarray, *, epochs: int = SEG_E
             opt.step()
             sched.step()
             total += float(loss.detach()) * len(idx)
+        if timings is not None:
+            timings.append(round(time.perf_counter() - t0, 2))
         if log:
             log(f"segmenter epoch {epoch + 1}/{epochs}: loss {total / len(images):.4f} "
                 f"({time.perf_counter() - t0:.1f} s)")
@@ -446,11 +450,19 @@ def weights_path(kind: str, epochs: int | None = None, scenes: int = TRAIN_SCENE
 
 @dataclass
 class Trained:
-    """Where a model's weights are, whether this call trained them, and how long that took."""
+    """Where a model's weights are, whether this call trained them, and the training record kept beside them
+    (``<weights>.json``: wall seconds, seconds per epoch, load average, threads)."""
 
     path: Path
     trained: bool
-    seconds: float = 0.0
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+def _record(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def trained_weights(kind: str, *, epochs: int | None = None, scenes: int = TRAIN_SCENES, seed: int = 0,
@@ -459,19 +471,27 @@ def trained_weights(kind: str, *, epochs: int | None = None, scenes: int = TRAIN
     """The cached weights of the task's ``detector`` or ``segmenter``, training them first when absent."""
     path = weights_path(kind, epochs, scenes, seed)
     if path.is_file():
-        return Trained(path, False)
+        return Trained(path, False, _record(path))
     torch = _torch()
     torch.set_num_threads(min(2, torch.get_num_threads()))
     x, boxes, labels, maps = data if data is not None else training_arrays(scenes)
+    epochs = epochs or (DET_EPOCHS if kind == "detector" else SEG_EPOCHS)
+    timings: list[float] = []
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     t0 = time.perf_counter()
     if kind == "detector":
-        model = train_detector(x, boxes, labels, epochs=epochs or DET_EPOCHS, seed=seed, log=log)
+        model = train_detector(x, boxes, labels, epochs=epochs, seed=seed, log=log, timings=timings)
     else:
-        model = train_segmenter(x, maps, epochs=epochs or SEG_EPOCHS, seed=seed, log=log)
-    seconds = time.perf_counter() - t0
+        model = train_segmenter(x, maps, epochs=epochs, seed=seed, log=log, timings=timings)
+    record = {"model": MODELS[kind], "seconds": round(time.perf_counter() - t0, 2), "epoch_seconds": timings,
+              "epochs": epochs, "scenes": scenes, "seed": seed, "threads": torch.get_num_threads(),
+              "load_average_start": load,
+              "load_average_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
     with atomic_path(path, suffix=".pt") as tmp:
         torch.save(model.state_dict(), tmp)
-    return Trained(path, True, seconds)
+    with atomic_path(path.with_suffix(".json"), suffix=".json") as tmp:
+        tmp.write_text(json.dumps(record, indent=2) + "\n")
+    return Trained(path, True, record)
 
 
 @dataclass(frozen=True)
@@ -485,8 +505,8 @@ class ShapesTask:
     test: SplitFiles
     #: training scenes without labels, for calibration
     calib: Path
-    #: seconds spent training each model by this call (0: read from the cache)
-    train_seconds: dict[str, float]
+    #: each model's training record (``Trained.record``: seconds, seconds per epoch, load average), {} if unknown
+    training: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 def shapes_task(*, scenes: int = TRAIN_SCENES, test_scenes: int = TEST_SCENES, calib_scenes: int = CALIB_SCENES,
@@ -501,7 +521,7 @@ def shapes_task(*, scenes: int = TRAIN_SCENES, test_scenes: int = TEST_SCENES, c
     det = trained_weights("detector", epochs=det_epochs, scenes=scenes, seed=seed, data=data, log=log)
     seg = trained_weights("segmenter", epochs=seg_epochs, scenes=scenes, seed=seed, data=data, log=log)
     return ShapesTask(det.path, seg.path, test_split(test_scenes), calib_folder(calib_scenes),
-                      {"detector": det.seconds, "segmenter": seg.seconds})
+                      {"detector": det.record, "segmenter": seg.record})
 
 
 def export_onnx(kind: str, weights: str | os.PathLike, path: str | os.PathLike, *, nms: str = "graph") -> Path:
