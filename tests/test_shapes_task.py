@@ -217,3 +217,19 @@ def test_boxes_are_scored_in_the_original_images_pixels(tiny, tmp_path, monkeypa
     assert rep.map == pytest.approx(1.0, abs=1e-9) and rep.detections == 2
     monkeypatch.setattr(D, "to_image", lambda det, input_size, image_size: det)  # not mapped: no match
     assert T.evaluate_detection(tiny["det_graph"], tmp_path / "img", gt).map < 0.5
+
+
+def test_tools_shapes_writes_the_splits(tmp_path, capsys) -> None:
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("tools_shapes", Path(__file__).parents[1] / "tools" / "shapes.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--out", str(tmp_path), "--test", "3", "--calib", "2", "--train", "2"]) == 0
+    test = json.loads((tmp_path / "test" / "instances.json").read_text())
+    assert [im["file_name"] for im in test["images"]] == ["00000.png", "00001.png", "00002.png"]
+    assert len(list((tmp_path / "calib").glob("*.png"))) == 2 and (tmp_path / "train" / "instances.json").is_file()
+    first_test = np.asarray(Image.open(tmp_path / "test" / "images" / "00000.png"))
+    assert np.array_equal(first_test, S.make_scene(S.TEST_SEED).image)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "calib" / "00000.png")), S.make_scene(S.TRAIN_SEED).image)

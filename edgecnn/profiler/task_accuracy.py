@@ -401,7 +401,8 @@ class TaskAgreement:
                        f"{self.candidate_boxes} candidate boxes)")
         else:
             out.append(f"  pixel agreement {self.pixel_agreement:.4%}")
-        sq = ", ".join(f"{k} {v if isinstance(v, str) or v is None else round(v, 2)}" for k, v in self.sqnr_db.items())
+        sq = ", ".join(f"{k} {'n/a (shapes differ)' if v is None else v if isinstance(v, str) else round(v, 2)}"
+                       for k, v in self.sqnr_db.items())
         return [*out, f"  SQNR dB: {sq}"]
 
 
