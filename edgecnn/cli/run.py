@@ -19,6 +19,7 @@ from edgecnn.cli.options import (
     top_k,
 )
 from edgecnn.cli.output import echo_json, format_table, open_engine
+from edgecnn.cli.task_eval import evaluate_task
 from edgecnn.errors import EdgecnnError
 from edgecnn.tables import printable
 
@@ -186,8 +187,7 @@ def evaluate_cmd(model: str, precision: str, data: str | None, images: str | Non
 
     At a reduced precision (an fp16/int8 file, or bf16/fp16 inference on OpenVINO) the run is also compared
     with the fp32 model (ONNX Runtime CPU, else OpenVINO f32): agreement, cosine similarity, SQNR (see --reference).
-    A detector or segmenter with --reference and no labels is measured against that file only: matched-box F1 at
-    IoU 0.5, pixel agreement, SQNR of each output.
+    A detector or segmenter with only --reference is measured against it: box F1 at IoU 0.5, pixel agreement, SQNR.
 
     \b
     Examples:
@@ -198,9 +198,8 @@ def evaluate_cmd(model: str, precision: str, data: str | None, images: str | Non
       edgecnn evaluate shapes_ssd.int8.onnx --images test/images --reference shapes_ssd.onnx
     """
     if images is not None or annotations is not None or masks is not None:
-        _evaluate_task(model, precision, images or data, annotations, masks, provider, device, batch, limit,
-                       reference, as_json, preprocess)
-        return
+        return evaluate_task(model, precision, images or data, annotations, masks, provider, device, batch, limit,
+                             reference, as_json, preprocess)
     if data is None:
         raise EdgecnnError("evaluate needs --data DIR (an ImageFolder) for a classifier, or --images DIR with "
                            "--annotations FILE (detection), --masks DIR (segmentation) or --reference FILE.")
@@ -230,42 +229,6 @@ def evaluate_cmd(model: str, precision: str, data: str | None, images: str | Non
                f"({rep.images_per_second:.0f} images/s at batch {rep.batch_size}, preprocessing included)")
     if cmp is not None:
         click.echo("\n" + ("\n".join(cmp.lines()) if not isinstance(cmp, str) else cmp))
-
-
-def _evaluate_task(model: str, precision: str, images: str | None, annotations: str | None, masks: str | None,
-                   provider: str, device: str | None, batch: int, limit: int | None, reference: str | None,
-                   as_json: bool, preprocess: dict[str, Any]) -> None:
-    """``evaluate`` for a detector or segmenter: COCO mAP, mean IoU and/or agreement with ``--reference``."""
-    from edgecnn.profiler import task_accuracy as T
-
-    if images is None:
-        raise EdgecnnError("--annotations, --masks and a detector's --reference need the image folder: --images DIR.")
-    if annotations is not None and masks is not None:
-        raise EdgecnnError("give --annotations FILE (a detector) or --masks DIR (a segmenter), not both.")
-    if annotations is None and masks is None and reference is None:
-        raise EdgecnnError("nothing to measure on --images: give --annotations FILE (COCO, detection), --masks DIR "
-                           "(label maps, segmentation) or --reference FILE (agreement with an fp32 file).")
-    prepared = prepared_model(model, precision, provider, preprocess=preprocess)
-    ref = prepared_model(reference, preprocess=preprocess, label="reference", said=prepared.notices) if reference \
-        else None
-    kw: dict[str, Any] = {"provider": provider, "batch_size": batch, "limit": limit, "precision": precision,
-                          "device": device}
-    rep = None
-    if annotations is not None:
-        rep = T.evaluate_detection(prepared.path, images, annotations, **kw)
-    elif masks is not None:
-        rep = T.evaluate_segmentation(prepared.path, images, masks, **kw)
-    if rep is not None:
-        rep.model = str(prepared.source)
-    cmp = T.compare_task(ref.path, prepared.path, images, **kw) if ref is not None else None
-    if cmp is not None:
-        cmp.reference, cmp.candidate = str(ref.source), str(prepared.source)
-    if as_json:
-        echo_json({**(rep.as_dict() if rep else {}), **({"agreement": cmp.as_dict()} if cmp else {}),
-                   "notices": list(prepared.notices) + (list(ref.notices) if ref else [])})
-        return
-    lines = (rep.lines() if rep else []) + (([""] if rep else []) + cmp.lines() if cmp else [])
-    click.echo("\n".join(lines))
 
 
 @click.command("bench")
