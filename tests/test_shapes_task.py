@@ -233,3 +233,13 @@ def test_tools_shapes_writes_the_splits(tmp_path, capsys) -> None:
     first_test = np.asarray(Image.open(tmp_path / "test" / "images" / "00000.png"))
     assert np.array_equal(first_test, S.make_scene(S.TEST_SEED).image)
     assert np.array_equal(np.asarray(Image.open(tmp_path / "calib" / "00000.png")), S.make_scene(S.TRAIN_SEED).image)
+
+
+def test_written_split_folder_has_ordinary_permissions(tmp_path) -> None:
+    import os
+
+    files = S.write_split(tmp_path / "split", 1)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert files.root.stat().st_mode & 0o777 == 0o777 & ~umask
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left behind

@@ -211,6 +211,9 @@ def write_split(root: str | os.PathLike, count: int, seed: int = TEST_SEED) -> S
             scenes.append(scene)
             names.append(name)
         out.annotations.write_text(json.dumps(coco_dict(scenes, names)))
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # mkdtemp's folder is private (0700); the split is an ordinary folder
         if root.exists():
             shutil.rmtree(root)
         tmp.rename(root)
