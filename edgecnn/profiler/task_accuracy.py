@@ -217,6 +217,12 @@ def _labels(meta: Mapping[str, Any]) -> list[str] | None:
     return [str(v) for v in labels] if isinstance(labels, list) else None
 
 
+def _letterbox(config: Any) -> dict[str, bool]:
+    """``{"letterbox": True}`` for a file whose preprocessing letterboxes (boxes and class maps then lose the
+    padding on the way back to the image's pixels), else nothing: a stretch resize is undone by scaling."""
+    return {"letterbox": True} if getattr(config, "letterbox", False) else {}
+
+
 def _masks_output(engine: Any, outs: Mapping[str, np.ndarray]) -> np.ndarray:
     name = next((k for k, r in engine.output_roles.items() if r == "masks"), engine.output_names[0])
     return np.asarray(outs[name])
@@ -278,7 +284,8 @@ def evaluate_detection(model: str | os.PathLike, images: str | os.PathLike, anno
                            f"({len(missing)} of {len(paths)} images missing).")
     engine = _engine(model, "detection", provider, **engine_kw)
     mapping, how = category_mapping(_labels(engine.metadata), data["categories"])
-    h, w = engine.preprocess_config().input_size
+    config = engine.preprocess_config()
+    h, w = config.input_size
     results: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     done = 0
@@ -286,7 +293,7 @@ def evaluate_detection(model: str | os.PathLike, images: str | os.PathLike, anno
         for img, det in zip(pil, D.detections(outs, engine.metadata, len(pil)), strict=True):
             entry = entries[done]
             done += 1
-            det = D.to_image(det, (h, w), img.size)
+            det = D.to_image(det, (h, w), img.size, **_letterbox(config))
             for box, score, label in zip(det.boxes[:MAX_DETS], det.scores[:MAX_DETS], det.labels[:MAX_DETS],
                                          strict=True):
                 cid = mapping.get(int(label))
@@ -339,14 +346,17 @@ def evaluate_segmentation(model: str | os.PathLike, images: str | os.PathLike, m
     t0 = time.perf_counter()
     done = 0
     c = 0
-    for _pil, outs in _run(engine, [p for p, _ in pairs], batch_size):
+    config = engine.preprocess_config()
+    for pil, outs in _run(engine, [p for p, _ in pairs], batch_size):
         scores = _masks_output(engine, outs)
         c = scores.shape[1]
-        for cls in S.class_map(scores):
+        for img, cls in zip(pil, S.class_map(scores), strict=True):
             truth = np.asarray(Image.open(pairs[done][1]))
             done += 1
             if truth.ndim != 2:
                 raise EdgecnnError(f"{pairs[done - 1][1]} is not a label map (one channel of class indices).")
+            if _letterbox(config):  # the padding is no part of the image
+                cls = S.unletterbox(cls, config.input_size, img.size)
             if cls.shape != truth.shape:
                 cls = np.asarray(Image.fromarray(cls.astype(np.int32)).resize((truth.shape[1], truth.shape[0]),
                                                                               Image.Resampling.NEAREST))
