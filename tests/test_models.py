@@ -70,7 +70,9 @@ MOBILE = ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "efficient
 
 #: detectors and segmenters built by torchvision's builders (tests/test_tasks_zoo.py)
 TASK_PARAMS = {"ssdlite320_mobilenet_v3_large": 3_440_060, "deeplabv3_mobilenet_v3_large": 11_025_477,
-               "lraspp_mobilenet_v3_large": 3_221_538}
+               "lraspp_mobilenet_v3_large": 3_221_538,
+               # the shapes task's small detector and segmenter (edgecnn/models/shapes.py)
+               "shapes_ssd": 175_628, "shapes_lraspp": 61_410}
 
 
 def test_registry_lists_every_model() -> None:

@@ -19,6 +19,8 @@ from edgecnn.cli.options import (
     top_k,
 )
 from edgecnn.cli.output import echo_json, format_table, open_engine
+from edgecnn.cli.task_eval import evaluate_task
+from edgecnn.errors import EdgecnnError
 from edgecnn.tables import printable
 
 
@@ -159,9 +161,17 @@ def _fp32_comparison(model: str, path: str, rep: Any, folder: Any, reference_fil
 
 @click.command("evaluate")
 @model_source(precision=True)
-@click.option("--data", "data", type=click.Path(), required=True, metavar="DIR",
+@click.option("--data", "data", type=click.Path(), default=None, metavar="DIR",
               help="ImageFolder-layout folder: root/<class>/<image>; labels from the sub-folder names (integer "
-                   "names are class indices, otherwise sorted order).")
+                   "names are class indices, otherwise sorted order). For a detector or segmenter: the image "
+                   "folder, as --images.")
+@click.option("--images", "images", type=click.Path(), default=None, metavar="DIR",
+              help="Detection/segmentation: the folder of images that --annotations or --masks describe.")
+@click.option("--annotations", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="Detection: a COCO-format instances file (Lin et al. 2014) for the images; scores COCO "
+                   "mAP@[.5:.95] and mAP@.5 with pycocotools.")
+@click.option("--masks", type=click.Path(file_okay=False), default=None, metavar="DIR",
+              help="Segmentation: PNG label maps (class indices, 255 = ignore) named as the images; scores mean IoU.")
 @runtime(fallback=False, threads=False)
 @batching(default=32)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate the first N images only.")
@@ -169,19 +179,30 @@ def _fp32_comparison(model: str, path: str, rep: Any, folder: Any, reference_fil
 @strict_images()
 @preprocessing()
 @reporting()
-def evaluate_cmd(model: str, precision: str, data: str, provider: str, device: str | None, batch: int,
-                 limit: int | None, reference: str | None, strict: bool, as_json: bool,
-                 preprocess: dict[str, Any]) -> None:
-    """Top-1/top-5 accuracy of MODEL_OR_FILE on an ImageFolder of images, batched, on any provider.
+def evaluate_cmd(model: str, precision: str, data: str | None, images: str | None, annotations: str | None,
+                 masks: str | None, provider: str, device: str | None, batch: int, limit: int | None,
+                 reference: str | None, strict: bool, as_json: bool, preprocess: dict[str, Any]) -> None:
+    """Accuracy of MODEL_OR_FILE, batched, on any provider: top-1/top-5 on an ImageFolder for a classifier, COCO
+    mAP for a detector (--annotations), mean IoU for a segmenter (--masks).
 
     At a reduced precision (an fp16/int8 file, or bf16/fp16 inference on OpenVINO) the run is also compared
     with the fp32 model (ONNX Runtime CPU, else OpenVINO f32): agreement, cosine similarity, SQNR (see --reference).
+    A detector or segmenter with only --reference is measured against it: box F1 at IoU 0.5, pixel agreement, SQNR.
 
     \b
     Examples:
       edgecnn evaluate lenet5.int8.onnx --data digits/test --reference lenet5.onnx
       edgecnn evaluate lenet5.onnx --data digits/test --provider openvino --precision bf16
+      edgecnn evaluate shapes_ssd.onnx --images test/images --annotations test/instances.json
+      edgecnn evaluate shapes_lraspp.onnx --images test/images --masks test/masks
+      edgecnn evaluate shapes_ssd.int8.onnx --images test/images --reference shapes_ssd.onnx
     """
+    if images is not None or annotations is not None or masks is not None:
+        return evaluate_task(model, precision, images or data, annotations, masks, provider, device, batch, limit,
+                             reference, as_json, preprocess)
+    if data is None:
+        raise EdgecnnError("evaluate needs --data DIR (an ImageFolder) for a classifier, or --images DIR with "
+                           "--annotations FILE (detection), --masks DIR (segmentation) or --reference FILE.")
     from edgecnn.profiler.accuracy import evaluate
     from edgecnn.quantize.calibration import show_progress
     from edgecnn.runtime.datasets import load_image_folder

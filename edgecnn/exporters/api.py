@@ -425,6 +425,10 @@ def _labels(built: _Built) -> list[str] | None:
     """The label set of a torchvision task model at its default class count (COCO's 91, VOC's 21)."""
     if not built.zoo or built.task == "classification":
         return None
+    if built.family == "shapes":  # the shapes task's own classes (edgecnn/models/shapes.py)
+        from edgecnn.models.shapes import shapes_labels
+
+        return shapes_labels() if built.num_classes in (None, len(shapes_labels())) else None
     from edgecnn.models.detection import coco_labels
     from edgecnn.models.segmentation import voc_labels
 

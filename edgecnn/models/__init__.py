@@ -11,6 +11,7 @@ from edgecnn.models import (  # noqa: F401  (importing a family file registers i
     regnet,
     resnet,
     segmentation,
+    shapes,
     shufflenet,
     squeezenet,
     vgg,

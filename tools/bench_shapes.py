@@ -1,0 +1,111 @@
+"""The shapes task: train the detector and the segmenter (cached), export them, evaluate the ONNX files.
+
+    python tools/bench_shapes.py --out runs/shapes        # writes docs/results/shapes.md (+ .json)
+    python tools/bench_shapes.py --render runs/shapes.json
+
+Trains (or reads from the cache) ``shapes_ssd`` and ``shapes_lraspp`` on the seeded training scenes
+(:mod:`edgecnn.tasks.shapes`), exports them to fp32 ``.onnx`` files (the detector with NMS in the graph and on
+the host), and evaluates the files on the held-out test split exactly as ``edgecnn evaluate`` does: COCO
+mAP@[.5:.95] and mAP@.5 with pycocotools against ``instances.json``, mean IoU against the label maps. Training
+wall times are those of this run (0 when the weights came from the cache: delete them to measure again).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import results  # noqa: E402
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    import torch
+
+    from edgecnn.profiler.task_accuracy import evaluate_detection, evaluate_segmentation
+    from edgecnn.tasks import shapes as S
+
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    t0 = time.perf_counter()
+    task = S.shapes_task(log=print)
+    files = task.test
+    rows = []
+    for kind, nms in (("detector", "graph"), ("detector", "host"), ("segmenter", None)):
+        name = S.MODELS[kind]
+        path = out / f"{name}{'-host' if nms == 'host' else ''}.onnx"
+        S.export_onnx(kind, task.detector if kind == "detector" else task.segmenter, path, nms=nms or "graph")
+        if kind == "detector":
+            rep = evaluate_detection(path, files.images, files.annotations, threads=args.threads)
+        else:
+            rep = evaluate_segmentation(path, files.images, files.masks, threads=args.threads)
+        row = {"model": name, "nms": nms, "file": str(path), "training": task.training.get(kind, {}),
+               **{k: v for k, v in rep.as_dict().items() if k not in ("model", "images", "labels")}}
+        rows.append(row)
+        print(" ".join(rep.lines()))
+    from edgecnn.models import count_params, create_model, get_spec
+
+    specs = {n: {"params": count_params(create_model(n)), "macs": get_spec(n).macs} for n in S.MODELS.values()}
+    return {"rows": rows, "specs": specs, "train_scenes": S.TRAIN_SCENES, "test_scenes": S.TEST_SCENES,
+            "det_epochs": S.DET_EPOCHS, "seg_epochs": S.SEG_EPOCHS, "data_version": S.DATA_VERSION,
+            "recipe_version": S.RECIPE_VERSION, "seconds": round(time.perf_counter() - t0, 1),
+            "machine": results.machine(args.threads), "command": results.command(__file__)}
+
+
+def _seconds(v: float | None, digits: int = 0) -> str:
+    return f"{v:.{digits}f}" if v else "?"
+
+
+def render(data: dict[str, Any], args: argparse.Namespace) -> str:
+    """The results file: per model, the training time and the fp32 ONNX file's accuracy on the test split."""
+    headers = ["model", "NMS", "params", "MMACs", "training s", "fastest epoch s", "mAP@[.5:.95]", "mAP@.5",
+               "mAP@.75", "mIoU", "pixel accuracy"]
+    body = []
+    for r in data["rows"]:
+        spec = data["specs"][r["model"]]
+
+        def f(v: Any) -> str:
+            return "-" if v is None else f"{v:.4f}"
+
+        body.append([r["model"], r["nms"] or "-", f"{spec['params']:,}", f"{spec['macs'] / 1e6:.1f}",
+                     _seconds(r["training"].get("seconds")), _seconds(min(r["training"].get("epoch_seconds") or [0]),
+                                                                       1), f(r["map"]), f(r["map50"]),
+                     f(r["map75"]), f(r["miou"]), f(r["pixel_accuracy"])])
+    per = []
+    for r in data["rows"]:
+        if r["nms"] == "host":
+            continue
+        what = "AP@[.5:.95]" if r["task"] == "detection" else "IoU"
+        per.append(f"{r['model']} {what} per class: " + ", ".join(
+            f"{k} {v:.3f}" for k, v in r["per_class"].items() if v is not None))
+    notes = (f"fp32 ONNX files on ONNX Runtime CPU, evaluated as `edgecnn evaluate` does on the "
+             f"{data['test_scenes']} held-out scenes (seeds from 1,000,000); trained on {data['train_scenes']} "
+             f"scenes ({data['det_epochs']} epochs for the detector, {data['seg_epochs']} for the segmenter; data "
+             f"version {data['data_version']}, recipe {data['recipe_version']}). Training time is wall time on the "
+             "machine below, shared with other work (its load average is in the header); an epoch took from "
+             "the fastest epoch's time (the machine free) to several times more (busy), so an unshared 2-core "
+             "machine needs about epochs x fastest epoch. Recorded when the weights were trained "
+             "(`<weights>.json` beside the cached weights).\n\n" + "\n\n".join(per))
+    return results.write(args, "shapes", "The shapes task: fp32 accuracy on held-out scenes",
+                         results.table(body, headers), data, notes)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="runs/shapes", help="where the .onnx files are written")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", default=None, help="also save the measured data here")
+    ap.add_argument("--render", default=None, metavar="JSON", help="write the results file from saved data")
+    results.add_arguments(ap)
+    args = ap.parse_args(argv)
+    data = results.load(args.render) if args.render else measure(args)
+    if args.json and not args.render:
+        results.save(args.json, data)
+    print(render(data, args))
+
+
+if __name__ == "__main__":
+    main()
