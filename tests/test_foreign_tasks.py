@@ -378,3 +378,28 @@ def test_yolo_seg_save_draws_masks_and_boxes(capsys, files, images, tmp_path):
 def test_squeezable_classifier_outputs_stay_classifiers():
     for shape in [(1, 1, 1001), (1, 1000, 1), ("N",), ("N", 1, 1, 10)]:
         assert recognize([OutputInfo("prob", shape)], input_size=(224, 224), batch="N") is None, shape
+
+
+def test_evaluate_scores_a_letterboxed_yolo_file_in_the_images_pixels(capsys, files, images, tmp_path):
+    """COCO mAP of a foreign YOLO head whose known boxes, letterbox undone, are the ground truth: 1.0; read as
+    stretched (``--no-letterbox``) the same boxes miss."""
+    pytest.importorskip("pycocotools")
+    gain, left, top, _, _ = letterbox_geometry((60, 40), (T.H, T.W))
+    anns = []
+    for i, (x1, y1, x2, y2, c, _s) in enumerate(T.YOLO_EXPECTED):
+        a = [(x1 - left) / gain, (y1 - top) / gain, (x2 - left) / gain, (y2 - top) / gain]
+        a = [min(max(a[0], 0), 60), min(max(a[1], 0), 40), min(max(a[2], 0), 60), min(max(a[3], 0), 40)]
+        w, h = a[2] - a[0], a[3] - a[1]
+        anns.append({"id": i + 1, "image_id": 1, "category_id": int(c), "bbox": [a[0], a[1], w, h],
+                     "area": w * h, "iscrowd": 0})
+    coco = {"images": [{"id": 1, "file_name": "0/a.png", "width": 60, "height": 40}], "annotations": anns,
+            "categories": [{"id": k, "name": f"c{k}"} for k in range(3)]}
+    ann = tmp_path / "instances.json"
+    ann.write_text(json.dumps(coco))
+    code, out, err = run_cli(capsys, "evaluate", files["yolo"], "--images", images, "--annotations", ann, "--json")
+    assert code == 0, err
+    assert json.loads(out)["map"] == pytest.approx(1.0, abs=1e-6)  # mAP@[.5:.95]: every box at IoU >= 0.95
+    code, out, err = run_cli(capsys, "evaluate", files["yolo"], "--images", images, "--annotations", ann,
+                             "--no-letterbox", "--json")
+    assert code == 0, err
+    assert json.loads(out)["map"] < 0.9

@@ -196,10 +196,13 @@ def _engine(model: str | os.PathLike, task: str, provider: str, **engine_kw: Any
 
 
 def _run(engine: Any, paths: Sequence[Path], batch_size: int) -> Iterator[tuple[list[Any], dict[str, np.ndarray]]]:
-    """(PIL images, named outputs) per batch, each image preprocessed as the file says."""
+    """(PIL images, named outputs) per batch, each image preprocessed as the file says; one image per run for
+    files whose outputs do not say which image a detection belongs to."""
     from edgecnn.runtime.images import load_images, open_image
+    from edgecnn.runtime.vision.detection import images_per_run
 
     config = engine.preprocess_config()
+    batch_size = images_per_run(engine.metadata) or batch_size
     for i in range(0, len(paths), batch_size):
         pil = [open_image(p, config.channels) for p in paths[i:i + batch_size]]
         yield pil, engine.run_named(load_images(pil, config))
@@ -438,6 +441,7 @@ def compare_task(reference: str | os.PathLike, candidate: str | os.PathLike, ima
         raise EdgecnnError(f"{Path(reference).name} is a {task} model: compare classifiers with "
                            "edgecnn.profiler.accuracy.compare_models.")
     cand = _engine(candidate, task, provider, **engine_kw)
+    batch_size = D.images_per_run(ref.metadata) or D.images_per_run(cand.metadata) or batch_size
     matches, agree, pixels = [], 0, 0
     sq: dict[str, list[tuple[np.ndarray, np.ndarray]] | None] = {n: [] for n in ref.output_names}
     for (_p, ro), (_q, co) in zip(_run(ref, paths, batch_size), _run(cand, paths, batch_size), strict=True):
