@@ -130,13 +130,15 @@ def test_segmentation_shares_match_python(files: dict, runtime: str) -> None:
 
 @pytest.mark.parametrize("runtime", ["cpp", "node"])
 def test_letterbox_and_unknown_resize_are_refused(files: dict, runtime: str, tmp_path: Path) -> None:
-    """What the examples cannot do stops them at load with one line: a letterbox, an unknown resize or task."""
+    """What the examples cannot do stops them at load with one line: a letterbox, an unknown resize or task, another
+    box format, a foreign head."""
     import onnx
 
     check_toolchain(runtime)
     for key, value, needle in [("letterbox", "true", "letterbox"), ("resize", "pad", "'pad' resizing"),
                                ("task", "pose", "unknown edgecnn.task 'pose'"),
-                               ("box_format", "cxcywh", "box_format")]:
+                               ("box_format", "cxcywh", "box_format"),
+                               ("head", '{"kind": "yolo", "layout": "cn"}', "foreign detection head")]:
         model = onnx.load(str(files["graph"]))
         props = {p.key: p.value for p in model.metadata_props}
         props[f"edgecnn.{key}"] = value

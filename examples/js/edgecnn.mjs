@@ -77,7 +77,7 @@ export function readOnnxMetadata(bytes) {
  * module does with each key. A test keeps these lists equal to the contract, so a new key is decided here. */
 export const HONOURED_KEYS = [
   'input_layout', 'input_size', 'channels', 'mean', 'std', 'channel_order', 'crop_fraction', 'io_dtype',
-  'background_class', 'labels', 'class_names', 'task', 'letterbox', 'resize', 'outputs', 'nms', 'box_format',
+  'background_class', 'labels', 'class_names', 'task', 'letterbox', 'resize', 'outputs', 'nms', 'box_format', 'head',
 ];
 /** Keys that describe the file, not its input or output: read by nobody here. */
 export const IGNORED_KEYS = [
@@ -117,6 +117,10 @@ export function configFromMetadata(meta, inputShape = [], inputType = null) {
   const resize = (get('resize') ?? '').toLowerCase();
   if (resize !== '' && resize !== 'crop' && resize !== 'stretch') {
     throw new Error(`the file asks for '${get('resize')}' resizing (edgecnn.resize), which this example does not do (crop or stretch)`);
+  }
+  const head = get('head');
+  if (head !== undefined && head !== '' && head !== 'null') {
+    throw new Error(`the file's outputs are a foreign detection head (edgecnn.head = ${head.slice(0, 60)}), which this example does not decode: run it with edgecnn's Python runtime`);
   }
   const boxFormat = get('box_format');
   if (boxFormat !== undefined && boxFormat !== '' && boxFormat.toLowerCase() !== 'xyxy') {

@@ -154,6 +154,9 @@ PreprocessConfig config_from_metadata(const std::map<std::string, std::string>& 
                                "not do (crop or stretch)");
     stretch = lower(*v) == "stretch";
   }
+  if (const auto* v = get("head"); v && !v->empty() && *v != "null")
+    throw std::runtime_error("the file's outputs are a foreign detection head (edgecnn.head = " + v->substr(0, 60) +
+                             "), which this example does not decode: run it with edgecnn's Python runtime");
   if (const auto* v = get("box_format"); v && !v->empty() && lower(*v) != "xyxy")
     throw std::runtime_error("edgecnn.box_format '" + *v + "': this example reads xyxy boxes");
   if (stretch) cfg.crop_fraction = 0;  // edgecnn.crop_fraction, when given, still decides (below)

@@ -9,6 +9,7 @@
 //   edgecnn.background_class "0"/"1"             edgecnn.labels         JSON list of class names
 //   edgecnn.task        classification, detection, segmentation   edgecnn.letterbox  refused when set
 //   edgecnn.resize      crop or stretch                            edgecnn.nms, edgecnn.outputs (tasks.hpp)
+//   edgecnn.head        a foreign detection head (YOLO, SSD, NMS rows): refused, Python decodes it
 //
 // Files without these keys fall back to the graph's input shape and ImageNet mean/std, like the Python runtime.
 // A key this example cannot honour is an error at load, never a wrong input.
@@ -27,7 +28,7 @@ namespace edgecnn {
 // The contract's keys (without "edgecnn."), by what this example does with them. A test keeps these lists equal
 // to edgecnn/metadata.py's KEYS, so a new key is decided here.
 // HONOURED_KEYS: input_layout input_size channels mean std channel_order crop_fraction io_dtype background_class
-//                labels class_names task letterbox resize outputs nms box_format
+//                labels class_names task letterbox resize outputs nms box_format head
 // IGNORED_KEYS: model family num_classes precision opset num_params macs batch edgecnn_version torch_version
 //               weights_sha256 source optimize quantization
 
