@@ -21,7 +21,7 @@ from edgecnn import onnxfile
 from edgecnn.errors import EdgecnnError
 from edgecnn.metrics import sqnr_db
 from edgecnn.quantize.calibration import ArrayReader, fit_batch
-from edgecnn.quantize.qdq import preprocessed
+from edgecnn.quantize.qdq import _quiet_ort, preprocessed
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,8 @@ def explain(float_model: str | os.PathLike, qdq_model: str | os.PathLike, data: 
         modify_model_output_intermediate_tensors(str(qdq_model), str(qaug))
         float_acts = collect_activations(str(faug), ArrayReader(input_name, data, fixed or batch_size))
         qdq_acts = collect_activations(str(qaug), ArrayReader(input_name, data, fixed or batch_size))
-        weight_match = create_weight_matching(str(fsrc), str(qdq_model))
+        with _quiet_ort():  # it logs an error line per bias it cannot match (biases are not ranked)
+            weight_match = create_weight_matching(str(fsrc), str(qdq_model))
     wsqnr = {name: sqnr_db([m["float"]], [m["dequantized"]]) for name, m in weight_match.items()}
 
     def vs_float(float_name: str, qdq_name: str) -> float | None:
