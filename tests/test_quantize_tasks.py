@@ -277,3 +277,14 @@ def test_cli_quantizes_a_detector_with_json_and_refuses_annotations_as_eval(expo
     assert code != 0
     lines = [ln for ln in err.strip().splitlines() if ln.startswith("error")]
     assert len(lines) == 1 and "folder of images" in lines[0], err
+
+
+@pytest.mark.slow
+def test_export_int8_of_a_segmenter_prints_its_pixel_agreement(images, tmp_path, capsys) -> None:
+    from cli_helpers import run_cli
+
+    code, out, err = run_cli(capsys, "export", SEG, "--input-size", "64", "--int8", "--calib", images,
+                             "-o", tmp_path / "seg.onnx")
+    assert code == 0, err
+    line = next(x for x in out.splitlines() if x.startswith("int8:"))
+    assert "pixel agreement" in line and "calibration inputs" in line and (tmp_path / "seg.int8.onnx").is_file()

@@ -80,9 +80,14 @@ def _export_int8(fp32_path: str, calib: str | None, quiet: bool) -> dict[str, An
 
 def _print_export_int8(quant: dict[str, Any]) -> None:
     q, r = quant["quantize"], quant["report"]
+    if "task" in r:  # a detector or segmenter: its own agreement with fp32
+        figure = (f"matched-box F1 {r['matched_f1']:.3f} at IoU {r['match_iou']:g}" if "matched_f1" in r
+                  else f"pixel agreement {100 * r['pixel_agreement']:.1f}%")
+    else:
+        figure = f"top-1 agreement {100 * r['top1_agreement']:.1f}%, SQNR {r['sqnr_db']} dB"
     click.echo(f"int8: {q['output']} ({q['size_output'] / 1e6:.2f} MB, {q['compression']:.2f}x smaller), "
-               f"top-1 agreement {100 * r['top1_agreement']:.1f}%, SQNR {r['sqnr_db']} dB on {r['samples']} "
-               f"calibration inputs{' (random: speed tests only)' if q['calibration_random'] else ''}")
+               f"{figure} on {r['samples']} calibration inputs"
+               f"{' (random: speed tests only)' if q['calibration_random'] else ''}")
 
 
 @click.command("quantize")
