@@ -100,7 +100,8 @@ def optimize_cmd(model: str, data: str | None, budget: float, batch: list[int], 
     click.echo("\n".join(lines))
     click.echo(f"reports: {Path(out) / 'report.md'} (.json, .csv, pareto.png)")
     if not report["accuracy_measured"]:
-        click.secho("WARNING: accuracy was not measured on real data (synthetic inputs, SQNR budget).", err=True,
+        kind = "SQNR" if report.get("file_task") in (None, "classification") else "agreement"
+        click.secho(f"WARNING: accuracy was not measured on real data (synthetic inputs, {kind} budget).", err=True,
                     fg="yellow", bold=True)
     sys.stdout.flush()
 
