@@ -178,10 +178,12 @@ def test_bench_int8_tasks_render(tmp_path):
     data = {"machine": fake_machine(), "command": "python tools/bench_int8_tasks.py", "labelled": True, "rows": [
         row("fp32", 1.0, None, {"map50": 80.0, "map": 50.0}),
         row("naive int8", 0.1, 3.5, {"map50": 0.0, "map": 0.0}),
+        row("head-aware int8", 0.9, 25.0, {"map50": 78.0, "map": 47.5}, head=12),
         row("edgecnn int8", 0.97, 31.25, {"map50": 79.5, "map": 49.0}, kept=2, head=12)]}
     text = _render_again(tool("bench_int8_tasks"), data, tmp_path, "int8-tasks")
     assert "| shapes_det | naive int8 | 0.00 | 0.00 | - | 0.100 | - | 3.5 | 2.50 | - |" in text
     assert "| shapes_det | edgecnn int8 | 79.50 | 49.00 | - | 0.970 | - | 31.2 | 2.50 | 12 / 2 |" in text
+    assert "| shapes_det | head-aware int8 | 78.00 | 47.50 | - | 0.900 | - | 25.0 | 2.50 | 12 / 0 |" in text
     assert "shapes_det: mAP@.5 drop <= 1 points" in text
 
 

@@ -1,12 +1,13 @@
 """int8 detectors and segmenters benchmark (not a test): fp32 vs naive int8 vs edgecnn's int8, per model.
 
-Three files per model, all calibrated on the same images and measured on the same (other) images:
+Four files per model, all calibrated on the same images and measured on the same (other) images:
 
 * ``fp32``: the file itself;
 * ``naive int8``: ``quantize`` with default settings, no head handling, no kept layers (``--head off``): what users
   get from ONNX Runtime's quantizer alone;
-* ``edgecnn int8``: head-aware (the decode tail in float, mismatched Concats split: ``edgecnn.quantize.heads``) and
-  ``--keep-float auto`` against the task's target.
+* ``head-aware int8``: the head rules alone (the decode tail in float, mismatched Concats split:
+  ``edgecnn.quantize.heads``), nothing searched;
+* ``edgecnn int8``: head-aware and ``--keep-float auto`` against the task's target.
 
 Label-free columns always (matched-box F1 at IoU 0.5 vs fp32 for a detector, pixel agreement for a segmenter, the
 worst comparable output's SQNR); labelled columns (mAP@.5, mAP@[.5:.95], mIoU, in points) when ``--metric
@@ -34,7 +35,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 import results  # noqa: E402
 
-VARIANTS = ("fp32", "naive int8", "edgecnn int8")
+VARIANTS = ("fp32", "naive int8", "head-aware int8", "edgecnn int8")
 
 
 def _metric(spec: str | None, model: Path) -> Any:
@@ -111,24 +112,33 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         t0 = time.perf_counter()
         naive = quantize(src, work / f"{src.stem}.naive.onnx", calib=calib, options=QuantizeOptions(head="off"))
         t1 = time.perf_counter()
+        head = quantize(src, work / f"{src.stem}.head.onnx", calib=calib, options=QuantizeOptions(head="on"))
         run = quantize_model(src, work / f"{src.stem}.edgecnn.onnx", calib=calib, keep_float="auto",
                              task_metric=metric, max_drop_points=args.max_drop if metric else None, report=False,
                              eval_data=args.eval, eval_limit=args.eval_limit)
         t2 = time.perf_counter()
-        files = {"fp32": src, "naive int8": Path(naive.output), "edgecnn int8": Path(run.result.output)}
+        files = {"fp32": src, "naive int8": Path(naive.output), "head-aware int8": Path(head.output),
+                 "edgecnn int8": Path(run.result.output)}
+        if args.synthetic:
+            where = f"{args.synthetic} seeded pictures of shapes (--synthetic; calibrated on {args.synthetic} others)"
         for variant, path in files.items():
             rep = compare_task_models(src, path, x, note=where, metric=metric)
             rows.append({"model": str(onnxfile.read_metadata(src).get("model") or src.stem), "task": task,
                          "variant": variant, "metrics": rep.metrics, "labelled": rep.labelled.get("int8"),
                          "size": onnxfile.file_size(path),
                          "kept_float": len(run.keep_float["kept"]) if variant == "edgecnn int8" else 0,
-                         "head_nodes": len(run.result.head["decisions"]) if variant == "edgecnn int8"
-                         and run.result.head else 0,
+                         "head_nodes": _head_nodes(variant, head.head, run.result.head),
                          "target": run.keep_float["target"] if variant == "edgecnn int8" else None,
                          "quantize_s": {"naive int8": t1 - t0, "edgecnn int8": t2 - t1}.get(variant),
                          "measured_on": where})
     return {"rows": rows, "machine": results.machine(args.threads), "command": results.command(__file__),
             "labelled": bool(args.metric)}
+
+
+def _head_nodes(variant: str, head_only: dict[str, Any] | None, searched: dict[str, Any] | None) -> int:
+    """How many nodes the head rules kept in float in ``variant``'s file."""
+    plan = {"head-aware int8": head_only, "edgecnn int8": searched}.get(variant)
+    return len(plan["decisions"]) if plan else 0
 
 
 def _f(v: Any, fmt: str) -> str:
@@ -146,11 +156,13 @@ def render(data: dict[str, Any], args: argparse.Namespace) -> str:
                      _f(lab.get("miou"), ".2f"), _f(m.get("matched_f1"), ".3f"),
                      _f(100 * m["pixel_agreement"] if m.get("pixel_agreement") is not None else None, ".2f"),
                      _f(m.get("min_sqnr_db"), ".1f"), f"{r['size'] / 1e6:.2f}",
-                     f"{r['head_nodes']} / {r['kept_float']}" if r["variant"] == "edgecnn int8" else "-"])
+                     f"{r['head_nodes']} / {r['kept_float']}" if r["variant"] in ("edgecnn int8", "head-aware int8")
+                     else "-"])
     targets = sorted({f"{r['model']}: {r['target']}" for r in data["rows"] if r.get("target")})
     where = sorted({r["measured_on"] for r in data["rows"]})
     notes = ("fp32 against itself is the reference row. naive int8: ONNX Runtime's static QDQ quantization with "
-             "edgecnn's defaults and no head handling; edgecnn int8: head-aware, then --keep-float auto with the "
+             "edgecnn's defaults and no head handling; head-aware int8: the head rules only (nothing searched); "
+             "edgecnn int8: head-aware, then --keep-float auto with the "
              "target " + "; ".join(targets) + ". Measured on " + "; ".join(where) + "."
              + ("" if data.get("labelled") else " No labelled metric was given: the mAP and mIoU columns are empty "
                                                  "and the agreement columns are against fp32, not ground truth."))
