@@ -30,6 +30,7 @@ import numpy as np
 import onnx
 
 from edgecnn import onnxfile
+from edgecnn.errors import EdgecnnError
 
 #: a Concat whose inputs' ranges differ by more than this factor gets no shared scale: with one uint8 scale over
 #: all of it, the narrowest input would keep fewer than 256 / 16 = 16 levels
@@ -96,8 +97,6 @@ def _ratio(ranges: Sequence[float]) -> float:
 def head_aware(mode: str, meta: dict[str, Any]) -> bool:
     """Whether the head rules apply: ``on``, ``off``, or ``auto`` (detection and segmentation files)."""
     if mode not in HEAD_MODES:
-        from edgecnn.errors import EdgecnnError
-
         raise EdgecnnError(f"unknown head mode {mode!r}: choose one of {', '.join(HEAD_MODES)}.")
     if mode == "auto":
         return meta.get("task") in ("detection", "segmentation")

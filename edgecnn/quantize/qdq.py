@@ -170,7 +170,9 @@ def quantize(
     ``calib`` (static mode only, required there): a folder of images, an ``.npy`` file of
     preprocessed inputs, an array, ``random:N`` or a :class:`CalibrationData`. ``overrides`` replace
     fields of ``options`` (``quantize(path, calib=..., method="entropy")``). ``force=False``: an existing
-    ``output`` is an error. The source itself is never the output.
+    ``output`` is an error. The source itself is never the output. Detection and segmentation files (``options.head``
+    ``auto``, or ``on`` for any file) keep their decode tail and mismatched Concats in float
+    (:mod:`edgecnn.quantize.heads`; what and why in ``QuantizeResult.head``).
     """
     from onnxruntime.quantization import QuantFormat, quantize_dynamic, quantize_static
 
