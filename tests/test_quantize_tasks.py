@@ -22,6 +22,9 @@ SIZE = (128, 128)
 NAIVE_SCORES_MAX_DB = 3.0
 HEAD_AWARE_SCORES_MIN_DB = 30.0
 BOXES_MIN_DB = 30.0
+#: SSDlite (seeded random weights, 128x128): what head-aware int8 gains over naive int8 at least
+F1_GAIN = 0.08
+SCORES_GAIN_DB = 6.0
 
 
 # --------------------------------------------------------------------------- a YOLO-like head, hand built
@@ -203,7 +206,14 @@ def test_detector_quantizes_with_decoding_and_nms_in_float_and_reports_matched_f
             assert all(producer.get(i) is None or producer[i].op_type != "DequantizeLinear" for i in n.input), n.name
     outputs = [o.name for o in onnx.load(run.result.output).graph.output]
     assert all(producer[o].op_type != "DequantizeLinear" for o in outputs)
-    naive = quantize_model(src, tmp_path / "naive.onnx", calib=calib, report=False, options=QuantizeOptions(head="off"))
+    naive = quantize_model(src, tmp_path / "naive.onnx", calib=calib, options=QuantizeOptions(head="off"))
+    nrep = naive.to_dict()["report"]
+    # head-aware beats naive int8 on the same inputs (measured on 8 such images: F1 0.69 -> 0.85, host scores
+    # 19.6 -> 31.2 dB SQNR)
+    assert rep["matched_f1"] >= nrep["matched_f1"] + F1_GAIN, (rep["matched_f1"], nrep["matched_f1"])
+    if nms == "host":
+        assert rep["sqnr_db"]["scores"] >= nrep["sqnr_db"]["scores"] + SCORES_GAIN_DB, (rep["sqnr_db"],
+                                                                                        nrep["sqnr_db"])
     nprod, nnodes = _graph(naive.result.output)
     assert any(nprod.get(i) is not None and nprod[i].op_type == "DequantizeLinear" for n in nnodes
                if n.op_type in ("Softmax", "Exp") for i in n.input)  # naive int8 quantizes the decoding too
