@@ -235,6 +235,7 @@ def test_segmenter_quantizes_with_its_resize_in_float_and_reports_pixel_agreemen
 @pytest.mark.slow
 def test_keep_float_auto_on_a_detector_meets_the_f1_target_and_the_labelled_seam(exported, images, tmp_path) -> None:
     from edgecnn.quantize import quantize_model
+    from edgecnn.quantize.keep_float import head_nodes
     from edgecnn.quantize.taskeval import DEFAULT_MIN_F1, compare_outputs, run_outputs, target_text
     from edgecnn.quantize.workflow import calibration_for
 
@@ -254,6 +255,8 @@ def test_keep_float_auto_on_a_detector_meets_the_f1_target_and_the_labelled_seam
     chosen = next(t for t in k["tried"] if t["keep"] == len(k["kept"]))
     assert chosen["within_budget"] and chosen["map50_drop_points"] <= 10.0
     assert all(not t["within_budget"] for t in k["tried"] if t["keep"] < len(k["kept"]))
+    tail = head_nodes(run.result.output)
+    assert tail and not set(k["kept"]) & tail  # the search never spends a step on what the head rules keep float
     assert calls and run.report.labelled["fp32"]["map50"] == 100.0
     assert run.report.labelled["int8"]["map50"] >= 90.0
     assert f"F1 >= {DEFAULT_MIN_F1:g}" in target_text("detection", min_sqnr_db=None, min_f1=None,

@@ -226,7 +226,7 @@ def _print_quantize(run: Any, explain_top: int) -> None:
                           + (f"pixels {t['pixel_agreement']}, " if "pixel_agreement" in t else "")
                           + f"{t.get('sqnr_db')} dB" for t in k["tried"])
         click.echo(f"  --keep-float auto: {len(k['kept'])} layer(s) in float meet {k['target']} on {k['measured_on']}"
-                   f" (layers in float: SQNR tried {steps})")
+                   f" (tried, layers in float: figures: {steps})")
     if ranking is not None:
         click.echo(f"\nlayers ranked by quantization error (SQNR in dB vs fp32; loss = input - output), "
                    f"worst {min(explain_top, len(ranking))} of {len(ranking)}:")

@@ -131,7 +131,8 @@ def keep_float_search(fp32: str | os.PathLike, calib: Any, accept: Accept, *, ou
             return KeepFloatResult([], plain, True, [], tried)
     else:
         plain = Path(int8)
-    ranking = [r for r in rank_fn(plain, data) if r["node"] not in set(always)]
+    skip = set(always) | head_nodes(plain)
+    ranking = [r for r in rank_fn(plain, data) if r["node"] not in skip]
     names = [r["node"] for r in ranking]
     limit = min(len(names), max_keep if max_keep is not None else len(names))
     verdict: dict[int, bool] = {0: False}
@@ -160,6 +161,27 @@ def keep_float_search(fp32: str | os.PathLike, calib: Any, accept: Accept, *, ou
         else:
             lo = mid
     return KeepFloatResult(names[:hi], files[hi], True, ranking, tried)
+
+
+def head_nodes(int8: str | os.PathLike) -> set[str]:
+    """The nodes the head rules left in float in an int8 file (its decode tail; empty when they did not apply):
+    already float, so never worth a place in the ranking."""
+    import json
+
+    from edgecnn import onnxfile
+    from edgecnn.quantize.heads import decode_tail
+
+    try:
+        model = onnxfile.open_model(int8, load_data=False)
+    except EdgecnnError:  # a caller's own quantizer wrote no file edgecnn can read: nothing to skip
+        return set()
+    info = onnxfile.read_metadata(model).get("quantization")
+    try:
+        details = json.loads(info) if isinstance(info, str) else info
+    except ValueError:
+        details = None
+    applied = isinstance(details, dict) and bool(details.get("head"))
+    return {n.name for n in decode_tail(model)} if applied else set()
 
 
 def run_logits(path: str | os.PathLike, x: np.ndarray, batch_size: int = 32) -> np.ndarray:
