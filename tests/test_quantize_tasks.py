@@ -124,6 +124,19 @@ def test_the_head_plan_keeps_the_decode_tail_in_float_and_says_why(yolo, tmp_pat
     assert not requantized & set(plan)  # what follows the last convolutions is never quantized again
 
 
+def test_auto_finds_a_head_from_the_graph_of_a_file_without_task_metadata(yolo, tmp_path) -> None:
+    from onnx_factory import make_classifier
+
+    from edgecnn.quantize import quantize
+
+    path, calib, _ = yolo  # no edgecnn.task metadata: a foreign YOLO-style file
+    auto = quantize(path, tmp_path / "auto.onnx", calib=calib, calib_batch=1)
+    assert auto.options["head"] == "auto" and "head_concat" in {d["node"] for d in auto.head["decisions"]}
+    clf = make_classifier(tmp_path / "clf.onnx", size=16)
+    x = np.random.default_rng(0).standard_normal((4, 3, 16, 16)).astype(np.float32)
+    assert quantize(clf, tmp_path / "clf.int8.onnx", calib=x).head is None  # a classifier: nothing changes
+
+
 def test_a_mismatched_concat_in_the_body_is_split_and_names_its_quantized_consumer(tmp_path) -> None:
     from edgecnn.quantize import quantize
 

@@ -130,7 +130,8 @@ def _print_export_int8(quant: dict[str, Any]) -> None:
 @click.option("--head", "head", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
               help="Head-aware int8: keep the decoding after the last Conv/Gemm/MatMul (box decoding, scores, NMS) "
                    "in float and split Concats whose inputs' ranges differ by more than a factor of 16. auto: on "
-                   "for detection and segmentation files; off: naive int8.")
+                   "for detection and segmentation files and for graphs that show a head (NonMaxSuppression or TopK "
+                   "after the last Conv, or such a Concat there); off: naive int8.")
 @click.option("--explain", is_flag=True,
               help="Rank the layers whose quantization error is largest (onnxruntime qdq_loss_debug).")
 @click.option("--explain-top", type=click.IntRange(min=1), default=10, show_default=True,

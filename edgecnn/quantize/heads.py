@@ -16,6 +16,10 @@ Two rules, both applied through ONNX Runtime's own ``nodes_to_exclude`` (no grap
 
 In QDQ mode ORT quantizes a ``Concat``'s inputs and output each with its own calibrated range (no shared scale), so
 the damage is the output's one scale; excluding the node removes it.
+
+When they apply (``head``): ``on``; ``auto`` on a file whose metadata declares detection or segmentation, or whose
+graph shows a head after its last compute layer (``NonMaxSuppression``/``TopK``, or a ``Concat`` of ranges more
+than :data:`RANGE_FACTOR` apart: a foreign YOLO file); ``off``: naive int8.
 """
 
 from __future__ import annotations
@@ -39,8 +43,11 @@ RANGE_FACTOR = 16.0
 COMPUTE_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
 #: calibration rows used to measure the Concat inputs' ranges
 RANGE_SAMPLES = 32
-#: head handling: ``auto`` (on for detection and segmentation files), ``on``, ``off`` (naive int8)
+#: head handling: ``auto`` (detection and segmentation files, and graphs that show a head: :func:`detect_head`),
+#: ``on``, ``off`` (naive int8)
 HEAD_MODES = ("auto", "on", "off")
+#: operators that mark a detector's head when they come after the last compute layer
+HEAD_OPS = frozenset({"NonMaxSuppression", "TopK"})
 
 
 @dataclass(frozen=True)
@@ -95,7 +102,8 @@ def _ratio(ranges: Sequence[float]) -> float:
 
 
 def head_aware(mode: str, meta: dict[str, Any]) -> bool:
-    """Whether the head rules apply: ``on``, ``off``, or ``auto`` (detection and segmentation files)."""
+    """Whether the head rules apply whatever the graph: ``on``, or ``auto`` on a detection or segmentation file
+    (``auto`` on another file asks :func:`detect_head`)."""
     if mode not in HEAD_MODES:
         raise EdgecnnError(f"unknown head mode {mode!r}: choose one of {', '.join(HEAD_MODES)}.")
     if mode == "auto":
@@ -165,18 +173,44 @@ def tensor_ranges(path: str | os.PathLike, names: Sequence[str], data: np.ndarra
     return {name: hi[name] - lo[name] for name in names}
 
 
+def _dynamic_inputs(n: onnx.NodeProto, floats: set[str], consts: set[str]) -> list[str]:
+    return [i for i in n.input if i in floats and i not in consts]
+
+
+def _constants(model: onnx.ModelProto) -> set[str]:
+    return {i.name for i in model.graph.initializer} | {o for n in model.graph.node if n.op_type == "Constant"
+                                                       for o in n.output}
+
+
+def detect_head(path: str | os.PathLike, data: np.ndarray | None, *, factor: float = RANGE_FACTOR
+                ) -> HeadPlan | None:
+    """``head="auto"`` on a file that does not declare its task: the head rules (:func:`head_plan`) when its graph
+    shows a detector's head after the last compute layer (``NonMaxSuppression`` or ``TopK``, or a ``Concat`` whose
+    inputs' ranges on ``data`` differ by more than ``factor``: boxes beside scores), else None (a classifier)."""
+    model = onnxfile.open_model(path)
+    tail = decode_tail(model)
+    if any(n.op_type in HEAD_OPS for n in tail):
+        return head_plan(path, data, factor=factor)
+    floats, consts = _float_tensors(model), _constants(model)
+    concats = [n for n in tail if n.op_type == "Concat" and len(_dynamic_inputs(n, floats, consts)) >= 2]
+    if not concats or data is None:
+        return None
+    ranges = tensor_ranges(Path(path), list(dict.fromkeys(i for n in concats
+                                                         for i in _dynamic_inputs(n, floats, consts))), data)
+    if any(_ratio([ranges[i] for i in _dynamic_inputs(n, floats, consts)]) > factor for n in concats):
+        return head_plan(path, data, factor=factor)
+    return None
+
+
 def head_plan(path: str | os.PathLike, data: np.ndarray | None, *, factor: float = RANGE_FACTOR) -> HeadPlan:
     """The head rules on the (pre-processed) graph at ``path``, with Concat ranges measured on ``data``."""
     model = onnxfile.open_model(path)
     quantizable = _quantizable_ops()
     tail = decode_tail(model)
     in_tail = {n.name for n in tail}
-    consts = {i.name for i in model.graph.initializer} | {o for n in model.graph.node if n.op_type == "Constant"
-                                                         for o in n.output}
-    floats = _float_tensors(model)
-    concats = [n for n in model.graph.node if n.op_type == "Concat"
-               and len([i for i in n.input if i in floats and i not in consts]) >= 2]
-    names = list(dict.fromkeys(i for n in concats for i in n.input if i in floats and i not in consts))
+    consts, floats = _constants(model), _float_tensors(model)
+    concats = [n for n in model.graph.node if n.op_type == "Concat" and len(_dynamic_inputs(n, floats, consts)) >= 2]
+    names = list(dict.fromkeys(i for n in concats for i in _dynamic_inputs(n, floats, consts)))
     ranges = tensor_ranges(Path(path), names, data) if names and data is not None else {}
     consumers: dict[str, list[onnx.NodeProto]] = {}
     for n in model.graph.node:

@@ -43,8 +43,8 @@ class QuantizeOptions:
     percentile: float = 99.999
     #: run onnxruntime's quant_pre_process first
     preprocess: bool = True
-    #: head-aware defaults (:mod:`edgecnn.quantize.heads`): ``auto`` (detection and segmentation files), ``on``,
-    #: ``off`` (naive int8: every quantizable node)
+    #: head-aware defaults (:mod:`edgecnn.quantize.heads`): ``auto`` (detection and segmentation files, and graphs
+    #: that show a head), ``on``, ``off`` (naive int8: every quantizable node)
     head: str = "auto"
 
     def check(self) -> QuantizeOptions:

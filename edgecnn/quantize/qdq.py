@@ -31,7 +31,7 @@ import onnx
 from edgecnn import onnxfile
 from edgecnn.errors import EdgecnnError
 from edgecnn.quantize.calibration import ArrayReader, CalibrationData, fit_batch, load_calibration
-from edgecnn.quantize.heads import head_aware, head_plan
+from edgecnn.quantize.heads import detect_head, head_aware, head_plan
 from edgecnn.quantize.options import QUANT_OPS, QuantizeOptions, QuantizeResult, calib_method, qtype
 from edgecnn.runtime.images import PreprocessConfig
 
@@ -170,9 +170,9 @@ def quantize(
     ``calib`` (static mode only, required there): a folder of images, an ``.npy`` file of
     preprocessed inputs, an array, ``random:N`` or a :class:`CalibrationData`. ``overrides`` replace
     fields of ``options`` (``quantize(path, calib=..., method="entropy")``). ``force=False``: an existing
-    ``output`` is an error. The source itself is never the output. Detection and segmentation files (``options.head``
-    ``auto``, or ``on`` for any file) keep their decode tail and mismatched Concats in float
-    (:mod:`edgecnn.quantize.heads`; what and why in ``QuantizeResult.head``).
+    ``output`` is an error. The source itself is never the output. Detection and segmentation files, and graphs
+    that show a detector's head (``options.head`` ``auto``; ``on`` for any file), keep their decode tail and
+    mismatched Concats in float (:mod:`edgecnn.quantize.heads`; what and why in ``QuantizeResult.head``).
     """
     from onnxruntime.quantization import QuantFormat, quantize_dynamic, quantize_static
 
@@ -207,6 +207,8 @@ def quantize(
         plan = None
         if opts.mode == "static" and head_aware(opts.head, meta):
             plan = head_plan(pre, data.data if data is not None else None)
+        elif opts.mode == "static" and opts.head == "auto":  # no declared task: a head the graph shows
+            plan = detect_head(pre, data.data if data is not None else None)
         to_exclude = list(dict.fromkeys([*excluded, *(plan.nodes if plan is not None else [])]))
         tmp_out = work / "quantized.onnx"
         kwargs: dict[str, Any] = {"per_channel": opts.per_channel, "reduce_range": opts.reduce_range,
