@@ -248,7 +248,7 @@ def test_segmenter_quantizes_with_its_resize_in_float_and_reports_pixel_agreemen
 @pytest.mark.slow
 def test_keep_float_auto_on_a_detector_meets_the_f1_target_and_the_labelled_seam(exported, images, tmp_path) -> None:
     from edgecnn.quantize import quantize_model
-    from edgecnn.quantize.keep_float import head_nodes
+    from edgecnn.quantize.heads import head_nodes
     from edgecnn.quantize.taskeval import DEFAULT_MIN_F1, compare_outputs, run_outputs, target_text
     from edgecnn.quantize.workflow import calibration_for
 

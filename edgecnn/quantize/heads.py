@@ -243,3 +243,21 @@ def head_plan(path: str | os.PathLike, data: np.ndarray | None, *, factor: float
                    "high in --explain)"
         decisions.append(HeadDecision(n.name, n.op_type, "split", why, r))
     return HeadPlan(decisions, factor)
+
+
+def head_nodes(int8: str | os.PathLike) -> set[str]:
+    """The nodes the head rules left in float in an int8 file (its decode tail; empty when they did not apply):
+    already float, so never worth a place in the ranking."""
+    import json
+
+    try:
+        model = onnxfile.open_model(int8, load_data=False)
+    except EdgecnnError:  # a caller's own quantizer wrote no file edgecnn can read: nothing to skip
+        return set()
+    info = onnxfile.read_metadata(model).get("quantization")
+    try:
+        details = json.loads(info) if isinstance(info, str) else info
+    except ValueError:
+        details = None
+    applied = isinstance(details, dict) and bool(details.get("head"))
+    return {n.name for n in decode_tail(model)} if applied else set()

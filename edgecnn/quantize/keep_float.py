@@ -25,6 +25,7 @@ import numpy as np
 
 from edgecnn.errors import EdgecnnError
 from edgecnn.quantize.calibration import CalibrationData
+from edgecnn.quantize.heads import head_nodes
 from edgecnn.quantize.layer_error import LayerError, explain
 from edgecnn.quantize.options import QuantizeOptions, QuantizeResult
 from edgecnn.quantize.qdq import quantize
@@ -161,27 +162,6 @@ def keep_float_search(fp32: str | os.PathLike, calib: Any, accept: Accept, *, ou
         else:
             lo = mid
     return KeepFloatResult(names[:hi], files[hi], True, ranking, tried)
-
-
-def head_nodes(int8: str | os.PathLike) -> set[str]:
-    """The nodes the head rules left in float in an int8 file (its decode tail; empty when they did not apply):
-    already float, so never worth a place in the ranking."""
-    import json
-
-    from edgecnn import onnxfile
-    from edgecnn.quantize.heads import decode_tail
-
-    try:
-        model = onnxfile.open_model(int8, load_data=False)
-    except EdgecnnError:  # a caller's own quantizer wrote no file edgecnn can read: nothing to skip
-        return set()
-    info = onnxfile.read_metadata(model).get("quantization")
-    try:
-        details = json.loads(info) if isinstance(info, str) else info
-    except ValueError:
-        details = None
-    applied = isinstance(details, dict) and bool(details.get("head"))
-    return {n.name for n in decode_tail(model)} if applied else set()
 
 
 def run_logits(path: str | os.PathLike, x: np.ndarray, batch_size: int = 32) -> np.ndarray:

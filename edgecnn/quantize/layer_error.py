@@ -21,6 +21,7 @@ from edgecnn import onnxfile
 from edgecnn.errors import EdgecnnError
 from edgecnn.metrics import sqnr_db
 from edgecnn.quantize.calibration import ArrayReader, fit_batch
+from edgecnn.quantize.heads import head_nodes
 from edgecnn.quantize.qdq import _quiet_ort, preprocessed
 
 
@@ -105,8 +106,9 @@ def explain(float_model: str | os.PathLike, qdq_model: str | os.PathLike, data: 
     for n in qdq.graph.node:
         for i in n.input:
             consumers.setdefault(i, []).append(n)
+    left_float = head_nodes(qdq_model)  # the head rules' decode tail reads dequantized tensors but stays float
     rows = [_node_error(node, producers, consumers, wsqnr, vs_float) for node in qdq.graph.node
-            if node.op_type not in ("QuantizeLinear", "DequantizeLinear")]
+            if node.op_type not in ("QuantizeLinear", "DequantizeLinear") and node.name not in left_float]
     kinds = _kinds(qdq_model)
     ranked = [replace(r, kind=kinds.get(r.node, r.op_type.lower())) for r in rows if r is not None]
 
