@@ -11,7 +11,8 @@ import pytest
 from onnx_factory import make_classifier
 from tools_helpers import ARM_A76_CPUINFO, XEON_207_CPUINFO, fake_machine, results_args, tool
 
-BENCH_TOOLS = ["bench_backends", "bench_export", "bench_foreign", "bench_int8", "bench_mobile", "bench_optimize",
+BENCH_TOOLS = ["bench_backends", "bench_export", "bench_foreign", "bench_int8", "bench_int8_tasks", "bench_mobile",
+               "bench_optimize",
                "bench_roofline", "bench_runtime", "bench_scale", "bench_tasks", "bench_zoo", "gpu_report"]
 
 
@@ -167,6 +168,23 @@ def test_bench_tasks_render(tmp_path):
            "20.25 | 10.00 | - |" in text
     assert "| lraspp_mobilenet_v3_large | - | 3,221,538 | 3,221,538 | 2.086 | 2.086 | +0.00% | 12.50 | 20.25 |  | - |" \
            in text
+
+
+def test_bench_int8_tasks_render(tmp_path):
+    def row(variant, f1, sqnr, lab, kept=0, head=0):
+        return {"model": "shapes_det", "task": "detection", "variant": variant, "size": 2_500_000,
+                "metrics": {"matched_f1": f1, "min_sqnr_db": sqnr}, "labelled": lab, "kept_float": kept,
+                "head_nodes": head, "target": "mAP@.5 drop <= 1 points" if head else None, "measured_on": "val (64)"}
+    data = {"machine": fake_machine(), "command": "python tools/bench_int8_tasks.py", "labelled": True, "rows": [
+        row("fp32", 1.0, None, {"map50": 80.0, "map": 50.0}),
+        row("naive int8", 0.1, 3.5, {"map50": 0.0, "map": 0.0}),
+        row("head-aware int8", 0.9, 25.0, {"map50": 78.0, "map": 47.5}, head=12),
+        row("edgecnn int8", 0.97, 31.25, {"map50": 79.5, "map": 49.0}, kept=2, head=12)]}
+    text = _render_again(tool("bench_int8_tasks"), data, tmp_path, "int8-tasks")
+    assert "| shapes_det | naive int8 | 0.00 | 0.00 | - | 0.100 | - | 3.5 | 2.50 | - |" in text
+    assert "| shapes_det | edgecnn int8 | 79.50 | 49.00 | - | 0.970 | - | 31.2 | 2.50 | 12 / 2 |" in text
+    assert "| shapes_det | head-aware int8 | 78.00 | 47.50 | - | 0.900 | - | 25.0 | 2.50 | 12 / 0 |" in text
+    assert "shapes_det: mAP@.5 drop <= 1 points" in text
 
 
 def test_bench_export_render(tmp_path):

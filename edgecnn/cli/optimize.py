@@ -27,7 +27,9 @@ def _list(text: str | None, what: str) -> list[str] | None:
                    "images (agreement with fp32). A deterministic part is set aside for calibration. Without it: "
                    "the digits task for lenet5, else synthetic inputs judged by --min-sqnr (accuracy NOT measured).")
 @click.option("--budget", type=click.FloatRange(min=0), default=1.0, show_default=True, metavar="POINTS",
-              help="Allowed top-1 accuracy drop against fp32 (agreement drop without labels), in points.")
+              help="Allowed drop against fp32 in points of the task's metric: top-1 for a classifier, mAP@.5 for "
+                   "a detector, mIoU for a segmenter (labelled, from Python); without labels, points of agreement "
+                   "(top-1 agreement, matched-box F1 at IoU 0.5, pixel agreement).")
 @options.batching(sweep=True, default="1,8", help="The first is the one optimised for.")
 @click.option("--providers", default=None, metavar="LIST",
               help="Runtimes to try, comma-separated: cpu, cuda, tensorrt, openvino [default: all; those not "
@@ -98,7 +100,8 @@ def optimize_cmd(model: str, data: str | None, budget: float, batch: list[int], 
     click.echo("\n".join(lines))
     click.echo(f"reports: {Path(out) / 'report.md'} (.json, .csv, pareto.png)")
     if not report["accuracy_measured"]:
-        click.secho("WARNING: accuracy was not measured on real data (synthetic inputs, SQNR budget).", err=True,
+        kind = "SQNR" if report.get("file_task") in (None, "classification") else "agreement"
+        click.secho(f"WARNING: accuracy was not measured on real data (synthetic inputs, {kind} budget).", err=True,
                     fg="yellow", bold=True)
     sys.stdout.flush()
 

@@ -80,9 +80,14 @@ def _export_int8(fp32_path: str, calib: str | None, quiet: bool) -> dict[str, An
 
 def _print_export_int8(quant: dict[str, Any]) -> None:
     q, r = quant["quantize"], quant["report"]
+    if "task" in r:  # a detector or segmenter: its own agreement with fp32
+        figure = (f"matched-box F1 {r['matched_f1']:.3f} at IoU {r['match_iou']:g}" if "matched_f1" in r
+                  else f"pixel agreement {100 * r['pixel_agreement']:.1f}%")
+    else:
+        figure = f"top-1 agreement {100 * r['top1_agreement']:.1f}%, SQNR {r['sqnr_db']} dB"
     click.echo(f"int8: {q['output']} ({q['size_output'] / 1e6:.2f} MB, {q['compression']:.2f}x smaller), "
-               f"top-1 agreement {100 * r['top1_agreement']:.1f}%, SQNR {r['sqnr_db']} dB on {r['samples']} "
-               f"calibration inputs{' (random: speed tests only)' if q['calibration_random'] else ''}")
+               f"{figure} on {r['samples']} calibration inputs"
+               f"{' (random: speed tests only)' if q['calibration_random'] else ''}")
 
 
 @click.command("quantize")
@@ -122,6 +127,11 @@ def _print_export_int8(quant: dict[str, Any]) -> None:
                    "least DB [default: 20 when --max-drop is not given].")
 @click.option("--max-drop", type=float, default=None, metavar="POINTS",
               help="With --keep-float auto: top-1 at most POINTS below fp32 on labelled --eval data.")
+@click.option("--head", "head", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="Head-aware int8: keep the decoding after the last Conv/Gemm/MatMul (box decoding, scores, NMS) "
+                   "in float and split Concats whose inputs' ranges differ by more than a factor of 16. auto: on "
+                   "for detection and segmentation files and for graphs that show a head (NonMaxSuppression or TopK "
+                   "after the last Conv, or such a Concat there); off: naive int8.")
 @click.option("--explain", is_flag=True,
               help="Rank the layers whose quantization error is largest (onnxruntime qdq_loss_debug).")
 @click.option("--explain-top", type=click.IntRange(min=1), default=10, show_default=True,
@@ -137,7 +147,7 @@ def quantize_cmd(model: str, output: str | None, force: bool, strict: bool, cali
                  eval_data: str | None, eval_limit: int | None, mode: str, fmt: str, per_tensor: bool, method: str,
                  activation_type: str,
                  weight_type: str, symmetric: bool, exclude: tuple[str, ...], keep_float: int | str | None,
-                 min_sqnr: float | None, max_drop: float | None, explain: bool, explain_top: int, trt: bool,
+                 min_sqnr: float | None, max_drop: float | None, head: str, explain: bool, explain_top: int, trt: bool,
                  no_report: bool, as_json: bool, preprocess: dict[str, Any]) -> None:
     """Quantize MODEL_OR_FILE (an fp32 .onnx file or a zoo name) to int8, then report its accuracy cost.
 
@@ -153,6 +163,7 @@ def quantize_cmd(model: str, output: str | None, force: bool, strict: bool, cali
       edgecnn quantize resnet50.onnx --calib imgs/ --explain --keep-float 2
       edgecnn quantize mobilenet_v2.onnx --calib imgs/ --eval val/ --keep-float auto --max-drop 1
       edgecnn quantize resnet50.onnx --mode dynamic
+      edgecnn quantize ssdlite.onnx --calib imgs/ --eval val/ --keep-float auto --explain
     """
     import os
     import warnings
@@ -174,7 +185,7 @@ def quantize_cmd(model: str, output: str | None, force: bool, strict: bool, cali
     names = tuple(n.strip() for item in exclude for n in item.split(",") if n.strip())
     opts = Q.QuantizeOptions(mode=mode, format=fmt, per_channel=not per_tensor, method=method,
                              activation_type=activation_type, weight_type=weight_type,
-                             symmetric_activations=symmetric, exclude=names, calib_size=calib_size)
+                             symmetric_activations=symmetric, exclude=names, calib_size=calib_size, head=head)
     with warnings.catch_warnings(record=True) as caught, strict_images(strict):
         warnings.simplefilter("always")
         calib_data = Q.calibration_for(src, calib, mode=mode, calib_size=calib_size)
@@ -208,11 +219,15 @@ def _print_quantize(run: Any, explain_top: int) -> None:
     click.echo(f"  quantization nodes: {nodes}")
     if result.excluded:
         click.echo(f"  kept in float: {', '.join(result.excluded)}")
+    if result.head is not None:
+        click.echo(f"  head-aware: {result.head['summary']}")
     if run.keep_float is not None:
         k = run.keep_float
-        steps = ", ".join(f"{t['keep']}: {t.get('sqnr_db')} dB" for t in k["tried"])
+        steps = ", ".join(f"{t['keep']}: " + (f"F1 {t['matched_f1']}, " if "matched_f1" in t else "")
+                          + (f"pixels {t['pixel_agreement']}, " if "pixel_agreement" in t else "")
+                          + f"{t.get('sqnr_db')} dB" for t in k["tried"])
         click.echo(f"  --keep-float auto: {len(k['kept'])} layer(s) in float meet {k['target']} on {k['measured_on']}"
-                   f" (layers in float: SQNR tried {steps})")
+                   f" (tried, layers in float: figures: {steps})")
     if ranking is not None:
         click.echo(f"\nlayers ranked by quantization error (SQNR in dB vs fp32; loss = input - output), "
                    f"worst {min(explain_top, len(ranking))} of {len(ranking)}:")

@@ -60,15 +60,16 @@ def split_indices(n: int, calib_size: int, seed: int = 0) -> tuple[np.ndarray, n
 
 
 def from_folder(root: str | os.PathLike, config: Any, *, calib_size: int = 128, eval_limit: int | None = 1000,
-                seed: int = 0) -> TaskData:
-    """Split the images under ``root`` into calibration and evaluation parts and preprocess both."""
+                seed: int = 0, flat: bool = False) -> TaskData:
+    """Split the images under ``root`` into calibration and evaluation parts and preprocess both. ``flat``: every
+    image at any depth, without labels (a detector's or segmenter's images: subfolders are not classes)."""
     from edgecnn.runtime.datasets import list_images, load_array, load_image_folder
 
     path = Path(root)
     if not path.is_dir():
         raise EdgecnnError(f"--data folder not found: {path}" if not path.exists()
                            else f"--data must be a folder of images, got a file: {path}")
-    labelled = any(d.is_dir() and not d.name.startswith(".") for d in path.iterdir())
+    labelled = not flat and any(d.is_dir() and not d.name.startswith(".") for d in path.iterdir())
     if labelled:
         folder = load_image_folder(path)
         paths, labels = folder.paths, folder.labels

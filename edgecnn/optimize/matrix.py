@@ -40,7 +40,17 @@ class Candidate:
     agreement: float | None = None
     cosine: float | None = None
     sqnr_db: float | None = None
-    #: points lost against fp32 (top-1 with labels, else top-1 agreement)
+    #: detection and segmentation files: agreement with fp32 without labels (matched-box F1 at IoU 0.5, share of
+    #: pixels whose class agrees), and labelled metrics in points when a task metric is given
+    matched_f1: float | None = None
+    pixel_agreement: float | None = None
+    map50: float | None = None
+    map: float | None = None
+    miou: float | None = None
+    #: what ``p50_ms`` covers: ``graph``, or end to end for a detector (decoding, host NMS) or segmenter (argmax)
+    latency_scope: str | None = None
+    #: points lost against fp32 (top-1 with labels, else top-1 agreement; a task file's primary metric, else its
+    #: agreement)
     accuracy_drop: float | None = None
     within_budget: bool | None = None
     speedup_vs_fp32: float | None = None

@@ -9,11 +9,13 @@ the runtime only (through :mod:`edgecnn.optimize.backends`), never torch.
 
 The spec (JSON): ``path``, ``provider``, ``precision``, ``threads``, ``batch``, ``duration``,
 ``min_iters``, ``warmup``, ``inputs`` (an ``.npy`` of preprocessed inputs), ``eval`` (bool),
-``logits_out`` (``.npy`` path), ``origin``/``origin_path`` (a plug-in backend's ``module:Class`` and the folder
+``logits_out`` (``.npy`` path), ``outputs_out`` (``.npz`` path: every named output of a detection or segmentation
+file), ``origin``/``origin_path`` (a plug-in backend's ``module:Class`` and the folder
 holding it). The result (JSON):
 ``status`` (``ok`` or ``failed: <reason>``) and, when ok, ``p50_ms``, ``p99_ms``, ``mean_ms``,
 ``throughput``, ``iters``, ``build_s``, ``peak_rss_bytes``, ``providers``, ``precision`` (what the backend
-verified ran) and ``precision_reason``.
+verified ran), ``precision_reason`` and ``latency_scope`` (a detector is timed end to end: graph, decoding and NMS on
+the host when the file leaves it there; a segmenter with its per-pixel argmax).
 """
 
 from __future__ import annotations
@@ -55,6 +57,24 @@ def _batch_of(inputs: np.ndarray, batch: int) -> np.ndarray:
     return np.ascontiguousarray(rows)
 
 
+def _pipeline(engine: Any, x: np.ndarray) -> tuple[Any, str]:
+    """What one timed run does, and its scope in words: a detector's graph plus its host decoding (the per-image cut
+    after graph NMS, or NMS on the host), a segmenter's graph plus the per-pixel argmax, else the graph."""
+    task = getattr(engine, "task", "classification")
+    if task == "detection":
+        from edgecnn.runtime.vision.detection import NmsParams, detections
+
+        meta, n = engine.metadata, len(x)
+        host = NmsParams.from_metadata(meta).placement == "host"
+        return (lambda: detections(engine.run_named(x), meta, n),
+                "end to end: graph + decoding" + (" + NMS on the host" if host else " (NMS in the graph)"))
+    if task == "segmentation":
+        from edgecnn.runtime.vision.segmentation import class_map
+
+        return lambda: class_map(engine.run(x)), "end to end: graph + per-pixel argmax"
+    return lambda: engine.run(x), "graph"
+
+
 def measure(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one candidate as ``spec`` says; raise on any failure (the caller turns it into a status)."""
     from edgecnn.optimize.backends import open_engine
@@ -66,16 +86,17 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
                          origin_path=spec.get("origin_path"))
     inputs = np.load(spec["inputs"], mmap_mode="r")
     x = _batch_of(inputs, batch).astype(engine.input_dtype, copy=False)
-    engine.run(x)
+    step, scope = _pipeline(engine, x)
+    step()
     build_s = time.perf_counter() - t0 - float(getattr(engine, "verify_seconds", 0.0))  # the precision check apart
     for _ in range(int(spec.get("warmup", 3))):
-        engine.run(x)
+        step()
     lat: list[float] = []
     duration, min_iters = float(spec.get("duration", 2.0)), int(spec.get("min_iters", 10))
     start = time.perf_counter()
     while len(lat) < min_iters or time.perf_counter() - start < duration:
         t1 = time.perf_counter()
-        engine.run(x)
+        step()
         lat.append(time.perf_counter() - t1)
     peak = _peak_rss_bytes()
     ms = np.asarray(lat) * 1e3
@@ -84,8 +105,13 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         "mean_ms": float(ms.mean()), "throughput": batch / float(ms.mean() / 1e3), "iters": len(lat),
         "build_s": build_s, "peak_rss_bytes": peak,
         "providers": [str(p) for p in getattr(engine, "providers", ())],
-        "precision": str(engine.precision), "precision_reason": engine.info.precision_reason}
-    if spec.get("eval"):
+        "precision": str(engine.precision), "precision_reason": engine.info.precision_reason, "latency_scope": scope}
+    if spec.get("eval") and spec.get("outputs_out") and getattr(engine, "task", "classification") != "classification":
+        t2 = time.perf_counter()
+        named = engine.run_named(np.ascontiguousarray(np.asarray(inputs).astype(engine.input_dtype, copy=False)))
+        np.savez(spec["outputs_out"], **named)
+        out["eval_s"] = time.perf_counter() - t2
+    elif spec.get("eval"):
         t2 = time.perf_counter()
         logits = engine.run(np.ascontiguousarray(np.asarray(inputs).astype(engine.input_dtype, copy=False)))
         np.save(spec["logits_out"], np.asarray(logits, dtype=np.float32).reshape(len(inputs), -1))

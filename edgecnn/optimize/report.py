@@ -23,7 +23,8 @@ COLUMNS: list[tuple[str, str]] = [
 ]
 _CSV_FIELDS = ["provider", "precision", "ran_precision", "batch", "file", "status", "p50_ms", "p99_ms", "mean_ms",
                "throughput", "speedup_vs_fp32", "size_bytes", "peak_rss_bytes", "build_s", "iters", "accuracy", "top5",
-               "agreement", "cosine", "sqnr_db", "accuracy_drop", "within_budget", "kept_float", "reference"]
+               "agreement", "cosine", "sqnr_db", "accuracy_drop", "within_budget", "kept_float", "reference",
+               "matched_f1", "pixel_agreement", "map50", "map", "miou", "latency_scope"]
 
 
 def decision_metadata(report: dict[str, Any]) -> dict[str, Any]:
@@ -38,7 +39,11 @@ def decision_metadata(report: dict[str, Any]) -> dict[str, Any]:
         "accuracy": {"metric": report["metric"], "top1": ch["accuracy"], "agreement": ch["agreement"],
                      "sqnr_db": ch["sqnr_db"], "drop_points": ch["accuracy_drop"],
                      "measured_on_real_data": report["accuracy_measured"], "data": data["source"],
-                     "samples": data["eval_samples"]},
+                     "samples": data["eval_samples"],
+                     **({"task": report["file_task"], "primary_metric": report["budget"].get("primary_metric"),
+                         **{k: ch.get(k) for k in ("matched_f1", "pixel_agreement", "map50", "map", "miou")
+                            if ch.get(k) is not None}, "latency_scope": ch.get("latency_scope")}
+                        if report.get("file_task") not in (None, "classification") else {})},
         "budget": report["budget"]["rule"], "date": report["date"], "edgecnn_version": report["edgecnn_version"],
         "target_arch": report.get("target_arch") or m["cpu"]["arch"],
         "int8_activation_type": report.get("int8_activation_type"),
@@ -104,8 +109,13 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     if ch:
         kept = f", {len(ch['kept_float'])} layer(s) kept in float: {', '.join(ch['kept_float'])}" \
             if ch["kept_float"] else ""
+        task_acc = ", ".join(f"{name} {ch[k]:.2f}" for k, name in (("map50", "mAP@.5"), ("map", "mAP@[.5:.95]"),
+                                                                    ("miou", "mIoU")) if ch.get(k) is not None)
         acc = (f"top-1 {100 * ch['accuracy']:.2f}% ({ch['accuracy_drop']:+.2f} points lost)"
                if ch["accuracy"] is not None else
+               f"{task_acc} ({ch['accuracy_drop']:+.2f} points lost)" if task_acc else
+               f"matched-box F1 {100 * ch['matched_f1']:.2f}% vs fp32" if ch.get("matched_f1") is not None else
+               f"pixel agreement {100 * ch['pixel_agreement']:.2f}%" if ch.get("pixel_agreement") is not None else
                f"agreement {100 * ch['agreement']:.2f}%, SQNR {ch['sqnr_db']} dB" if ch["agreement"] is not None
                else "accuracy not scored")
         sp = f"{ch['speedup_vs_fp32']:.2f}x" if ch["speedup_vs_fp32"] else "?"
@@ -175,7 +185,10 @@ def plot_pareto(report: dict[str, Any], path: str | os.PathLike) -> bool:
     metric = report["metric"]
     key, label = {"top1": ("accuracy", "top-1 accuracy (%)"),
                   "agreement": ("agreement", "top-1 agreement with fp32 (%)"),
-                  "sqnr": ("sqnr_db", "logits' SQNR vs fp32 (dB, synthetic inputs)")}[metric]
+                  "sqnr": ("sqnr_db", "logits' SQNR vs fp32 (dB, synthetic inputs)"),
+                  "matched_f1": ("matched_f1", "matched-box F1 vs fp32 at IoU 0.5 (%)"),
+                  "pixel_agreement": ("pixel_agreement", "pixel agreement with fp32 (%)"),
+                  "map50": ("map50", "mAP@.5 (points)"), "miou": ("miou", "mIoU (points)")}[metric]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ch = report.get("chosen")
     for b in report["batches"]:
@@ -204,7 +217,8 @@ def plot_pareto(report: dict[str, Any], path: str | os.PathLike) -> bool:
 def _y(value: Any, key: str) -> float:
     if value == "inf":
         return 100.0  # an identical output: drawn at the top of the SQNR axis
-    return 100 * float(value) if key in ("accuracy", "agreement") else min(float(value), 100.0)
+    return 100 * float(value) if key in ("accuracy", "agreement", "matched_f1", "pixel_agreement") \
+        else min(float(value), 100.0)
 
 
 #: the report files :func:`write_outputs` writes beside the chosen model

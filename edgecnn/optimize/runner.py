@@ -75,13 +75,67 @@ def _source(model: str | os.PathLike, data: Any, log: Callable[[str], None]) -> 
 
 
 def _task_data(fp32: Path, data: Any, task: Any, calib_size: int | None, eval_limit: int | None,
-               seed: int) -> D.TaskData:
+               seed: int, flat: bool = False) -> D.TaskData:
     if task is not None:
         return D.from_digits(task)
     config = backends.preprocess_config(fp32)
     if data is None:
         return D.synthetic(config, calib_size=calib_size or 32, eval_size=min(eval_limit or 64, 64), seed=seed)
-    return D.from_folder(data, config, calib_size=calib_size or 128, eval_limit=eval_limit, seed=seed)
+    return D.from_folder(data, config, calib_size=calib_size or 128, eval_limit=eval_limit, seed=seed, flat=flat)
+
+
+class _TaskScorer:
+    """Scores a detection or segmentation file's named outputs against fp32's: agreement without labels (matched-box
+    F1 at IoU 0.5, pixel agreement), per-output SQNR, and the labelled ``metric`` (a
+    :data:`~edgecnn.quantize.taskeval.TaskMetric`) when given; the budget is in points of the task's primary metric
+    with labels (mAP@.5, mIoU), else of the agreement."""
+
+    def __init__(self, task: str, meta: dict[str, Any], n: int, budget: float, metric: Any = None) -> None:
+        from edgecnn.quantize.taskeval import PRIMARY
+
+        self.task, self.meta, self.n, self.budget, self.metric = task, meta, n, float(budget), metric
+        self.primary = PRIMARY[task]
+        self.agreement_key = "matched_f1" if task == "detection" else "pixel_agreement"
+        self.reference: dict[str, np.ndarray] | None = None
+        self.reference_labelled: dict[str, float] | None = None
+
+    def set_reference(self, outputs: dict[str, np.ndarray], path: Path) -> None:
+        self.reference = outputs
+        if self.metric is not None:
+            self.reference_labelled = self.metric(path)
+
+    def __call__(self, outputs: dict[str, np.ndarray], path: Path) -> dict[str, Any]:
+        from edgecnn.quantize.taskeval import compare_outputs
+
+        if self.reference is None:
+            return {}
+        m = compare_outputs(self.reference, outputs, self.meta, self.n)
+        agreement = float(m[self.agreement_key])
+        out: dict[str, Any] = {self.agreement_key: agreement, "agreement": agreement, "sqnr_db": m["min_sqnr_db"]}
+        if self.reference_labelled is not None and self.metric is not None:
+            labelled = self.metric(path)
+            out.update({k: labelled.get(k) for k in ("map50", "map", "miou") if k in labelled})
+            drop = float(self.reference_labelled[self.primary]) - float(labelled[self.primary])
+        else:
+            drop = 100.0 * (1.0 - agreement)
+        out["accuracy_drop"] = round(drop, 3)
+        out["within_budget"] = bool(drop <= self.budget + 1e-9)
+        return out
+
+    def rule(self) -> str:
+        from edgecnn.quantize.taskeval import MATCH_IOU
+
+        names = {"map50": "mAP@.5", "miou": "mIoU"}
+        if self.metric is not None:
+            return f"{names[self.primary]} at most {self.budget:g} points below fp32 (labelled)"
+        what = (f"matched-box F1 against fp32 at IoU {MATCH_IOU:g}" if self.task == "detection"
+                else "pixel agreement with fp32")
+        return f"{what} at least {100 - self.budget:g}% (no labels: {names[self.primary]} not measured)"
+
+
+def _load_outputs(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
 
 
 class _Scorer:
@@ -115,7 +169,7 @@ def optimize(model: str | os.PathLike, *, data: str | os.PathLike | None = None,
              time_limit: float | None = None, min_sqnr: float = 20.0, threads: int | None = None,
              calib_size: int | None = None, eval_limit: int | None = 1000, duration: float = DEFAULT_DURATION,
              progress: bool | None = None, seed: int = 0, target_arch: str | None = None,
-             log: Callable[[str], None] | None = None) -> dict[str, Any]:
+             log: Callable[[str], None] | None = None, task_metric: Any = None) -> dict[str, Any]:
     """Measure every runtime x precision x batch candidate of ``model`` and choose the one to ship.
 
     ``model``: an fp32 ``.onnx`` file or a zoo name. ``data``: an ImageFolder (top-1/top-5) or a folder
@@ -130,6 +184,10 @@ def optimize(model: str | os.PathLike, *, data: str | os.PathLike | None = None,
     is for (``aarch64``, ``x86_64``; None: this machine's): int8 files get that architecture's activation type, and
     when it is not this machine's, or this process is emulated, timings cannot speak for the target and the choice is
     by accuracy and size only (the smallest file within budget), said in the report and the file's metadata.
+    Detection and segmentation files (``edgecnn.task``): ``data`` is a folder of images (no labels), accuracy is the
+    agreement with fp32 (matched-box F1 at IoU 0.5, pixel agreement) and ``budget`` its points; ``task_metric`` (a
+    labelled :data:`~edgecnn.quantize.taskeval.TaskMetric`, ``path -> {"map50", "map"}`` or ``{"miou"}``) makes the
+    budget points of mAP@.5 or mIoU; latency is end to end (decoding and host NMS included).
     Returns the report dict (``report.json``).
     """
     clock = time.monotonic
@@ -149,7 +207,11 @@ def optimize(model: str | os.PathLike, *, data: str | os.PathLike | None = None,
     primary = batches[0]
 
     fp32, name, task = _source(model, data, say)
-    td = _task_data(fp32, data, task, calib_size, eval_limit, seed)
+    fp32_meta = backends.read_metadata(fp32)
+    from edgecnn.runtime.vision import task_of
+
+    file_task = task_of(fp32_meta)
+    td = _task_data(fp32, data, task, calib_size, eval_limit, seed, flat=file_task != "classification")
     cpu = backends.cpu_info()
     target = backends.target_arch(target_arch, cpu)
     act = backends.int8_activation_type({**cpu, "arch": target})
@@ -159,6 +221,11 @@ def optimize(model: str | os.PathLike, *, data: str | os.PathLike | None = None,
     ref_runtime = backends.reference_runtime()
     cands = build_matrix(provs, precs, batches, available, valid, reference=ref_runtime)
     scorer = _Scorer(td, budget, min_sqnr)
+    tscorer = _TaskScorer(file_task, fp32_meta, len(td.eval_x), budget, task_metric) \
+        if file_task != "classification" else None
+    if task_metric is not None and tscorer is None:
+        raise EdgecnnError("a task metric is for detection and segmentation files; a classifier's labels come "
+                           "from an ImageFolder (--data).")
     notes: list[str] = []
     if td.kind == D.SYNTHETIC:
         notes.append(D.SYNTHETIC_NOTE)
@@ -203,6 +270,11 @@ def optimize(model: str | os.PathLike, *, data: str | os.PathLike | None = None,
         def accept(path: Path) -> tuple[bool, dict[str, Any]]:
             if deadline is not None and clock() >= deadline:
                 raise _TimeUp
+            if tscorer is not None:
+                from edgecnn.quantize.taskeval import run_outputs
+
+                s = tscorer(run_outputs(path, td.eval_x)[0], path)
+                return bool(s.get("within_budget")), {k: v for k, v in s.items() if k != "within_budget"}
             s = scorer(backends.run_outputs(path, td.eval_x, threads=threads))
             return bool(s.get("within_budget")), {k: s.get(k) for k in ("accuracy", "agreement", "sqnr_db",
                                                                         "accuracy_drop")}
@@ -235,7 +307,8 @@ def optimize(model: str | os.PathLike, *, data: str | os.PathLike | None = None,
                 spec = {"path": str(path), "provider": c.provider, "precision": c.precision, "threads": threads,
                         "batch": c.batch, "duration": duration, "min_iters": MIN_ITERS, "warmup": 3,
                         "inputs": str(inputs), "eval": c.key not in scores,
-                        "logits_out": str(work / "logits.npy"), **backends.backend_origin(c.provider)}
+                        "logits_out": str(work / "logits.npy"), "outputs_out": str(work / "outputs.npz"),
+                        **backends.backend_origin(c.provider)}
                 timeout = None if deadline is None or c.reference else max(1.0, deadline - clock())
                 try:
                     res = run_child(spec, work / "runs", timeout=timeout)
@@ -246,11 +319,17 @@ def optimize(model: str | os.PathLike, *, data: str | os.PathLike | None = None,
                 c.status = res["status"]
                 if not c.ok:
                     continue
-                for k in ("p50_ms", "p99_ms", "mean_ms", "throughput", "iters", "build_s", "peak_rss_bytes"):
+                for k in ("p50_ms", "p99_ms", "mean_ms", "throughput", "iters", "build_s", "peak_rss_bytes",
+                          "latency_scope"):
                     setattr(c, k, res.get(k))
                 c.providers_used = list(res.get("providers") or [])
                 c.ran_precision = res.get("precision") or c.precision
-                if spec["eval"]:
+                if spec["eval"] and tscorer is not None:
+                    outs = _load_outputs(work / "outputs.npz")
+                    if c.reference:
+                        tscorer.set_reference(outs, path)
+                    scores[c.key] = tscorer(outs, path)
+                elif spec["eval"]:
                     logits = np.load(work / "logits.npy")
                     if c.reference:
                         scorer.reference = logits
@@ -295,7 +374,7 @@ def optimize(model: str | os.PathLike, *, data: str | os.PathLike | None = None,
             r = refs.get(c.batch)
             if c.ok and r is not None and c.p50_ms:
                 c.speedup_vs_fp32 = round(float(r.p50_ms or 0.0) / c.p50_ms, 3)
-        if scorer.reference is None:
+        if (tscorer.reference if tscorer is not None else scorer.reference) is None:
             notes.append(f"the fp32 reference could not be measured on {ref_runtime}, so no accuracy "
                          "was scored and nothing was chosen.")
         for c in cands:
@@ -305,7 +384,7 @@ def optimize(model: str | os.PathLike, *, data: str | os.PathLike | None = None,
         best = choose(cands, primary) if untimed is None else choose_by_size(cands, primary, prefer=ref_runtime)
         if untimed is not None:
             notes.append(f"chosen by accuracy and size only, not by speed: {untimed}.")
-        if best is None and scorer.reference is not None:
+        if best is None and (tscorer.reference if tscorer is not None else scorer.reference) is not None:
             notes.append(f"no candidate at batch {primary} is within the budget.")
         if stopped:
             notes.append(f"stopped by the time limit ({time_limit:g} s): the remaining candidates were skipped.")
@@ -313,8 +392,14 @@ def optimize(model: str | os.PathLike, *, data: str | os.PathLike | None = None,
         report: dict[str, Any] = {
             "model": name, "source": str(model), "fp32_file": str(fp32),
             "task": "digits" if task is not None else None,
-            "data": td.describe(), "accuracy_measured": td.kind != D.SYNTHETIC, "metric": _metric(td),
-            "budget": {"points": float(budget), "min_sqnr_db": float(min_sqnr), "rule": _rule(td, budget, min_sqnr)},
+            "file_task": file_task,
+            "data": td.describe(), "accuracy_measured": td.kind != D.SYNTHETIC,
+            "metric": _metric(td) if tscorer is None else (tscorer.primary if task_metric is not None
+                                                           else tscorer.agreement_key),
+            "budget": {"points": float(budget), "min_sqnr_db": float(min_sqnr),
+                       "rule": _rule(td, budget, min_sqnr) if tscorer is None else tscorer.rule(),
+                       "primary_metric": {"classification": "top1", "detection": "map50",
+                                          "segmentation": "miou"}[file_task]},
             "batches": batches, "primary_batch": primary, "threads": threads, "int8_activation_type": act,
             "target_arch": target, "chosen_by": "latency" if untimed is None else "accuracy and size",
             "timing_note": untimed,
@@ -371,4 +456,5 @@ def _chosen(c: Candidate, files: Mapping[str, Path], name: str) -> dict[str, Any
             "speedup_vs_fp32": c.speedup_vs_fp32, "accuracy_drop": c.accuracy_drop, "kept_float": list(c.kept_float),
             "p50_ms": c.p50_ms, "p99_ms": c.p99_ms, "throughput": c.throughput, "size_bytes": c.size_bytes,
             "accuracy": c.accuracy, "agreement": c.agreement, "cosine": c.cosine,
-            "sqnr_db": c.sqnr_db}
+            "sqnr_db": c.sqnr_db, "matched_f1": c.matched_f1, "pixel_agreement": c.pixel_agreement,
+            "map50": c.map50, "map": c.map, "miou": c.miou, "latency_scope": c.latency_scope}

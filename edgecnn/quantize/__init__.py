@@ -7,7 +7,9 @@
     print(run.to_dict())                                             # what 'edgecnn quantize --json' prints
 
 One module per job: ``options`` (what and how), ``calibration`` (calibration data and readers), ``qdq``
-(quantization), ``layer_error`` (per-layer error: ``explain``), ``keep_float`` (re-quantization with the worst layers in
+(quantization), ``heads`` (head-aware defaults for detectors and segmenters: what stays float and why),
+``taskeval`` (a task file's accuracy against fp32, and the seam for labelled mAP/mIoU), ``layer_error`` (per-layer
+error: ``explain``), ``keep_float`` (re-quantization with the worst layers in
 float: a number of them, or the fewest that meet a target, shared with ``edgecnn optimize``), ``tensorrt``
 (calibration table for ONNX Runtime's TensorRT provider) and ``workflow`` (all of it as the ``quantize``
 command runs it). Names load lazily.
@@ -33,6 +35,13 @@ _LAZY = {
     "quantize": ".qdq",
     "default_output": ".qdq",
     "preprocess_config": ".qdq",
+    "HeadPlan": ".heads",
+    "head_plan": ".heads",
+    "RANGE_FACTOR": ".heads",
+    "TaskMetric": ".taskeval",
+    "TaskReport": ".taskeval",
+    "compare_task_models": ".taskeval",
+    "task_accept": ".taskeval",
     "LayerError": ".layer_error",
     "explain": ".layer_error",
     "quantize_keep_float": ".keep_float",

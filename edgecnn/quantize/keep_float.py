@@ -25,6 +25,7 @@ import numpy as np
 
 from edgecnn.errors import EdgecnnError
 from edgecnn.quantize.calibration import CalibrationData
+from edgecnn.quantize.heads import head_nodes
 from edgecnn.quantize.layer_error import LayerError, explain
 from edgecnn.quantize.options import QuantizeOptions, QuantizeResult
 from edgecnn.quantize.qdq import quantize
@@ -131,7 +132,8 @@ def keep_float_search(fp32: str | os.PathLike, calib: Any, accept: Accept, *, ou
             return KeepFloatResult([], plain, True, [], tried)
     else:
         plain = Path(int8)
-    ranking = [r for r in rank_fn(plain, data) if r["node"] not in set(always)]
+    skip = set(always) | head_nodes(plain)
+    ranking = [r for r in rank_fn(plain, data) if r["node"] not in skip]
     names = [r["node"] for r in ranking]
     limit = min(len(names), max_keep if max_keep is not None else len(names))
     verdict: dict[int, bool] = {0: False}

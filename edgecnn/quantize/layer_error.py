@@ -21,7 +21,8 @@ from edgecnn import onnxfile
 from edgecnn.errors import EdgecnnError
 from edgecnn.metrics import sqnr_db
 from edgecnn.quantize.calibration import ArrayReader, fit_batch
-from edgecnn.quantize.qdq import preprocessed
+from edgecnn.quantize.heads import head_nodes
+from edgecnn.quantize.qdq import _quiet_ort, preprocessed
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,8 @@ def explain(float_model: str | os.PathLike, qdq_model: str | os.PathLike, data: 
         modify_model_output_intermediate_tensors(str(qdq_model), str(qaug))
         float_acts = collect_activations(str(faug), ArrayReader(input_name, data, fixed or batch_size))
         qdq_acts = collect_activations(str(qaug), ArrayReader(input_name, data, fixed or batch_size))
-        weight_match = create_weight_matching(str(fsrc), str(qdq_model))
+        with _quiet_ort():  # it logs an error line per bias it cannot match (biases are not ranked)
+            weight_match = create_weight_matching(str(fsrc), str(qdq_model))
     wsqnr = {name: sqnr_db([m["float"]], [m["dequantized"]]) for name, m in weight_match.items()}
 
     def vs_float(float_name: str, qdq_name: str) -> float | None:
@@ -104,8 +106,9 @@ def explain(float_model: str | os.PathLike, qdq_model: str | os.PathLike, data: 
     for n in qdq.graph.node:
         for i in n.input:
             consumers.setdefault(i, []).append(n)
+    left_float = head_nodes(qdq_model)  # the head rules' decode tail reads dequantized tensors but stays float
     rows = [_node_error(node, producers, consumers, wsqnr, vs_float) for node in qdq.graph.node
-            if node.op_type not in ("QuantizeLinear", "DequantizeLinear")]
+            if node.op_type not in ("QuantizeLinear", "DequantizeLinear") and node.name not in left_float]
     kinds = _kinds(qdq_model)
     ranked = [replace(r, kind=kinds.get(r.node, r.op_type.lower())) for r in rows if r is not None]
 

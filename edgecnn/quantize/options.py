@@ -43,6 +43,9 @@ class QuantizeOptions:
     percentile: float = 99.999
     #: run onnxruntime's quant_pre_process first
     preprocess: bool = True
+    #: head-aware defaults (:mod:`edgecnn.quantize.heads`): ``auto`` (detection and segmentation files, and graphs
+    #: that show a head), ``on``, ``off`` (naive int8: every quantizable node)
+    head: str = "auto"
 
     def check(self) -> QuantizeOptions:
         """Validate choices; raise :class:`EdgecnnError` naming the bad one."""
@@ -52,6 +55,8 @@ class QuantizeOptions:
                                      ("weight type", self.weight_type, QTYPES)):
             if value not in choices:
                 raise EdgecnnError(f"unknown {name} {value!r}: choose one of {', '.join(choices)}.")
+        if self.head not in ("auto", "on", "off"):
+            raise EdgecnnError(f"unknown head mode {self.head!r}: choose one of auto, on, off.")
         if self.calib_size < 1 or self.calib_batch < 1:
             raise EdgecnnError("calibration size and batch must be >= 1.")
         return self
@@ -78,6 +83,8 @@ class QuantizeResult:
     excluded: list[str]
     #: op type -> count of the quantization-related nodes in the written graph
     quant_nodes: dict[str, int]
+    #: what the head rules kept in float and why (:class:`edgecnn.quantize.heads.HeadPlan`), None when off
+    head: dict[str, Any] | None = None
     #: the calibration inputs (kept for the accuracy report when no --eval data is given)
     calib_data: np.ndarray | None = field(default=None, repr=False)
 

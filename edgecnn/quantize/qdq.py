@@ -31,6 +31,7 @@ import onnx
 from edgecnn import onnxfile
 from edgecnn.errors import EdgecnnError
 from edgecnn.quantize.calibration import ArrayReader, CalibrationData, fit_batch, load_calibration
+from edgecnn.quantize.heads import detect_head, head_aware, head_plan
 from edgecnn.quantize.options import QUANT_OPS, QuantizeOptions, QuantizeResult, calib_method, qtype
 from edgecnn.runtime.images import PreprocessConfig
 
@@ -169,7 +170,9 @@ def quantize(
     ``calib`` (static mode only, required there): a folder of images, an ``.npy`` file of
     preprocessed inputs, an array, ``random:N`` or a :class:`CalibrationData`. ``overrides`` replace
     fields of ``options`` (``quantize(path, calib=..., method="entropy")``). ``force=False``: an existing
-    ``output`` is an error. The source itself is never the output.
+    ``output`` is an error. The source itself is never the output. Detection and segmentation files, and graphs
+    that show a detector's head (``options.head`` ``auto``; ``on`` for any file), keep their decode tail and
+    mismatched Concats in float (:mod:`edgecnn.quantize.heads`; what and why in ``QuantizeResult.head``).
     """
     from onnxruntime.quantization import QuantFormat, quantize_dynamic, quantize_static
 
@@ -201,9 +204,15 @@ def quantize(
         work = Path(tmpdir)
         pre = preprocessed(src, work, opts.preprocess)
         excluded = check_exclude(onnxfile.open_model(pre, load_data=False), opts.exclude)
+        plan = None
+        if opts.mode == "static" and head_aware(opts.head, meta):
+            plan = head_plan(pre, data.data if data is not None else None)
+        elif opts.mode == "static" and opts.head == "auto":  # no declared task: a head the graph shows
+            plan = detect_head(pre, data.data if data is not None else None)
+        to_exclude = list(dict.fromkeys([*excluded, *(plan.nodes if plan is not None else [])]))
         tmp_out = work / "quantized.onnx"
         kwargs: dict[str, Any] = {"per_channel": opts.per_channel, "reduce_range": opts.reduce_range,
-                                  "weight_type": qtype(opts.weight_type), "nodes_to_exclude": excluded,
+                                  "weight_type": qtype(opts.weight_type), "nodes_to_exclude": to_exclude,
                                   "op_types_to_quantize": list(opts.op_types) if opts.op_types else None}
         try:
             if opts.mode == "static":
@@ -229,11 +238,12 @@ def quantize(
                    "per_channel": opts.per_channel, "activation_type": opts.activation_type,
                    "weight_type": opts.weight_type, "method": opts.method if opts.mode == "static" else None,
                    "calibration": data.source if data else None, "calibration_random": bool(data and data.random),
-                   "excluded": excluded}
+                   "excluded": excluded, "head": plan.summary() if plan is not None else None}
         written = _finish(tmp_out, out, source_model, details, overwrite=force)
     seconds = time.perf_counter() - start
     return QuantizeResult(
         source=str(src), output=str(out), options=asdict(opts), calibration=data.source if data else None,
         calibration_random=bool(data and data.random), calibration_samples=len(data) if data else 0,
         seconds=round(seconds, 3), size_source=onnxfile.file_size(src), size_output=onnxfile.file_size(out),
-        excluded=excluded, quant_nodes=count_quant_nodes(written), calib_data=data.data if data else None)
+        excluded=excluded, quant_nodes=count_quant_nodes(written), head=plan.as_dict() if plan is not None else None,
+        calib_data=data.data if data else None)

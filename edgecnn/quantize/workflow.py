@@ -27,7 +27,9 @@ from edgecnn.quantize.keep_float import DEFAULT_MIN_SQNR_DB, keep_float_search, 
 from edgecnn.quantize.layer_error import LayerError, explain
 from edgecnn.quantize.options import QuantizeOptions, QuantizeResult
 from edgecnn.quantize.qdq import default_output, preprocess_config, quantize
+from edgecnn.quantize.taskeval import PRIMARY, TaskMetric, compare_task_models, target_text, task_accept
 from edgecnn.quantize.tensorrt import write_tensorrt_calibration
+from edgecnn.runtime.vision import task_of
 
 #: calibration for the TensorRT table when the int8 model needed none (dynamic mode)
 TRT_FALLBACK_CALIB = "random:32"
@@ -86,7 +88,7 @@ def quantize_model(model: str | os.PathLike, output: str | os.PathLike | None = 
                    tensorrt: bool = False, tensorrt_dir: str | os.PathLike | None = None, report: bool = True,
                    eval_data: str | os.PathLike | np.ndarray | None = None, eval_labels: np.ndarray | None = None,
                    eval_limit: int | None = None, note: str | None = None, progress: bool = False,
-                   force: bool = True) -> QuantizeRun:
+                   force: bool = True, task_metric: TaskMetric | None = None) -> QuantizeRun:
     """Quantize the fp32 file ``model`` (see :func:`~edgecnn.quantize.quantize`) and everything around it.
 
     ``keep_float=N``: rank the layers and re-quantize with the N worst kept in float. ``keep_float="auto"``:
@@ -99,6 +101,12 @@ def quantize_model(model: str | os.PathLike, output: str | os.PathLike | None = 
     output). ``report``: compare the int8 file with the fp32 one (module docstring); ``note``
     replaces the report's note about its data. ``force=False``: an existing ``output`` is an error (checked
     first, and again when the file is published).
+
+    Detection and segmentation files (``edgecnn.task``): the head rules of :mod:`~edgecnn.quantize.heads` apply
+    (``options.head``), the report and the ``auto`` target are :mod:`~edgecnn.quantize.taskeval`'s (per-output SQNR,
+    matched-box F1 at IoU 0.5 or pixel agreement vs fp32; ``eval_data`` a folder of images) and ``task_metric``, a
+    labelled evaluation (``path -> {"map50": ...}``), adds labelled figures and makes ``max_drop_points`` count
+    points of the task's primary metric.
     """
     from edgecnn.outputs import refuse_existing, refuse_inputs
 
@@ -108,11 +116,12 @@ def quantize_model(model: str | os.PathLike, output: str | os.PathLike | None = 
     refuse_inputs(out, [src])
     refuse_existing([out], force)
     data = calibration_for(src, calib, mode=opts.mode, calib_size=opts.calib_size)
+    task = task_of(onnxfile.read_metadata(src))
     ranking: list[LayerError] | None = None
     auto: dict[str, Any] | None = None
     if keep_float == "auto":
         result, ranking, auto = _keep_float_auto(src, out, data, opts, eval_data, eval_labels, eval_limit,
-                                                 min_sqnr_db, max_drop_points)
+                                                 min_sqnr_db, max_drop_points, task, task_metric)
     elif isinstance(keep_float, str):
         raise EdgecnnError(f"--keep-float takes a number of layers or 'auto', got {keep_float!r}.")
     elif keep_float:
@@ -131,15 +140,30 @@ def quantize_model(model: str | os.PathLike, output: str | os.PathLike | None = 
             src, data if data is not None else TRT_FALLBACK_CALIB,
             tensorrt_dir if tensorrt_dir is not None else default_output(out, "trt-calib").with_suffix(""),
             method=opts.method, calib_size=opts.calib_size, progress=progress)
-    if report:
+    if report and task != "classification":
+        x, _, where = _target_data(src, eval_data, None, eval_limit, data, task)
+        run.report = compare_task_models(src, result.output, x, note=note or where, metric=task_metric)
+    elif report:
         run.report = _accuracy_report(src, result, eval_data, eval_labels, eval_limit, note, progress)
     return run
 
 
 def _target_data(src: Path, eval_data: str | os.PathLike | np.ndarray | None, eval_labels: np.ndarray | None,
-                 limit: int | None, calib: CalibrationData | None) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """The inputs (and labels) ``--keep-float auto`` measures its target on: the evaluation data, else calibration."""
+                 limit: int | None, calib: CalibrationData | None, task: str = "classification"
+                 ) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """The inputs (and labels) ``--keep-float auto`` measures its target on: the evaluation data, else calibration.
+    A task file's evaluation data is a folder of images (any depth), compared with fp32 without labels."""
     from edgecnn.runtime.datasets import list_images, load_array, load_image_folder
+
+    if task != "classification" and eval_data is not None and not isinstance(eval_data, np.ndarray):
+        root = Path(eval_data)
+        if not root.is_dir():
+            raise EdgecnnError(f"--eval for a {task} file takes a folder of images (agreement with fp32), got "
+                               f"{root}; labelled {PRIMARY[task]} from annotations is the Python API's task_metric "
+                               "(edgecnn.quantize.taskeval.TaskMetric).")
+        paths = list_images(root, limit=limit)
+        config = preprocess_config(onnxfile.open_model(src, load_data=False))
+        return load_array(paths, config), None, f"{root} ({len(paths)} images, no labels: agreement with fp32)"
 
     if isinstance(eval_data, np.ndarray):
         labels = None if eval_labels is None else np.asarray(eval_labels)[:limit]
@@ -159,7 +183,8 @@ def _target_data(src: Path, eval_data: str | os.PathLike | np.ndarray | None, ev
 
 def _keep_float_auto(src: Path, out: Path, calib: CalibrationData | None, opts: QuantizeOptions,
                      eval_data: Any, eval_labels: np.ndarray | None, eval_limit: int | None,
-                     min_sqnr_db: float | None, max_drop_points: float | None
+                     min_sqnr_db: float | None, max_drop_points: float | None, task: str = "classification",
+                     task_metric: TaskMetric | None = None
                      ) -> tuple[QuantizeResult, list[LayerError] | None, dict[str, Any]]:
     """``keep_float="auto"``: search in a scratch folder, then move the accepted file to ``out``."""
     import shutil
@@ -169,10 +194,19 @@ def _keep_float_auto(src: Path, out: Path, calib: CalibrationData | None, opts: 
 
     if not opts.static_qdq or calib is None:
         raise EdgecnnError("--keep-float auto needs static QDQ quantization (the ranking uses QDQ debugging).")
-    if min_sqnr_db is None and max_drop_points is None:
-        min_sqnr_db = DEFAULT_MIN_SQNR_DB
-    x, labels, where = _target_data(src, eval_data, eval_labels, eval_limit, calib)
-    accept = target_accept(src, x, labels, min_sqnr_db=min_sqnr_db, max_drop_points=max_drop_points)
+    if task != "classification":
+        x, labels, where = _target_data(src, eval_data, None, eval_limit, calib, task)
+        accept = task_accept(src, x, min_sqnr_db=min_sqnr_db, metric=task_metric, max_drop_points=max_drop_points)
+        target = target_text(task, min_sqnr_db=min_sqnr_db, min_f1=None, min_pixel_agreement=None,
+                             max_drop_points=max_drop_points)
+    else:
+        if min_sqnr_db is None and max_drop_points is None:
+            min_sqnr_db = DEFAULT_MIN_SQNR_DB
+        x, labels, where = _target_data(src, eval_data, eval_labels, eval_limit, calib)
+        accept = target_accept(src, x, labels, min_sqnr_db=min_sqnr_db, max_drop_points=max_drop_points)
+        target = (f"SQNR >= {min_sqnr_db:g} dB" if min_sqnr_db is not None else "") + \
+            (" and " if min_sqnr_db is not None and max_drop_points is not None else "") + \
+            (f"top-1 drop <= {max_drop_points:g} points" if max_drop_points is not None else "")
     results: dict[Path, QuantizeResult] = {}
     ranked: list[LayerError] = []
 
@@ -187,13 +221,12 @@ def _keep_float_auto(src: Path, out: Path, calib: CalibrationData | None, opts: 
     with tempfile.TemporaryDirectory(prefix="edgecnn-keepfloat-") as tmp:
         found = keep_float_search(src, calib, accept, output_dir=tmp, options=opts, quantize_fn=quantize_fn,
                                   rank_fn=rank_fn)
-        target = (f"SQNR >= {min_sqnr_db:g} dB" if min_sqnr_db is not None else "") + \
-            (" and " if min_sqnr_db is not None and max_drop_points is not None else "") + \
-            (f"top-1 drop <= {max_drop_points:g} points" if max_drop_points is not None else "")
         if not found.within_budget or found.path is None:
-            best = max((t.get("sqnr_db", float("-inf")) for t in found.tried), default=float("-inf"))
+            key = {"detection": "matched_f1", "segmentation": "pixel_agreement"}.get(task, "sqnr_db")
+            best = max((t.get(key) if t.get(key) is not None else float("-inf") for t in found.tried),
+                       default=float("-inf"))
             raise EdgecnnError(f"--keep-float auto: no int8 model meets {target} on {where}, even with "
-                               f"{len(found.kept)} layers in float (best SQNR {best:g} dB); lower the target or "
+                               f"{len(found.kept)} layers in float (best {key} {best:g}); lower the target or "
                                "ship the fp32 model.")
         with atomic_path(out, suffix=".onnx") as tmp_out:
             shutil.copyfile(found.path, tmp_out)
