@@ -243,3 +243,38 @@ def test_written_split_folder_has_ordinary_permissions(tmp_path) -> None:
     os.umask(umask)
     assert files.root.stat().st_mode & 0o777 == 0o777 & ~umask
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary folder left behind
+
+
+def test_quantize_and_optimize_judge_a_task_file_by_its_labels(tiny, tmp_path, capsys) -> None:
+    """``--annotations`` / ``--masks`` give ``quantize`` and ``optimize`` the labelled metric (mAP@.5, mIoU in
+    points): the same figures ``evaluate`` gives the fp32 file, and the budget counted in them."""
+    from edgecnn.profiler import task_accuracy as T
+    from tests.cli_helpers import run_cli
+
+    files = tiny["files"]
+    fp32 = T.evaluate_detection(tiny["det_host"], files.images, files.annotations)
+    code, out, err = run_cli(capsys, "quantize", tiny["det_host"], "--calib", files.images, "--eval", files.images,
+                             "--annotations", files.annotations, "-o", tmp_path / "det.int8.onnx", "--json")
+    assert code == 0, err
+    labelled = json.loads(out)["report"]["labelled"]
+    assert labelled["fp32"]["map50"] == pytest.approx(100 * fp32.map50, abs=1e-6)
+    assert 0.0 <= labelled["int8"]["map50"] <= 100.0
+    seg = T.evaluate_segmentation(tiny["seg_onnx"], files.images, files.masks)
+    code, out, err = run_cli(capsys, "quantize", tiny["seg_onnx"], "--calib", files.images, "--eval", files.images,
+                             "--masks", files.masks, "-o", tmp_path / "seg.int8.onnx", "--json")
+    assert code == 0, err
+    assert json.loads(out)["report"]["labelled"]["fp32"]["miou"] == pytest.approx(100 * seg.miou, abs=1e-6)
+    # labels of the wrong kind, or without the images they describe: one line each
+    for args, needle in ((["--eval", files.images, "--masks", files.masks], "labels a segmentation file"),
+                         (["--annotations", files.annotations], "give it with --eval DIR")):
+        code, _, err = run_cli(capsys, "quantize", tiny["det_host"], "--calib", files.images, *args,
+                               "-o", tmp_path / "x.onnx")
+        assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
+    code, out, err = run_cli(capsys, "optimize", tiny["det_host"], "--data", files.images, "--annotations",
+                             files.annotations, "--providers", "cpu", "--precisions", "fp32,int8", "--batch", "1",
+                             "--duration", "0.1", "-o", tmp_path / "opt", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["budget"]["primary_metric"] == "map50", report["budget"]
+    rows = [c for c in report["candidates"] if c.get("precision") == "fp32" and c.get("map50") is not None]
+    assert rows and rows[0]["map50"] == pytest.approx(100 * fp32.map50, abs=1e-6)

@@ -3,8 +3,8 @@
 Four files per model, all calibrated on the same images and measured on the same (other) images:
 
 * ``fp32``: the file itself;
-* ``naive int8``: ``quantize`` with default settings, no head handling, no kept layers (``--head off``): what users
-  get from ONNX Runtime's quantizer alone;
+* ``naive int8``: ``quantize`` with default settings, no head handling, no kept layers (``--head-aware off``):
+  what users get from ONNX Runtime's quantizer alone;
 * ``head-aware int8``: the head rules alone (the decode tail in float, mismatched Concats split:
   ``edgecnn.quantize.heads``), nothing searched;
 * ``edgecnn int8``: head-aware and ``--keep-float auto`` against the task's target.

@@ -28,8 +28,9 @@ def _list(text: str | None, what: str) -> list[str] | None:
                    "the digits task for lenet5, else synthetic inputs judged by --min-sqnr (accuracy NOT measured).")
 @click.option("--budget", type=click.FloatRange(min=0), default=1.0, show_default=True, metavar="POINTS",
               help="Allowed drop against fp32 in points of the task's metric: top-1 for a classifier, mAP@.5 for "
-                   "a detector, mIoU for a segmenter (labelled, from Python); without labels, points of agreement "
-                   "(top-1 agreement, matched-box F1 at IoU 0.5, pixel agreement).")
+                   "a detector, mIoU for a segmenter (labelled: --annotations, --masks); without labels, points of "
+                   "agreement (top-1 agreement, matched-box F1 at IoU 0.5, pixel agreement).")
+@options.task_labels()
 @options.batching(sweep=True, default="1,8", help="The first is the one optimised for.")
 @click.option("--providers", default=None, metavar="LIST",
               help="Runtimes to try, comma-separated: cpu, cuda, tensorrt, openvino [default: all; those not "
@@ -53,7 +54,8 @@ def _list(text: str | None, what: str) -> list[str] | None:
               help="Seconds of timed runs per candidate (at least 10 runs).")
 @options.reporting()
 @options.preprocessing()
-def optimize_cmd(model: str, data: str | None, budget: float, batch: list[int], providers: str | None,
+def optimize_cmd(model: str, data: str | None, annotations: str | None, masks: str | None, budget: float,
+                 batch: list[int], providers: str | None,
                  precisions: str | None, output: str | None, force: bool, time_limit: float | None, min_sqnr: float,
                  threads: int | None, duration: float, as_json: bool, preprocess: dict,
                  target_arch: str | None) -> None:
@@ -70,6 +72,7 @@ def optimize_cmd(model: str, data: str | None, budget: float, batch: list[int], 
       edgecnn optimize lenet5                           # the digits task, top-1 budget
       edgecnn optimize model.onnx --data val/ --budget 0.5 -o shipped/
       edgecnn optimize lenet5 --target-arch aarch64     # int8 for ARM, chosen by accuracy and size
+      edgecnn optimize det.onnx --data test/images --annotations test/instances.json --budget 1   # mAP@.5
     """
     from pathlib import Path
 
@@ -84,7 +87,12 @@ def optimize_cmd(model: str, data: str | None, budget: float, batch: list[int], 
     check_writable(out)
     if Path(model).is_file() or any(preprocess.values()):
         model = str(options.prepared_model(model, preprocess=preprocess).path)
-    report = optimize(model, data=data, budget=budget, batches=batch,
+    metric = None
+    if annotations is not None or masks is not None:
+        from edgecnn.cli.quantize import _labelled
+
+        metric = _labelled(Path(model), data, annotations, masks, None)
+    report = optimize(model, data=data, budget=budget, batches=batch, task_metric=metric,
                       providers=_list(providers, "--providers"), precisions=_list(precisions, "--precisions"),
                       output=out, time_limit=time_limit, min_sqnr=min_sqnr, threads=threads, duration=duration,
                       progress=False if as_json else None, target_arch=target_arch,

@@ -183,6 +183,18 @@ def reference() -> Callable[[F], F]:
                              "[default: a zoo name's fp32 export, or the file itself at an inference precision].")
 
 
+def task_labels() -> Callable[[F], F]:
+    """``--annotations FILE`` (COCO instances: a detector's mAP) and ``--masks DIR`` (PNG label maps: a segmenter's
+    mean IoU), the labels of a folder of images, defined once for ``evaluate``, ``quantize`` and ``optimize``."""
+    return _stack(
+        click.option("--annotations", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+                     help="Detection: a COCO-format instances file (Lin et al. 2014) for the images; scores COCO "
+                          "mAP@[.5:.95] and mAP@.5 with pycocotools."),
+        click.option("--masks", type=click.Path(file_okay=False), default=None, metavar="DIR",
+                     help="Segmentation: PNG label maps (class indices, 255 = ignore) named as the images; scores "
+                          "mean IoU."))
+
+
 def output(help: str, *, required: bool = False, metavar: str = "FILE", dir_okay: bool = False,
            force: bool = True) -> Callable[[F], F]:
     """``-o/--output`` (``help`` says what is written there; a folder too when ``dir_okay``) and ``--force``."""

@@ -10,8 +10,17 @@ from typing import Any
 
 import click
 
-from edgecnn.cli.options import model_source, output, prepared_model, preprocessing, reporting, strict_images
+from edgecnn.cli.options import (
+    model_source,
+    output,
+    prepared_model,
+    preprocessing,
+    reporting,
+    strict_images,
+    task_labels,
+)
 from edgecnn.cli.output import echo_json, format_table
+from edgecnn.errors import EdgecnnError
 
 
 def _quant_source(model: str, preprocess: dict[str, Any]) -> tuple[Any, bool]:
@@ -104,6 +113,7 @@ def _print_export_int8(quant: dict[str, Any]) -> None:
                    "ImageFolder (root/<class>/<image>: accuracies) or a flat folder (agreement with fp32). "
                    "Without it the report reuses the calibration data and says so.")
 @click.option("--eval-limit", type=click.IntRange(min=1), default=None, help="Evaluate at most N images.")
+@task_labels()
 @click.option("--mode", type=click.Choice(["static", "dynamic"]), default="static", show_default=True,
               help="static: calibrated activation ranges (fast on CPU). dynamic: ranges at run time; "
                    "convolutions become ConvInteger, several times SLOWER than fp32 on CPU.")
@@ -126,8 +136,9 @@ def _print_export_int8(quant: dict[str, Any]) -> None:
               help="With --keep-float auto: logits' SQNR vs fp32 (on --eval, else the calibration data) of at "
                    "least DB [default: 20 when --max-drop is not given].")
 @click.option("--max-drop", type=float, default=None, metavar="POINTS",
-              help="With --keep-float auto: top-1 at most POINTS below fp32 on labelled --eval data.")
-@click.option("--head", "head", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="With --keep-float auto: top-1 (a classifier), mAP@.5 (a detector, --annotations) or mIoU (a "
+                   "segmenter, --masks) at most POINTS below fp32 on labelled --eval data.")
+@click.option("--head-aware", "head_aware", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
               help="Head-aware int8: keep the decoding after the last Conv/Gemm/MatMul (box decoding, scores, NMS) "
                    "in float and split Concats whose inputs' ranges differ by more than a factor of 16. auto: on "
                    "for detection and segmentation files and for graphs that show a head (NonMaxSuppression or TopK "
@@ -144,10 +155,12 @@ def _print_export_int8(quant: dict[str, Any]) -> None:
 @reporting()
 @preprocessing()
 def quantize_cmd(model: str, output: str | None, force: bool, strict: bool, calib: str | None, calib_size: int,
-                 eval_data: str | None, eval_limit: int | None, mode: str, fmt: str, per_tensor: bool, method: str,
+                 eval_data: str | None, eval_limit: int | None, annotations: str | None, masks: str | None,
+                 mode: str, fmt: str, per_tensor: bool, method: str,
                  activation_type: str,
                  weight_type: str, symmetric: bool, exclude: tuple[str, ...], keep_float: int | str | None,
-                 min_sqnr: float | None, max_drop: float | None, head: str, explain: bool, explain_top: int, trt: bool,
+                 min_sqnr: float | None, max_drop: float | None, head_aware: str, explain: bool, explain_top: int,
+                 trt: bool,
                  no_report: bool, as_json: bool, preprocess: dict[str, Any]) -> None:
     """Quantize MODEL_OR_FILE (an fp32 .onnx file or a zoo name) to int8, then report its accuracy cost.
 
@@ -185,17 +198,18 @@ def quantize_cmd(model: str, output: str | None, force: bool, strict: bool, cali
     names = tuple(n.strip() for item in exclude for n in item.split(",") if n.strip())
     opts = Q.QuantizeOptions(mode=mode, format=fmt, per_channel=not per_tensor, method=method,
                              activation_type=activation_type, weight_type=weight_type,
-                             symmetric_activations=symmetric, exclude=names, calib_size=calib_size, head=head)
+                             symmetric_activations=symmetric, exclude=names, calib_size=calib_size, head=head_aware)
     with warnings.catch_warnings(record=True) as caught, strict_images(strict):
         warnings.simplefilter("always")
         calib_data = Q.calibration_for(src, calib, mode=mode, calib_size=calib_size)
     _echo_warnings(caught)  # the random-calibration warning comes first, before the long run
+    metric = _labelled(src, eval_data, annotations, masks, eval_limit)
     with warnings.catch_warnings(record=True) as caught, strict_images(strict):
         warnings.simplefilter("always")
         run = Q.quantize_model(src, out, calib=calib_data, options=opts, keep_float=keep_float,
                                min_sqnr_db=min_sqnr, max_drop_points=max_drop, explain_layers=explain, tensorrt=trt,
                                report=not no_report, eval_data=eval_data, eval_limit=eval_limit, progress=progress,
-                               force=force)
+                               force=force, task_metric=metric)
     _echo_warnings([w for w in caught if "random calibration" not in str(w.message)])
     if as_json:
         echo_json({**run.to_dict(), "notices": list(prepared.notices)})
@@ -247,3 +261,24 @@ def _print_quantize(run: Any, explain_top: int) -> None:
 
 
 COMMANDS = [quantize_cmd]
+
+
+def _labelled(src: Any, images: str | None, annotations: str | None, masks: str | None, limit: int | None) -> Any:
+    """The labelled metric of a detection or segmentation file (``--eval DIR`` with ``--annotations`` or
+    ``--masks``), or None without labels."""
+    if annotations is None and masks is None:
+        return None
+    from edgecnn.onnxfile import read_metadata
+    from edgecnn.profiler.task_accuracy import labelled_metric
+    from edgecnn.runtime.vision import task_of
+
+    task = task_of(read_metadata(src))
+    want = "detection" if annotations is not None else "segmentation"
+    if task != want:
+        raise EdgecnnError(f"{'--annotations' if annotations else '--masks'} labels a {want} file's images; this is "
+                           f"a {task} file" + (" (label classifiers with an ImageFolder --eval)." if task ==
+                                               "classification" else "."))
+    if images is None:
+        raise EdgecnnError(f"{'--annotations' if annotations else '--masks'} describes a folder of images: give it "
+                           "with --eval DIR.")
+    return labelled_metric(images, annotations=annotations, masks=masks, limit=limit)

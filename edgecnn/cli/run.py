@@ -16,6 +16,7 @@ from edgecnn.cli.options import (
     reporting,
     runtime,
     strict_images,
+    task_labels,
     top_k,
 )
 from edgecnn.cli.output import echo_json, format_table, open_engine
@@ -167,11 +168,7 @@ def _fp32_comparison(model: str, path: str, rep: Any, folder: Any, reference_fil
                    "folder, as --images.")
 @click.option("--images", "images", type=click.Path(), default=None, metavar="DIR",
               help="Detection/segmentation: the folder of images that --annotations or --masks describe.")
-@click.option("--annotations", type=click.Path(dir_okay=False), default=None, metavar="FILE",
-              help="Detection: a COCO-format instances file (Lin et al. 2014) for the images; scores COCO "
-                   "mAP@[.5:.95] and mAP@.5 with pycocotools.")
-@click.option("--masks", type=click.Path(file_okay=False), default=None, metavar="DIR",
-              help="Segmentation: PNG label maps (class indices, 255 = ignore) named as the images; scores mean IoU.")
+@task_labels()
 @runtime(fallback=False, threads=False)
 @batching(default=32)
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Evaluate the first N images only.")

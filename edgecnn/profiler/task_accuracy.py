@@ -30,7 +30,7 @@ import io
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -479,3 +479,31 @@ def compare_task(reference: str | os.PathLike, candidate: str | os.PathLike, ima
     else:
         out.pixel_agreement = round(agree / max(pixels, 1), 6)
     return out
+
+
+def labelled_metric(images: str | os.PathLike, *, annotations: str | os.PathLike | None = None,
+                    masks: str | os.PathLike | None = None, limit: int | None = None, provider: str = "cpu"
+                    ) -> Callable[[Path], dict[str, float]]:
+    """The labelled metric ``quantize --keep-float auto`` and ``optimize`` judge a task file by
+    (:data:`edgecnn.quantize.taskeval.TaskMetric`): ``path -> {"map50", "map"}`` from COCO ``annotations`` or
+    ``path -> {"miou"}`` from PNG label ``masks``, in points (0..100). The labels are checked here, once."""
+    if (annotations is None) == (masks is None):
+        raise EdgecnnError("give --annotations FILE (a detector) or --masks DIR (a segmenter), with the images.")
+    root = _check_images(images)
+    if annotations is not None:
+        if not Path(annotations).is_file():
+            raise EdgecnnError(f"annotation file {annotations} does not exist.")
+
+        def detection(path: Path) -> dict[str, float]:
+            ev = evaluate_detection(path, root, annotations, provider=provider, limit=limit)
+            return {"map50": 100.0 * float(ev.map50 or 0.0), "map": 100.0 * float(ev.map or 0.0)}
+
+        return detection
+    if not Path(masks).is_dir():  # type: ignore[arg-type]
+        raise EdgecnnError(f"label-map folder {masks} does not exist.")
+
+    def segmentation(path: Path) -> dict[str, float]:
+        ev = evaluate_segmentation(path, root, masks, provider=provider, limit=limit)  # type: ignore[arg-type]
+        return {"miou": 100.0 * float(ev.miou or 0.0)}
+
+    return segmentation

@@ -27,7 +27,7 @@ from edgecnn.quantize.keep_float import DEFAULT_MIN_SQNR_DB, keep_float_search, 
 from edgecnn.quantize.layer_error import LayerError, explain
 from edgecnn.quantize.options import QuantizeOptions, QuantizeResult
 from edgecnn.quantize.qdq import default_output, preprocess_config, quantize
-from edgecnn.quantize.taskeval import PRIMARY, TaskMetric, compare_task_models, target_text, task_accept
+from edgecnn.quantize.taskeval import TaskMetric, compare_task_models, target_text, task_accept
 from edgecnn.quantize.tensorrt import write_tensorrt_calibration
 from edgecnn.runtime.vision import task_of
 
@@ -141,7 +141,7 @@ def quantize_model(model: str | os.PathLike, output: str | os.PathLike | None = 
             tensorrt_dir if tensorrt_dir is not None else default_output(out, "trt-calib").with_suffix(""),
             method=opts.method, calib_size=opts.calib_size, progress=progress)
     if report and task != "classification":
-        x, _, where = _target_data(src, eval_data, None, eval_limit, data, task)
+        x, _, where = _target_data(src, eval_data, None, eval_limit, data, task, task_metric is not None)
         run.report = compare_task_models(src, result.output, x, note=note or where, metric=task_metric)
     elif report:
         run.report = _accuracy_report(src, result, eval_data, eval_labels, eval_limit, note, progress)
@@ -149,8 +149,8 @@ def quantize_model(model: str | os.PathLike, output: str | os.PathLike | None = 
 
 
 def _target_data(src: Path, eval_data: str | os.PathLike | np.ndarray | None, eval_labels: np.ndarray | None,
-                 limit: int | None, calib: CalibrationData | None, task: str = "classification"
-                 ) -> tuple[np.ndarray, np.ndarray | None, str]:
+                 limit: int | None, calib: CalibrationData | None, task: str = "classification",
+                 labelled: bool = False) -> tuple[np.ndarray, np.ndarray | None, str]:
     """The inputs (and labels) ``--keep-float auto`` measures its target on: the evaluation data, else calibration.
     A task file's evaluation data is a folder of images (any depth), compared with fp32 without labels."""
     from edgecnn.runtime.datasets import list_images, load_array, load_image_folder
@@ -159,11 +159,12 @@ def _target_data(src: Path, eval_data: str | os.PathLike | np.ndarray | None, ev
         root = Path(eval_data)
         if not root.is_dir():
             raise EdgecnnError(f"--eval for a {task} file takes a folder of images (agreement with fp32), got "
-                               f"{root}; labelled {PRIMARY[task]} from annotations is the Python API's task_metric "
-                               "(edgecnn.quantize.taskeval.TaskMetric).")
+                               f"{root}; its labels are --annotations FILE (detection) or --masks DIR (segmentation).")
         paths = list_images(root, limit=limit)
         config = preprocess_config(onnxfile.open_model(src, load_data=False))
-        return load_array(paths, config), None, f"{root} ({len(paths)} images, no labels: agreement with fp32)"
+        how = "labelled by --annotations/--masks, and agreement with fp32" if labelled else \
+            "no labels: agreement with fp32"
+        return load_array(paths, config), None, f"{root} ({len(paths)} images, {how})"
 
     if isinstance(eval_data, np.ndarray):
         labels = None if eval_labels is None else np.asarray(eval_labels)[:limit]
@@ -195,7 +196,7 @@ def _keep_float_auto(src: Path, out: Path, calib: CalibrationData | None, opts: 
     if not opts.static_qdq or calib is None:
         raise EdgecnnError("--keep-float auto needs static QDQ quantization (the ranking uses QDQ debugging).")
     if task != "classification":
-        x, labels, where = _target_data(src, eval_data, None, eval_limit, calib, task)
+        x, labels, where = _target_data(src, eval_data, None, eval_limit, calib, task, task_metric is not None)
         accept = task_accept(src, x, min_sqnr_db=min_sqnr_db, metric=task_metric, max_drop_points=max_drop_points)
         target = target_text(task, min_sqnr_db=min_sqnr_db, min_f1=None, min_pixel_agreement=None,
                              max_drop_points=max_drop_points)
