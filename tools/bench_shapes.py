@@ -86,8 +86,10 @@ def _ssdlite_note(data: dict[str, Any]) -> str:
     if not lite or row is None:
         return ""
     rec = row["training"]
-    stopped = (f" The wall-time cap of {lite['max_seconds']:.0f} s stopped it after {rec.get('steps')} of "
-               f"{rec.get('steps_planned')} steps." if rec.get("stopped_early") else "")
+    stopped = (" Its warm-up and cosine schedule runs on the steps or a wall-time budget of "
+               f"{lite['max_seconds']:.0f} s, whichever is further along: it did {rec.get('steps')} of "
+               f"{rec.get('steps_planned')} steps"
+               + (" (the budget ran out first)." if rec.get("stopped_early") else "."))
     load = rec.get("load_average_start"), rec.get("load_average_end")
     loads = (f" Load average while it trained: {load[0]:.1f} at the start, {load[1]:.1f} at the end."
              if None not in load else "")
