@@ -67,7 +67,7 @@ def test_training_inputs_are_the_runtime_preprocessing() -> None:
 
 
 def test_unknown_model_kind_is_one_line() -> None:
-    with pytest.raises(EdgecnnError, match="use detector or segmenter"):
+    with pytest.raises(EdgecnnError, match="use detector, segmenter or ssdlite"):
         S.weights_path("classifier")
 
 
@@ -278,3 +278,33 @@ def test_quantize_and_optimize_judge_a_task_file_by_its_labels(tiny, tmp_path, c
     assert report["budget"]["primary_metric"] == "map50", report["budget"]
     rows = [c for c in report["candidates"] if c.get("precision") == "fp32" and c.get("map50") is not None]
     assert rows and rows[0]["map50"] == pytest.approx(100 * fp32.map50, abs=1e-6)
+
+
+def test_ssdlite_reference_trains_caches_and_exports(tmp_path) -> None:
+    """The SSDlite reference's path on 4 scenes: trained (the wall-time cap stops it after one of two steps),
+    cached and read back strictly, exported with the task's labels at 128x128, scored with COCO mAP."""
+    from edgecnn.exporters.api import export
+    from edgecnn.models import load_weights
+    from edgecnn.onnxfile import read_metadata
+    from edgecnn.profiler.task_accuracy import evaluate_detection
+
+    lite = S.ssdlite_on_shapes(scenes=4, epochs=2, data=S.training_arrays(4), max_seconds=0)
+    assert lite.trained and lite.path == S.weights_path("ssdlite", 2, 4) and lite.path.is_file()
+    assert lite.path.name == f"{S.SSDLITE}-d{S.DATA_VERSION}-r{S.SSDLITE_RECIPE_VERSION}-i{S.SSDLITE_SIZE}-n4-e2-s0.pt"
+    rec = lite.record
+    assert rec["model"] == S.SSDLITE and rec["steps"] == 1 and rec["steps_planned"] == 2 and rec["stopped_early"]
+    assert rec["input_size"] == [S.SSDLITE_SIZE] * 2 and rec["num_classes"] == 5 and rec["threads"] <= 2
+    again = S.ssdlite_on_shapes(scenes=4, epochs=2)
+    assert again.path == lite.path and not again.trained and again.record == rec  # the cache
+    load_weights(S.ssdlite_model(), lite.path)  # strict, weights_only
+    onnx_path = S.export_onnx("ssdlite", lite.path, tmp_path / "lite.onnx", nms="graph")
+    meta = read_metadata(onnx_path)
+    assert meta["task"] == "detection" and meta["nms"]["placement"] == "graph"
+    assert meta["labels"] == ["__background__", *S.CLASSES] and meta["input_size"] == [S.SSDLITE_SIZE] * 2
+    assert meta["mean"] == list(S.SSDLITE_CONFIG.mean) and meta["std"] == list(S.SSDLITE_CONFIG.std)
+    files = S.write_split(tmp_path / "test", 2)
+    rep = evaluate_detection(onnx_path, files.images, files.annotations)
+    assert rep.samples == 2 and 0.0 <= rep.map <= rep.map50 <= 1.0 and rep.category_mapping.startswith("by name")
+    with pytest.raises(EdgecnnError, match="1 labels for"):
+        export(S.SSDLITE, tmp_path / "x.onnx", num_classes=5, input_size=(128, 128), labels=["circle"],
+               progress=False)

@@ -263,7 +263,7 @@ def _export(model: str | nn.Module | Callable[[], nn.Module], output: str | os.P
            opset: int = DEFAULT_OPSET, batch: int | None = None, input_size: tuple[int, int] | None = None,
            channels: int | None = None, num_classes: int | None = None, name: str | None = None,
            simplify: bool = True, validate: bool = True, force: bool = False,
-           progress: bool | None = None, nms: str | None = None) -> ExportResult:
+           progress: bool | None = None, nms: str | None = None, labels: list[str] | None = None) -> ExportResult:
     """Export a model to one validated, self-describing ONNX file and return what was done.
 
     ``model``: a zoo name (``"resnet18"``), ``"package.module:factory"``, ``"path/file.py:factory"``, an
@@ -274,6 +274,8 @@ def _export(model: str | nn.Module | Callable[[], nn.Module], output: str | os.P
     re-heads zoo models). ``nms``: for detectors, ``"graph"`` (ONNX NonMaxSuppression in the file), ``"host"``
     (raw boxes and scores; NMS in the runtime, in numpy) or ``"auto"`` (default: graph unless a runtime here lacks
     the operator). Detectors and segmenters are validated by a shape sweep (``exporters/tasks.py``).
+    ``labels``: a detector's or segmenter's class names (index = class, 0 = background) for the metadata, when
+    they are not the zoo model's own (a zoo model re-headed with ``num_classes``, e.g. trained on the shapes task).
     Raises :class:`EdgecnnError` on user errors and :class:`ValidationFailed`
     (exit code 1) when the file does not match torch; that file is kept as ``*.FAILED.onnx``.
     """
@@ -330,7 +332,10 @@ def _export(model: str | nn.Module | Callable[[], nn.Module], output: str | os.P
             raise EdgecnnError(f"--nms is for detection models; {built.name} is a {built.task} model.")
         placement, nms_reason = T.resolve_nms(nms) if built.task == "detection" else (None, "")
         traced, out_names = T.exportable(m, built.task, built.input_shape[1:], placement or "graph")
-        task_meta = T.task_metadata(built.task, m, placement, _labels(built), built.resize)
+        if labels is not None and built.num_classes is not None and len(labels) != built.num_classes:
+            raise EdgecnnError(f"{len(labels)} labels for {built.name}'s {built.num_classes} classes")
+        task_meta = T.task_metadata(built.task, m, placement, list(labels) if labels is not None else _labels(built),
+                                    built.resize)
     try:
         with torch.no_grad():
             raw_out = traced(example)

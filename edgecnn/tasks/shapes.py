@@ -20,6 +20,10 @@ LR-ASPP, Howard et al. 2019). Training inputs go through the runtime's own prepr
 what they were trained on. Weights are cached under ``<edgecnn cache>/tasks/shapes`` (``state_dict`` read back with
 ``torch.load(weights_only=True)``); the data under ``<edgecnn cache>/tasks/shapes/data-r<version>``. torch is
 imported only to train.
+
+The SSDlite reference (:func:`ssdlite_on_shapes`) is the zoo's ``ssdlite320_mobilenet_v3_large`` (torchvision's
+builder, random weights) with background + the 4 shapes, trained the same way at 128x128 within a wall-time cap,
+cached beside them and exported with :func:`export_onnx` ``("ssdlite", ...)`` (the task's labels in the metadata).
 """
 
 from __future__ import annotations
@@ -57,6 +61,19 @@ DET_EPOCHS, SEG_EPOCHS = 6, 8
 #: the runtime's preprocessing of a stretch-resized file (no crop); scenes are already at the input size
 CONFIG = PreprocessConfig(input_size=(SIZE, SIZE), channels=3, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25),
                           crop_fraction=None)
+#: the SSDlite reference: the zoo's ssdlite320_mobilenet_v3_large (torchvision's builder, random init, reduced tail)
+#: re-headed for background + 4 shapes, trained from scratch at the scenes' own size (its six feature maps are
+#: 8, 4, 2, 1, 1, 1 cells at 128) within a wall-time budget: its warm-up and cosine schedule runs on whichever is
+#: further along, the steps or SSDLITE_MAX_SECONDS of wall time, so that it ends annealed in under ten minutes on
+#: 2 CPU cores however busy they are (a busy machine does fewer steps; the training record says how many).
+SSDLITE = "ssdlite320_mobilenet_v3_large"
+SSDLITE_RECIPE_VERSION = 2
+SSDLITE_SIZE = 128
+SSDLITE_SCENES, SSDLITE_EPOCHS, SSDLITE_BATCH, SSDLITE_LR = 3000, 12, 16, 3e-3
+SSDLITE_MAX_SECONDS = 540.0
+#: the runtime's preprocessing of the SSDlite file (the zoo entry's mean and std, stretch resize)
+SSDLITE_CONFIG = PreprocessConfig(input_size=(SSDLITE_SIZE, SSDLITE_SIZE), channels=3, mean=(0.5, 0.5, 0.5),
+                                  std=(0.5, 0.5, 0.5), crop_fraction=None)
 
 
 # --------------------------------------------------------------------------- scenes
@@ -257,12 +274,12 @@ def calib_folder(count: int = CALIB_SCENES) -> Path:
 # --------------------------------------------------------------------------- training
 
 
-def normalise(images: np.ndarray) -> np.ndarray:
+def normalise(images: np.ndarray, config: PreprocessConfig = CONFIG) -> np.ndarray:
     """uint8 scenes (N, 3, H, W) -> the runtime's preprocessing of them (float32, ``(x / 255 - 0.5) / 0.25``):
-    :func:`edgecnn.runtime.preprocess` with :data:`CONFIG`, done on a batch."""
+    :func:`edgecnn.runtime.preprocess` with :data:`CONFIG` (or ``config``'s mean and std), done on a batch."""
     x = np.asarray(images, dtype=np.float32) / np.float32(255.0)
-    mean = np.asarray(CONFIG.mean, np.float32)[:, None, None]
-    std = np.asarray(CONFIG.std, np.float32)[:, None, None]
+    mean = np.asarray(config.mean, np.float32)[:, None, None]
+    std = np.asarray(config.std, np.float32)[:, None, None]
     return ((x - mean) / std).astype(np.float32)
 
 
@@ -278,6 +295,16 @@ def training_arrays(count: int, seed: int = TRAIN_SEED) -> tuple[np.ndarray, lis
         labels.append(np.asarray(s.categories, np.int64))
         maps.append(s.label_map)
     return np.stack(xs), boxes, labels, np.stack(maps).astype(np.int64)
+
+
+def resized(images: np.ndarray, boxes: list[np.ndarray], size: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """uint8 scenes (N, 3, 128, 128) resized to ``size`` as the runtime's stretch resize does (PIL bilinear on the
+    uint8 image), and their boxes scaled with them; unchanged at 128."""
+    if size == SIZE:
+        return images, boxes
+    out = np.stack([np.asarray(Image.fromarray(im.transpose(1, 2, 0)).resize((size, size), Image.Resampling.BILINEAR)
+                               ).transpose(2, 0, 1) for im in images])
+    return out, [b * np.float32(size / SIZE) for b in boxes]
 
 
 def _torch() -> Any:
@@ -356,45 +383,87 @@ def ssd_loss(torch: Any, head: dict[str, Any], cls_t: Any, reg_t: Any, neg_to_po
     return (box_loss + ce[fg].sum() + ce[bg].sum()) / n
 
 
+def ssdlite_model() -> Any:
+    """The zoo's ``ssdlite320_mobilenet_v3_large`` (torchvision's builder, seeded random weights, reduced tail)
+    with background + the 4 shape classes."""
+    from edgecnn.models import create_model
+
+    return create_model(SSDLITE, num_classes=len(CLASSES) + 1)
+
+
 def train_detector(images: np.ndarray, boxes: list[np.ndarray], labels: list[np.ndarray], *,
                    epochs: int = DET_EPOCHS, batch_size: int = 16, lr: float = 4e-3, seed: int = 0,
-                   log: Any = None, timings: list[float] | None = None) -> Any:
-    """Train the zoo's ``shapes_ssd`` on uint8 scenes with SSD's matching and loss (:func:`ssd_targets`,
-    :func:`ssd_loss`), AdamW and a warm-up and cosine schedule; returns it in eval mode."""
+                   log: Any = None, timings: list[float] | None = None, model: str = "shapes_ssd",
+                   size: int = SIZE, config: PreprocessConfig = CONFIG, max_seconds: float | None = None,
+                   info: dict[str, Any] | None = None) -> Any:
+    """Train the zoo's ``shapes_ssd`` (or ``model`` = :data:`SSDLITE`, at ``size`` with ``config``'s
+    normalisation) on uint8 scenes with SSD's matching and loss (:func:`ssd_targets`, :func:`ssd_loss`), AdamW and
+    a warm-up and cosine schedule; returns it in eval mode. ``max_seconds``: the schedule's progress is the larger of
+    the share of steps done and the share of this wall time (counted from the call) spent, and training ends when it
+    reaches 1 (``info`` gets ``steps`` done and ``steps_planned``)."""
     torch = _torch()
     from edgecnn.models import create_model
 
+    start = time.perf_counter()
     torch.manual_seed(seed)
-    model = create_model("shapes_ssd")
+    model_name = model
+    model = ssdlite_model() if model_name == SSDLITE else create_model(model_name)
+    images, boxes = resized(images, boxes, size)
     with torch.no_grad():
         from torchvision.models.detection.image_list import ImageList
 
-        z = torch.zeros(1, 3, SIZE, SIZE)
-        anchors = model.anchor_generator(ImageList(z, [(SIZE, SIZE)]), list(model.backbone(z).values()))[0]
+        z = torch.zeros(1, 3, size, size)
+        model.eval()
+        anchors = model.anchor_generator(ImageList(z, [(size, size)]), list(model.backbone(z).values()))[0]
     cls_t, reg_t = ssd_targets(model, anchors, boxes, labels)
     steps = epochs * -(-len(images) // batch_size)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = _schedule(torch, opt, steps)
     gen = torch.Generator().manual_seed(seed)
+    done, stop = 0, False
+    if max_seconds is not None:  # the schedule follows the steps or the wall time, whichever is further along
+        sched = None
+        warm = 0.05
+
+        def progress() -> float:
+            return max(done / steps, (time.perf_counter() - start) / max(max_seconds, 1e-9))
     for epoch in range(epochs):
+        if sched is None and done > 0 and progress() >= 1:
+            break
         model.train()
         perm = torch.randperm(len(images), generator=gen)
-        total, t0 = 0.0, time.perf_counter()
+        total, seen, t0 = 0.0, 0, time.perf_counter()
         for i in range(0, len(images), batch_size):
             idx = perm[i:i + batch_size]
-            xb = torch.from_numpy(normalise(images[idx.numpy()]))
+            if len(idx) < 2 and model_name == SSDLITE:
+                continue  # SSDlite's extra layers end at 1x1: batch norm needs two images
+            if sched is None:
+                p = progress()
+                if p >= 1 and done > 0:
+                    stop = True
+                    break
+                f = (p + 1 / steps) / warm if p < warm else 0.5 * (1 + math.cos(math.pi * (p - warm) / (1 - warm)))
+                for group in opt.param_groups:
+                    group["lr"] = lr * min(1.0, f)
+            xb = torch.from_numpy(normalise(images[idx.numpy()], config))
             loss = ssd_loss(torch, model.head(list(model.backbone(xb).values())), cls_t[idx], reg_t[idx],
                             model.neg_to_pos_ratio)
             opt.zero_grad()
             loss.backward()
             opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(idx)
+            if sched is not None:
+                sched.step()
+            done += 1
+            total, seen = total + float(loss.detach()) * len(idx), seen + len(idx)
         if timings is not None:
             timings.append(round(time.perf_counter() - t0, 2))
         if log:
-            log(f"detector epoch {epoch + 1}/{epochs}: loss {total / len(images):.4f} "
-                f"({time.perf_counter() - t0:.1f} s)")
+            log(f"{model_name} epoch {epoch + 1}/{epochs}: loss {total / max(1, seen):.4f} "
+                f"({time.perf_counter() - t0:.1f} s){' - wall-time budget spent' if stop else ''}")
+        if stop:
+            break
+    if info is not None:
+        info.update(steps=done, steps_planned=steps)
     return model.eval()
 
 
@@ -439,16 +508,25 @@ def train_segmenter(images: np.ndarray, maps: np.ndarray, *, epochs: int = SEG_E
 # --------------------------------------------------------------------------- cached weights and the task
 
 
-MODELS = {"detector": "shapes_ssd", "segmenter": "shapes_lraspp"}
+#: the task's models by kind; ``ssdlite`` is the SSDlite reference (:func:`ssdlite_on_shapes`), not in ShapesTask
+MODELS = {"detector": "shapes_ssd", "segmenter": "shapes_lraspp", "ssdlite": SSDLITE}
+EPOCHS = {"detector": DET_EPOCHS, "segmenter": SEG_EPOCHS, "ssdlite": SSDLITE_EPOCHS}
 
 
-def weights_path(kind: str, epochs: int | None = None, scenes: int = TRAIN_SCENES, seed: int = 0) -> Path:
-    """``<edgecnn cache>/tasks/shapes/<model>-d<data>-r<recipe>-n<scenes>-e<epochs>-s<seed>.pt``."""
+def weights_path(kind: str, epochs: int | None = None, scenes: int | None = None, seed: int = 0) -> Path:
+    """``<edgecnn cache>/tasks/shapes/<model>-d<data>-r<recipe>-n<scenes>-e<epochs>-s<seed>.pt`` (SSDlite's:
+    ``...-r<recipe>-i<input size>-n...``)."""
     if kind not in MODELS:
-        raise EdgecnnError(f"shapes task model {kind!r}: use detector or segmenter.")
-    epochs = epochs if epochs is not None else DET_EPOCHS if kind == "detector" else SEG_EPOCHS
-    return (user_cache_dir() / "tasks" / "shapes"
-            / f"{MODELS[kind]}-d{DATA_VERSION}-r{RECIPE_VERSION}-n{scenes}-e{epochs}-s{seed}.pt")
+        raise EdgecnnError(f"shapes task model {kind!r}: use detector, segmenter or ssdlite.")
+    epochs = epochs if epochs is not None else EPOCHS[kind]
+    if kind == "ssdlite":
+        recipe = f"r{SSDLITE_RECIPE_VERSION}-i{SSDLITE_SIZE}"
+        scenes = SSDLITE_SCENES if scenes is None else scenes
+    else:
+        recipe = f"r{RECIPE_VERSION}"
+        scenes = TRAIN_SCENES if scenes is None else scenes
+    name = f"{MODELS[kind]}-d{DATA_VERSION}-{recipe}-n{scenes}-e{epochs}-s{seed}.pt"
+    return user_cache_dir() / "tasks" / "shapes" / name
 
 
 @dataclass
@@ -468,28 +546,44 @@ def _record(path: Path) -> dict[str, Any]:
         return {}
 
 
-def trained_weights(kind: str, *, epochs: int | None = None, scenes: int = TRAIN_SCENES, seed: int = 0,
+def trained_weights(kind: str, *, epochs: int | None = None, scenes: int | None = None, seed: int = 0,
                     data: tuple[np.ndarray, list[np.ndarray], list[np.ndarray], np.ndarray] | None = None,
-                    log: Any = None) -> Trained:
-    """The cached weights of the task's ``detector`` or ``segmenter``, training them first when absent."""
+                    log: Any = None, max_seconds: float | None = None) -> Trained:
+    """The cached weights of the task's ``detector``, ``segmenter`` or ``ssdlite``, training them first when absent
+    (``data``: :func:`training_arrays` of at least ``scenes`` scenes; the first ``scenes`` are used). SSDlite's
+    training fits ``max_seconds`` of wall time (default :data:`SSDLITE_MAX_SECONDS`; the record says how many steps
+    it did)."""
     path = weights_path(kind, epochs, scenes, seed)
     if path.is_file():
         return Trained(path, False, _record(path))
+    scenes = scenes if scenes is not None else SSDLITE_SCENES if kind == "ssdlite" else TRAIN_SCENES
     torch = _torch()
     torch.set_num_threads(min(2, torch.get_num_threads()))
-    x, boxes, labels, maps = data if data is not None else training_arrays(scenes)
-    epochs = epochs or (DET_EPOCHS if kind == "detector" else SEG_EPOCHS)
-    timings: list[float] = []
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    t_data = time.perf_counter()
+    x, boxes, labels, maps = data if data is not None else training_arrays(scenes)
+    x, boxes, labels, maps = x[:scenes], boxes[:scenes], labels[:scenes], maps[:scenes]
+    data_seconds = round(time.perf_counter() - t_data, 2)
+    epochs = epochs or EPOCHS[kind]
+    timings: list[float] = []
+    extra: dict[str, Any] = {}
     t0 = time.perf_counter()
     if kind == "detector":
         model = train_detector(x, boxes, labels, epochs=epochs, seed=seed, log=log, timings=timings)
+    elif kind == "ssdlite":
+        cap = SSDLITE_MAX_SECONDS if max_seconds is None else max_seconds
+        model = train_detector(x, boxes, labels, epochs=epochs, batch_size=SSDLITE_BATCH, lr=SSDLITE_LR, seed=seed,
+                               log=log, timings=timings, model=SSDLITE, size=SSDLITE_SIZE, config=SSDLITE_CONFIG,
+                               max_seconds=cap, info=extra)
+        extra.update(input_size=[SSDLITE_SIZE, SSDLITE_SIZE], num_classes=len(CLASSES) + 1, batch_size=SSDLITE_BATCH,
+                     lr=SSDLITE_LR, max_seconds=cap, stopped_early=extra["steps"] < extra["steps_planned"],
+                     data_seconds=data_seconds if data is None else None)
     else:
         model = train_segmenter(x, maps, epochs=epochs, seed=seed, log=log, timings=timings)
     record = {"model": MODELS[kind], "seconds": round(time.perf_counter() - t0, 2), "epoch_seconds": timings,
               "epochs": epochs, "scenes": scenes, "seed": seed, "threads": torch.get_num_threads(),
               "load_average_start": load,
-              "load_average_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
+              "load_average_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None, **extra}
     with atomic_path(path, suffix=".pt") as tmp:
         torch.save(model.state_dict(), tmp)
     with atomic_path(path.with_suffix(".json"), suffix=".json") as tmp:
@@ -527,13 +621,31 @@ def shapes_task(*, scenes: int = TRAIN_SCENES, test_scenes: int = TEST_SCENES, c
                       {"detector": det.record, "segmenter": seg.record})
 
 
+def ssdlite_on_shapes(*, scenes: int = SSDLITE_SCENES, epochs: int = SSDLITE_EPOCHS, seed: int = 0,
+                      data: tuple[np.ndarray, list[np.ndarray], list[np.ndarray], np.ndarray] | None = None,
+                      log: Any = None, max_seconds: float | None = None) -> Trained:
+    """The SSDlite reference on the shapes task: the zoo's ``ssdlite320_mobilenet_v3_large`` with 5 classes,
+    trained from random weights at :data:`SSDLITE_SIZE` on the first ``scenes`` training scenes (once; then the
+    cached ``state_dict`` at :func:`weights_path` ``("ssdlite", ...)`` and its training record). Export it with
+    :func:`export_onnx` ``("ssdlite", ...)``; evaluate on :func:`test_split`."""
+    return trained_weights("ssdlite", epochs=epochs, scenes=scenes, seed=seed, data=data, log=log,
+                           max_seconds=max_seconds)
+
+
 def export_onnx(kind: str, weights: str | os.PathLike, path: str | os.PathLike, *, nms: str = "graph") -> Path:
-    """Export the task's detector (``nms`` graph or host) or segmenter with trained ``weights`` to an edgecnn
-    ``.onnx`` file (:func:`edgecnn.exporters.export`: validated by the shape sweep, task metadata)."""
+    """Export the task's detector or SSDlite (``nms`` graph or host) or segmenter with trained ``weights`` to an
+    edgecnn ``.onnx`` file (:func:`edgecnn.exporters.export`: validated by the shape sweep, task metadata; SSDlite
+    at :data:`SSDLITE_SIZE` with the task's labels)."""
     from edgecnn.exporters.api import export
 
     if kind not in MODELS:
-        raise EdgecnnError(f"shapes task model {kind!r}: use detector or segmenter.")
+        raise EdgecnnError(f"shapes task model {kind!r}: use detector, segmenter or ssdlite.")
+    if kind == "ssdlite":
+        from edgecnn.models.shapes import shapes_labels
+
+        export(SSDLITE, path, weights=weights, force=True, progress=False, nms=nms, num_classes=len(CLASSES) + 1,
+               input_size=(SSDLITE_SIZE, SSDLITE_SIZE), labels=shapes_labels())
+        return Path(path)
     export(MODELS[kind], path, weights=weights, force=True, progress=False,
            **({"nms": nms} if kind == "detector" else {}))
     return Path(path)
