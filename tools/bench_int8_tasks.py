@@ -17,7 +17,13 @@ MODULE:FUNCTION`` names a labelled evaluation, a ``edgecnn.quantize.taskeval.Tas
     python tools/bench_int8_tasks.py --model shapes_det.onnx --model shapes_seg.onnx --calib calib/ --eval val/ \\
         --metric edgecnn.tasks.shapes:metric_for --json runs/int8-tasks.json      # docs/results/int8-tasks.md
     python tools/bench_int8_tasks.py --zoo ssdlite320_mobilenet_v3_large --input-size 128 --synthetic 24
+    python tools/bench_int8_tasks.py --shapes --json runs/int8-tasks.json       # the trained shapes models
     python tools/bench_int8_tasks.py --render runs/int8-tasks.json
+
+``--shapes``: the shapes task's trained detector (host NMS), segmenter and SSDlite reference
+(:mod:`edgecnn.tasks.shapes`), calibrated on training scenes; ``--keep-float auto`` searches against the labelled
+metric (mAP@.5 or mIoU within ``--max-drop`` points) on a validation split of its own (seeds disjoint from the
+training and test scenes), and every file is reported on the held-out test split: the search never sees it.
 """
 
 from __future__ import annotations
@@ -89,8 +95,37 @@ def _sources(args: argparse.Namespace, work: Path) -> list[Path]:
     return paths
 
 
+#: first seed of the validation scenes --shapes searches on (training from 0, test from 1,000,000)
+VAL_SEED = 2_000_000
+
+
+def _shapes_sources(args: argparse.Namespace, work: Path) -> list[dict[str, Any]]:
+    """The shapes task's three trained models, with the calibration folder, the validation split the search uses and
+    the test split every file is reported on."""
+    from edgecnn.profiler.task_accuracy import labelled_metric
+    from edgecnn.tasks import shapes as S
+
+    task = S.shapes_task(log=print)
+    ssdlite = S.ssdlite_on_shapes(log=print)
+    val = S.write_split(work / "val", args.val_scenes, seed=VAL_SEED)
+    out = []
+    for kind, weights, name in (("detector", task.detector, "shapes_ssd"), ("segmenter", task.segmenter,
+                                                                         "shapes_lraspp"),
+                                ("ssdlite", ssdlite.path, "ssdlite_shapes")):
+        path = S.export_onnx(kind, weights, work / f"{name}.onnx", nms="host")
+        labels: dict[str, Any] = ({"masks": val.masks} if kind == "segmenter" else {"annotations": val.annotations})
+        test: dict[str, Any] = ({"masks": task.test.masks} if kind == "segmenter"
+                                else {"annotations": task.test.annotations})
+        out.append({"path": path, "calib": str(task.calib), "search_images": str(val.images),
+                    "search_metric": labelled_metric(val.images, **labels),
+                    "report_images": str(task.test.images), "report_metric": labelled_metric(task.test.images, **test),
+                    "where": f"the shapes test split ({len(list(Path(task.test.images).iterdir()))} scenes; "
+                             f"kept-float search on {args.val_scenes} validation scenes)"})
+    return out
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    """Quantize each model twice (naive, edgecnn) and measure the three files."""
+    """Quantize each model three ways (naive, head-aware, edgecnn) and measure the four files."""
     import time
 
     from edgecnn import onnxfile
@@ -104,25 +139,34 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         args.calib = _pictures(work / "calib", args.synthetic, seed=0)
         args.eval = _pictures(work / "eval", args.synthetic, seed=1)
     rows = []
-    for src in _sources(args, work):
+    if args.shapes:
+        sources = _shapes_sources(args, work)
+    else:
+        sources = [{"path": p, "calib": args.calib, "search_images": args.eval, "report_images": args.eval,
+                    "search_metric": (m := _metric(args.metric, p)), "report_metric": m, "where": None}
+                   for p in _sources(args, work)]
+    labelled = bool(args.metric or args.shapes)
+    for source in sources:
+        src = Path(source["path"])
         task = task_of(onnxfile.read_metadata(src))
-        metric = _metric(args.metric, src)
-        calib = calibration_for(src, args.calib, calib_size=args.calib_size)
-        x, _, where = _target_data(src, args.eval, None, args.eval_limit, calib, task)
+        metric = source["search_metric"]
+        calib = calibration_for(src, source["calib"], calib_size=args.calib_size)
+        x, _, where = _target_data(src, source["report_images"], None, args.eval_limit, calib, task)
+        where = source["where"] or where
         t0 = time.perf_counter()
         naive = quantize(src, work / f"{src.stem}.naive.onnx", calib=calib, options=QuantizeOptions(head="off"))
         t1 = time.perf_counter()
         head = quantize(src, work / f"{src.stem}.head.onnx", calib=calib, options=QuantizeOptions(head="on"))
         run = quantize_model(src, work / f"{src.stem}.edgecnn.onnx", calib=calib, keep_float="auto",
                              task_metric=metric, max_drop_points=args.max_drop if metric else None, report=False,
-                             eval_data=args.eval, eval_limit=args.eval_limit)
+                             eval_data=source["search_images"], eval_limit=args.eval_limit)
         t2 = time.perf_counter()
         files = {"fp32": src, "naive int8": Path(naive.output), "head-aware int8": Path(head.output),
                  "edgecnn int8": Path(run.result.output)}
         if args.synthetic:
             where = f"{args.synthetic} seeded pictures of shapes (--synthetic; calibrated on {args.synthetic} others)"
         for variant, path in files.items():
-            rep = compare_task_models(src, path, x, note=where, metric=metric)
+            rep = compare_task_models(src, path, x, note=where, metric=source["report_metric"])
             rows.append({"model": str(onnxfile.read_metadata(src).get("model") or src.stem), "task": task,
                          "variant": variant, "metrics": rep.metrics, "labelled": rep.labelled.get("int8"),
                          "size": onnxfile.file_size(path),
@@ -132,7 +176,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                          "quantize_s": {"naive int8": t1 - t0, "edgecnn int8": t2 - t1}.get(variant),
                          "measured_on": where})
     return {"rows": rows, "machine": results.machine(args.threads), "command": results.command(__file__),
-            "labelled": bool(args.metric)}
+            "labelled": labelled}
 
 
 def _head_nodes(variant: str, head_only: dict[str, Any] | None, searched: dict[str, Any] | None) -> int:
@@ -184,14 +228,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--eval-limit", type=int, default=64)
     ap.add_argument("--metric", default=None, metavar="MODULE:FUNCTION",
                     help="a labelled evaluation (edgecnn.quantize.taskeval.TaskMetric) for mAP / mIoU columns")
+    ap.add_argument("--shapes", action="store_true",
+                    help="the shapes task's trained detector, segmenter and SSDlite (labelled; see the docstring)")
+    ap.add_argument("--val-scenes", type=int, default=100, help="with --shapes: validation scenes for the search")
     ap.add_argument("--max-drop", type=float, default=1.0, help="with --metric: points of mAP@.5 / mIoU allowed")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--json", default=None, help="also save the measured data here")
     ap.add_argument("--render", default=None, metavar="JSON", help="write the results file from saved data")
     results.add_arguments(ap)
     args = ap.parse_args(argv)
-    if not args.render and not args.calib and not args.synthetic:
-        ap.error("--calib DIR or --synthetic N is needed to measure (or --render JSON)")
+    if not args.render and not args.calib and not args.synthetic and not args.shapes:
+        ap.error("--calib DIR, --synthetic N or --shapes is needed to measure (or --render JSON)")
     data = results.load(args.render) if args.render else measure(args)
     if args.json and not args.render:
         results.save(args.json, data)
