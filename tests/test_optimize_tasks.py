@@ -110,3 +110,17 @@ def test_a_task_metric_on_a_classifier_is_one_line(tmp_path) -> None:
     with pytest.raises(EdgecnnError, match="task metric"):
         optimize(model, providers=["cpu"], precisions=["fp32"], batches=[1], duration=0.1, threads=1,
                  progress=False, task_metric=lambda p: {"map50": 1.0})
+
+
+def test_the_table_of_a_task_file_shows_its_metrics_not_top1() -> None:
+    from edgecnn.optimize.report import table_markdown
+
+    row = {"provider": "cpu", "precision": "int8", "batch": 1, "status": "ok", "map50": 88.71, "map": 63.35,
+           "matched_f1": 0.9182, "kept_float": [], "within_budget": True}
+    text = table_markdown({"file_task": "detection", "candidates": [row], "chosen": None})
+    head = text.splitlines()[0]
+    assert "mAP@.5" in head and "mAP@[.5:.95]" in head and "F1 vs fp32 %" in head
+    assert "top-1 %" not in head and "mIoU" not in head  # columns no candidate has are left out
+    assert "| 88.71 | 63.35 | 91.82 |" in text
+    classifier = table_markdown({"candidates": [dict(row, accuracy=0.5)], "chosen": None}).splitlines()[0]
+    assert "top-1 %" in classifier and "mAP@.5" not in classifier

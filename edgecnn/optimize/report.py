@@ -21,6 +21,11 @@ COLUMNS: list[tuple[str, str]] = [
     ("sqnr_db", "SQNR dB"), ("accuracy_drop", "drop pts"), ("within_budget", "in budget"),
     ("kept_float", "kept in float"),
 ]
+#: a detection or segmentation file's accuracy columns, in place of a classifier's top-1 ... cosine
+TASK_COLUMNS: list[tuple[str, str]] = [
+    ("map50", "mAP@.5"), ("map", "mAP@[.5:.95]"), ("miou", "mIoU"), ("matched_f1", "F1 vs fp32 %"),
+    ("pixel_agreement", "pixels agree %"),
+]
 _CSV_FIELDS = ["provider", "precision", "ran_precision", "batch", "file", "status", "p50_ms", "p99_ms", "mean_ms",
                "throughput", "speedup_vs_fp32", "size_bytes", "peak_rss_bytes", "build_s", "iters", "accuracy", "top5",
                "agreement", "cosine", "sqnr_db", "accuracy_drop", "within_budget", "kept_float", "reference",
@@ -68,7 +73,7 @@ def _cell(key: str, value: Any) -> str:
         return "-"
     if key in ("size_bytes", "peak_rss_bytes"):
         return f"{value / 1e6:.1f}"
-    if key in ("accuracy", "top5", "agreement"):
+    if key in ("accuracy", "top5", "agreement", "matched_f1", "pixel_agreement"):
         return f"{100 * value:.2f}"
     if key == "kept_float":
         return str(len(value)) if value else ""
@@ -82,14 +87,19 @@ def _cell(key: str, value: Any) -> str:
 
 
 def table_markdown(report: dict[str, Any]) -> str:
-    """The candidates as a Markdown table (the chosen one in bold)."""
+    """The candidates as a Markdown table (the chosen one in bold); a task file's columns are its metrics."""
     ch = report.get("chosen")
-    head = "| " + " | ".join(h for _, h in COLUMNS) + " |"
-    lines = [head, "|" + "|".join(" --- " for _ in COLUMNS) + "|"]
+    columns = COLUMNS
+    if report.get("file_task") not in (None, "classification"):
+        present = [(k, h) for k, h in TASK_COLUMNS if any(c.get(k) is not None for c in report["candidates"])]
+        at = [k for k, _ in COLUMNS].index("accuracy")
+        columns = COLUMNS[:at] + present + COLUMNS[[k for k, _ in COLUMNS].index("sqnr_db"):]
+    head = "| " + " | ".join(h for _, h in columns) + " |"
+    lines = [head, "|" + "|".join(" --- " for _ in columns) + "|"]
     for c in report["candidates"]:
-        cells = [_cell(k, c.get(k)) for k, _ in COLUMNS]
+        cells = [_cell(k, c.get(k)) for k, _ in columns]
         if c.get("ran_precision") not in (None, c["precision"]):  # the label did not run: say what did
-            cells[[k for k, _ in COLUMNS].index("precision")] = f"{c['precision']} (ran {c['ran_precision']})"
+            cells[[k for k, _ in columns].index("precision")] = f"{c['precision']} (ran {c['ran_precision']})"
         if ch and (c["provider"], c["precision"], c["batch"], c["kept_float"]) == (
                 ch["provider"], ch["precision"], ch["batch"], ch["kept_float"]):
             cells = [f"**{x}**" if x not in ("", "-") else x for x in cells]
@@ -103,8 +113,10 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     if not report["accuracy_measured"]:
         out.append("WARNING: " + next(n for n in report["notes"] if n.startswith("ACCURACY WAS NOT MEASURED")))
     m = report["machine"]
+    labelled = report.get("file_task") not in (None, "classification") and report.get("metric") in ("map50", "miou")
+    source = report["data"]["source"] + ("; labelled metric from the annotations given" if labelled else "")
     out.append(f"model {report['model']} on {m['cpu']['model']} ({report['threads']} threads); "
-               f"accuracy: {report['data']['source']}; budget: {report['budget']['rule']}")
+               f"accuracy: {source}; budget: {report['budget']['rule']}")
     ch = report.get("chosen")
     if ch:
         kept = f", {len(ch['kept_float'])} layer(s) kept in float: {', '.join(ch['kept_float'])}" \
