@@ -98,7 +98,8 @@ def test_commands_run_emulated_and_agree(runs: dict[str, Any], key: str) -> None
     assert c["predict"]["same_top5"] or not row["top5_required"]
     assert c["evaluate"]["same_accuracy"]
     assert c["bench"]["says_emulated"]  # and never on x86:
-    assert not any("emulated" in w for w in runs["x86"]["files"][key]["bench"]["json"]["warnings"])
+    x86 = key if "reference" not in row else key.partition("@")[0]  # OpenVINO on this x86 could not compile it
+    assert not any("emulated" in w for w in runs["x86"]["files"][x86]["bench"]["json"]["warnings"])
 
 
 def test_the_file_prepared_for_aarch64(runs: dict[str, Any]) -> None:
