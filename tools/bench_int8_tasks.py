@@ -233,15 +233,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--val-scenes", type=int, default=100, help="with --shapes: validation scenes for the search")
     ap.add_argument("--max-drop", type=float, default=1.0, help="with --metric: points of mAP@.5 / mIoU allowed")
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--json", default=None, help="also save the measured data here")
-    ap.add_argument("--render", default=None, metavar="JSON", help="write the results file from saved data")
+    results.add_saved_data(ap)
     results.add_arguments(ap)
     args = ap.parse_args(argv)
     if not args.render and not args.calib and not args.synthetic and not args.shapes:
         ap.error("--calib DIR, --synthetic N or --shapes is needed to measure (or --render JSON)")
-    data = results.load(args.render) if args.render else measure(args)
-    if args.json and not args.render:
-        results.save(args.json, data)
+    data = results.measured(args, measure)
     print(render(data, args))
 
 

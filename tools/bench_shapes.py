@@ -142,13 +142,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-ssdlite", dest="ssdlite", action="store_false",
                     help="leave out the SSDlite reference (trained once, about ten minutes on 2 cores)")
-    ap.add_argument("--json", default=None, help="also save the measured data here")
-    ap.add_argument("--render", default=None, metavar="JSON", help="write the results file from saved data")
+    results.add_saved_data(ap)
     results.add_arguments(ap)
     args = ap.parse_args(argv)
-    data = results.load(args.render) if args.render else measure(args)
-    if args.json and not args.render:
-        results.save(args.json, data)
+    data = results.measured(args, measure)
     print(render(data, args))
 
 

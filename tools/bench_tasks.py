@@ -113,13 +113,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--models", default=MODELS, help="comma-separated zoo names [default: the three]")
     ap.add_argument("--iters", type=int, default=20, help="timed runs per configuration")
     ap.add_argument("--threads", type=int, default=None)
-    ap.add_argument("--json", default=None, help="also save the measured data here")
-    ap.add_argument("--render", default=None, metavar="JSON", help="write the results file from saved data")
+    results.add_saved_data(ap)
     results.add_arguments(ap)
     args = ap.parse_args(argv)
-    data = results.load(args.render) if args.render else measure(args)
-    if args.json and not args.render:
-        results.save(args.json, data)
+    data = results.measured(args, measure)
     print(render(data, args))
 
 

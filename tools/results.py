@@ -148,6 +148,23 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--no-results", action="store_true", help="print the table only; write no results file")
 
 
+def add_saved_data(ap: argparse.ArgumentParser) -> None:
+    """``--json FILE`` (also save the measured data) and ``--render JSON`` (write the results file from saved data
+    instead of measuring), for benchmarks whose run is ``measure(args)``: see :func:`measured`."""
+    ap.add_argument("--json", default=None, help="also save the measured data here")
+    ap.add_argument("--render", default=None, metavar="JSON", help="write the results file from saved data")
+
+
+def measured(args: argparse.Namespace, measure: Any) -> dict[str, Any]:
+    """The data of ``--render JSON``, else ``measure(args)``, saved to ``--json`` when given."""
+    if args.render:
+        return load(args.render)
+    data = measure(args)
+    if args.json:
+        save(args.json, data)
+    return data
+
+
 def save(path: str | os.PathLike, data: dict[str, Any]) -> None:
     """A tool's ``--json``: its data (machine and command included), the parent folder created."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
